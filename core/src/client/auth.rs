@@ -1,0 +1,273 @@
+//! Request headers and credentials: static headers, token providers, and redaction of secrets
+//! in `Debug` output and log lines.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use futures::future::BoxFuture;
+use tonic::metadata::{Ascii, MetadataKey, MetadataMap, MetadataValue};
+
+use crate::error::{Error, Result};
+
+/// Supplies the bearer token for each request, so a token can be refreshed or rotated while
+/// one client stays in use (the Micromegas `auth_provider` idea).
+///
+/// The client calls [`TokenProvider::token`] before every gRPC call and sends
+/// `authorization: Bearer <token>`; an error aborts that call. Implement it by returning a
+/// boxed future, e.g. `Box::pin(async move { Ok(fetch_token().await?) })`.
+pub trait TokenProvider: Send + Sync {
+    /// The token to send with the next request.
+    fn token(&self) -> BoxFuture<'_, Result<String>>;
+}
+
+/// A token that never changes.
+#[derive(Clone)]
+pub struct StaticToken(String);
+
+impl StaticToken {
+    /// Wraps a fixed token.
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(token.into())
+    }
+}
+
+impl fmt::Debug for StaticToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StaticToken(<redacted>)")
+    }
+}
+
+impl TokenProvider for StaticToken {
+    fn token(&self) -> BoxFuture<'_, Result<String>> {
+        Box::pin(async move { Ok(self.0.clone()) })
+    }
+}
+
+/// Reads the token from an environment variable on every request, so a supervisor that
+/// updates the variable (or a test) is honoured without reconnecting.
+#[derive(Debug, Clone)]
+pub struct EnvToken {
+    var: String,
+}
+
+impl EnvToken {
+    /// Reads `var` (e.g. `FLIGHTLINE_TOKEN`).
+    pub fn new(var: impl Into<String>) -> Self {
+        Self { var: var.into() }
+    }
+}
+
+impl TokenProvider for EnvToken {
+    fn token(&self) -> BoxFuture<'_, Result<String>> {
+        Box::pin(async move {
+            match std::env::var(&self.var) {
+                Ok(token) if !token.trim().is_empty() => Ok(token.trim().to_string()),
+                _ => Err(Error::Config(format!(
+                    "the token provider reads the environment variable {} but it is not set or \
+                     empty; export it or pass a token another way",
+                    self.var
+                ))),
+            }
+        })
+    }
+}
+
+/// Reads the token from a file on every request (surrounding whitespace ignored), so a
+/// sidecar that rotates the file (Kubernetes projected tokens, Vault agent) is honoured.
+#[derive(Debug, Clone)]
+pub struct FileToken {
+    path: PathBuf,
+}
+
+impl FileToken {
+    /// Reads the token from `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+}
+
+impl TokenProvider for FileToken {
+    fn token(&self) -> BoxFuture<'_, Result<String>> {
+        Box::pin(async move {
+            let text = tokio::fs::read_to_string(&self.path).await.map_err(|err| {
+                Error::Config(format!("cannot read the token file {}: {err}", self.path.display()))
+            })?;
+            let token = text.trim();
+            if token.is_empty() {
+                return Err(Error::Config(format!(
+                    "the token file {} is empty",
+                    self.path.display()
+                )));
+            }
+            Ok(token.to_string())
+        })
+    }
+}
+
+/// True for header names whose values are credentials: they are never printed.
+pub fn is_secret_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    matches!(name.as_str(), "authorization" | "proxy-authorization" | "cookie" | "x-api-key")
+        || ["token", "secret", "key", "password", "auth", "credential"]
+            .iter()
+            .any(|word| name.contains(word))
+}
+
+/// Headers as the user wrote them, printed with secret values redacted.
+pub(crate) struct Redacted<'a>(pub &'a [(String, String)]);
+
+impl fmt::Debug for Redacted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut map = f.debug_map();
+        for (name, value) in self.0 {
+            if is_secret_header(name) {
+                map.entry(name, &"<redacted>");
+            } else {
+                map.entry(name, value);
+            }
+        }
+        map.finish()
+    }
+}
+
+/// Headers checked once to be valid gRPC metadata, ready to copy into each request.
+#[derive(Clone, Default)]
+pub(crate) struct HeaderSet {
+    raw: Vec<(String, String)>,
+    parsed: Vec<(MetadataKey<Ascii>, MetadataValue<Ascii>)>,
+}
+
+impl HeaderSet {
+    /// Validates each header; the error names the offending header (never a secret value).
+    pub(crate) fn parse(headers: &[(String, String)]) -> Result<Self> {
+        let mut set = Self::default();
+        for (name, value) in headers {
+            set.push(name, value)?;
+        }
+        Ok(set)
+    }
+
+    pub(crate) fn push(&mut self, name: &str, value: &str) -> Result<()> {
+        let key = MetadataKey::from_bytes(name.trim().as_bytes()).map_err(|_| {
+            Error::Config(format!(
+                "header name {name:?} is not a valid gRPC metadata key (use lowercase letters, \
+                 digits, '-', '_' and '.', and no '-bin' suffix)"
+            ))
+        })?;
+        let mut parsed = MetadataValue::try_from(value).map_err(|_| {
+            let shown = if is_secret_header(name) { "<redacted>" } else { value };
+            Error::Config(format!(
+                "header {name:?} has a value that is not printable ASCII: {shown:?}"
+            ))
+        })?;
+        parsed.set_sensitive(is_secret_header(name));
+        self.raw.push((key.as_str().to_string(), value.to_string()));
+        self.parsed.push((key, parsed));
+        Ok(())
+    }
+
+    /// Copies every header into `metadata`, replacing same-named entries so a later value
+    /// (per-call) wins over an earlier one (client-wide).
+    pub(crate) fn apply(&self, metadata: &mut MetadataMap) {
+        for (key, value) in &self.parsed {
+            metadata.insert(key.clone(), value.clone());
+        }
+    }
+
+    pub(crate) fn raw(&self) -> &[(String, String)] {
+        &self.raw
+    }
+}
+
+impl fmt::Debug for HeaderSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Redacted(&self.raw).fmt(f)
+    }
+}
+
+/// The `authorization` value for a token from a provider.
+pub(crate) fn bearer_value(token: &str) -> Result<MetadataValue<Ascii>> {
+    let mut value = MetadataValue::try_from(format!("Bearer {token}")).map_err(|_| {
+        Error::Config("the token provider returned a token that is not printable ASCII".into())
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_names_are_recognised() {
+        for name in [
+            "authorization",
+            "Authorization",
+            "x-api-key",
+            "x-auth-token",
+            "client_secret",
+            "db-password",
+            "apikey",
+        ] {
+            assert!(is_secret_header(name), "{name}");
+        }
+        for name in ["x-tenant-id", "query_range_begin", "limit", "preserve_dictionary"] {
+            assert!(!is_secret_header(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn debug_redacts_secret_values_only() {
+        let headers = HeaderSet::parse(&[
+            ("authorization".into(), "Bearer hunter2".into()),
+            ("x-api-key".into(), "k-123".into()),
+            ("x-tenant-id".into(), "production".into()),
+        ])
+        .unwrap();
+        let shown = format!("{headers:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("k-123"), "{shown}");
+        assert!(shown.contains("production"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+    }
+
+    #[test]
+    fn invalid_headers_are_config_errors_without_the_secret() {
+        let err = HeaderSet::parse(&[("bad name".into(), "v".into())]).unwrap_err();
+        assert!(matches!(&err, Error::Config(m) if m.contains("bad name")), "{err}");
+        let err = HeaderSet::parse(&[("x-api-key".into(), "s\u{e9}cret\n".into())]).unwrap_err();
+        assert!(
+            matches!(&err, Error::Config(m) if m.contains("<redacted>") && !m.contains("cret")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn later_values_replace_earlier_ones() {
+        let client_wide = HeaderSet::parse(&[("x-tenant-id".into(), "a".into())]).unwrap();
+        let per_call = HeaderSet::parse(&[("x-tenant-id".into(), "b".into())]).unwrap();
+        let mut metadata = MetadataMap::new();
+        client_wide.apply(&mut metadata);
+        per_call.apply(&mut metadata);
+        assert_eq!(metadata.get_all("x-tenant-id").iter().count(), 1);
+        assert_eq!(metadata.get("x-tenant-id").unwrap(), "b");
+    }
+
+    #[tokio::test]
+    async fn file_and_env_tokens_are_reread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "first\n").unwrap();
+        let provider = FileToken::new(&path);
+        assert_eq!(provider.token().await.unwrap(), "first");
+        std::fs::write(&path, "second").unwrap();
+        assert_eq!(provider.token().await.unwrap(), "second");
+        let missing = FileToken::new(dir.path().join("absent"));
+        assert!(matches!(missing.token().await, Err(Error::Config(m)) if m.contains("absent")));
+
+        let unset = EnvToken::new("FLIGHTLINE_TEST_TOKEN_THAT_IS_NEVER_SET");
+        assert!(matches!(unset.token().await, Err(Error::Config(m)) if m.contains("NEVER_SET")));
+        assert_eq!(StaticToken::new("abc").token().await.unwrap(), "abc");
+        assert_eq!(format!("{:?}", StaticToken::new("abc")), "StaticToken(<redacted>)");
+    }
+}

@@ -1,0 +1,542 @@
+//! The Flight SQL client.
+//!
+//! ```no_run
+//! # async fn demo() -> flightline_core::Result<()> {
+//! use flightline_core::TimeRange;
+//! use flightline_core::client::FlightSqlClient;
+//!
+//! let client = FlightSqlClient::builder("grpc://127.0.0.1:50051")
+//!     .header("authorization", "Bearer my-token")
+//!     .header("x-tenant-id", "production")
+//!     .connect()
+//!     .await?;
+//! let batches = client
+//!     .query("SELECT level, count(*) FROM log_entries GROUP BY level", Some(TimeRange::parse_relative("7d")?))
+//!     .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! The client wraps arrow-flight's `FlightServiceClient` over one tonic channel: cloning it is
+//! cheap, it is `Send + Sync`, and every method takes `&self`. Headers are attached to each
+//! request (client-wide headers, then the token provider's `authorization`, then the call's
+//! own time range, limit and headers), so one client serves concurrent queries with different
+//! time ranges.
+
+mod auth;
+mod endpoint;
+mod options;
+mod stream;
+mod tls;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arrow::datatypes::{Schema, SchemaRef};
+use arrow::ipc::convert::try_schema_from_ipc_buffer;
+use arrow::record_batch::RecordBatch;
+use arrow_flight::flight_service_client::FlightServiceClient;
+use arrow_flight::sql::{
+    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
+    ActionCreatePreparedStatementResult, Any, CommandStatementQuery, ProstMessageExt,
+    TicketStatementQuery,
+};
+use arrow_flight::{Action, FlightDescriptor, Ticket};
+use bytes::Bytes;
+use futures::TryStreamExt;
+use prost::Message;
+use tonic::transport::Channel;
+
+pub use auth::{EnvToken, FileToken, StaticToken, TokenProvider, is_secret_header};
+pub use options::QueryOptions;
+pub use stream::QueryStream;
+
+use crate::TimeRange;
+use crate::error::{Error, Result, with_causes};
+use auth::{HeaderSet, Redacted, bearer_value};
+use tls::{ConnectSettings, Target, parse_target};
+
+/// The server `from_env` talks to when `FLIGHTLINE_URI` is not set.
+pub const DEFAULT_URI: &str = "grpc://127.0.0.1:50051";
+/// Largest gRPC message accepted or sent by default. Micromegas hit tonic's 4 MiB default
+/// with wide batches; 256 MiB leaves room for any sane batch.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 256 * 1024 * 1024;
+/// How long to wait for a TCP (and TLS) connection by default.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A Flight SQL client. See the [module documentation](self).
+#[derive(Clone)]
+pub struct FlightSqlClient {
+    shared: Arc<Shared>,
+}
+
+/// What every clone of a client shares.
+pub(crate) struct Shared {
+    /// The URI as the user gave it, for messages.
+    uri: String,
+    target: Target,
+    flight: FlightServiceClient<Channel>,
+    headers: HeaderSet,
+    token_provider: Option<Arc<dyn TokenProvider>>,
+    settings: ConnectSettings,
+    request_timeout: Option<Duration>,
+    /// Connections to endpoint locations on other servers, by `http(s)://host:port`.
+    locations: Mutex<HashMap<String, FlightServiceClient<Channel>>>,
+}
+
+/// A prepared statement's schemas, read without executing the query.
+#[derive(Debug, Clone)]
+pub struct PreparedStatement {
+    /// The schema of the rows the query would return (empty if the server did not say).
+    pub dataset_schema: SchemaRef,
+    /// The schema of the query's parameters (empty when it has none).
+    pub parameter_schema: SchemaRef,
+    /// The server's handle. The statement is already closed on the server when `prepare`
+    /// returns; Micromegas and the Flightline server put the SQL text here.
+    pub handle: Bytes,
+}
+
+impl FlightSqlClient {
+    /// Starts configuring a client for `uri` (`grpc://`, `grpc+tls://`, `http://`, `https://`).
+    pub fn builder(uri: impl Into<String>) -> ClientBuilder {
+        ClientBuilder::new(uri)
+    }
+
+    /// Connects to `FLIGHTLINE_URI` (default [`DEFAULT_URI`]) with the bearer token in
+    /// `FLIGHTLINE_TOKEN`, if set. Use [`ClientBuilder::from_env`] to add more options.
+    pub async fn from_env() -> Result<Self> {
+        ClientBuilder::from_env().connect().await
+    }
+
+    /// The server URI this client was built for.
+    pub fn uri(&self) -> &str {
+        &self.shared.uri
+    }
+
+    /// Runs `sql` and collects every batch, from every endpoint, in order.
+    pub async fn query(&self, sql: &str, range: Option<TimeRange>) -> Result<Vec<RecordBatch>> {
+        self.query_with(sql, range, &QueryOptions::default()).await
+    }
+
+    /// [`query`](Self::query) with per-call options.
+    pub async fn query_with(
+        &self,
+        sql: &str,
+        range: Option<TimeRange>,
+        options: &QueryOptions,
+    ) -> Result<Vec<RecordBatch>> {
+        self.query_stream_with(sql, range, options).await?.try_collect().await
+    }
+
+    /// Runs `sql` and returns its batches as a stream, read from the server as the caller
+    /// pulls them (back-pressure: nothing is buffered beyond what tonic and HTTP/2 hold).
+    pub async fn query_stream(&self, sql: &str, range: Option<TimeRange>) -> Result<QueryStream> {
+        self.query_stream_with(sql, range, &QueryOptions::default()).await
+    }
+
+    /// [`query_stream`](Self::query_stream) with per-call options.
+    ///
+    /// Errors that happen before the first batch (bad SQL, authentication, an unreachable
+    /// server) are returned here; later ones arrive as an `Err` item of the stream.
+    pub async fn query_stream_with(
+        &self,
+        sql: &str,
+        range: Option<TimeRange>,
+        options: &QueryOptions,
+    ) -> Result<QueryStream> {
+        let call = options.call_headers(range.as_ref())?;
+        let shared = &self.shared;
+        if options.direct_ticket {
+            let ticket = TicketStatementQuery { statement_handle: Bytes::from(sql.to_string()) };
+            let fetch = endpoint::Fetch {
+                index: 0,
+                uri: shared.uri.clone(),
+                client: shared.flight.clone(),
+                ticket: Ticket::new(ticket.as_any().encode_to_vec()),
+            };
+            let batches = shared.do_get(fetch, &call).await?;
+            return Ok(QueryStream::new(None, 1, batches));
+        }
+
+        let command = CommandStatementQuery { query: sql.to_string(), transaction_id: None };
+        let descriptor = FlightDescriptor::new_cmd(command.as_any().encode_to_vec());
+        let request = shared.request(descriptor, &call, "GetFlightInfo", &shared.uri).await?;
+        let mut flight = shared.flight.clone();
+        let info =
+            shared.answer("GetFlightInfo", &shared.uri, flight.get_flight_info(request)).await?;
+        let schema = announced_schema(&info.schema);
+        let fetches = info
+            .endpoint
+            .into_iter()
+            .enumerate()
+            .map(|(index, endpoint)| shared.resolve(index, endpoint))
+            .collect::<Result<Vec<_>>>()?;
+        let count = fetches.len();
+        let shared = Arc::clone(shared);
+        let batches = if options.parallel_endpoints > 1 && count > 1 {
+            endpoint::parallel(shared, fetches, call, options.parallel_endpoints)
+        } else {
+            endpoint::sequential(shared, fetches, call)
+        };
+        Ok(QueryStream::new(schema, count, batches))
+    }
+
+    /// Reads the result and parameter schemas of `sql` without running it (DoAction
+    /// `CreatePreparedStatement`), then closes the statement on the server.
+    pub async fn prepare(&self, sql: &str) -> Result<PreparedStatement> {
+        self.prepare_with(sql, &QueryOptions::default()).await
+    }
+
+    /// [`prepare`](Self::prepare) with per-call options: `preserve_dictionary` changes the
+    /// schema the server reports; extra headers are sent too.
+    pub async fn prepare_with(
+        &self,
+        sql: &str,
+        options: &QueryOptions,
+    ) -> Result<PreparedStatement> {
+        let call = options.call_headers(None)?;
+        let body =
+            ActionCreatePreparedStatementRequest { query: sql.to_string(), transaction_id: None };
+        let action = Action::new("CreatePreparedStatement", body.as_any().encode_to_vec());
+        let reply = self.shared.first_action_result(action, &call).await?;
+        let any = Any::decode(reply).map_err(|err| {
+            Error::Protocol(format!("CreatePreparedStatement returned undecodable bytes: {err}"))
+        })?;
+        let result: ActionCreatePreparedStatementResult = any
+            .unpack()
+            .map_err(|err| Error::Protocol(format!("CreatePreparedStatement result: {err}")))?
+            .ok_or_else(|| {
+                Error::Protocol(format!(
+                    "CreatePreparedStatement returned a {} instead of an \
+                     ActionCreatePreparedStatementResult",
+                    any.type_url
+                ))
+            })?;
+        let prepared = PreparedStatement {
+            dataset_schema: decode_schema(&result.dataset_schema, "dataset")?,
+            parameter_schema: decode_schema(&result.parameter_schema, "parameter")?,
+            handle: result.prepared_statement_handle,
+        };
+        self.shared.close_prepared(&prepared.handle, &call).await;
+        Ok(prepared)
+    }
+}
+
+impl fmt::Debug for FlightSqlClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shared = &self.shared;
+        f.debug_struct("FlightSqlClient")
+            .field("uri", &shared.uri)
+            .field("headers", &shared.headers)
+            .field("token_provider", &shared.token_provider.is_some())
+            .field("settings", &shared.settings)
+            .field("request_timeout", &shared.request_timeout)
+            .finish()
+    }
+}
+
+impl Shared {
+    /// Wraps `message` in a request carrying the client's headers, a fresh token and the
+    /// call's own headers, in that order of precedence.
+    async fn request<T>(
+        &self,
+        message: T,
+        call: &HeaderSet,
+        what: &str,
+        uri: &str,
+    ) -> Result<tonic::Request<T>> {
+        let mut request = tonic::Request::new(message);
+        let metadata = request.metadata_mut();
+        self.headers.apply(metadata);
+        if let Some(provider) = &self.token_provider {
+            let token = provider.token().await?;
+            metadata.insert("authorization", bearer_value(&token)?);
+        }
+        call.apply(metadata);
+        tracing::debug!(
+            uri,
+            call = what,
+            headers = ?Redacted(self.headers.raw()),
+            call_headers = ?Redacted(call.raw()),
+            token_provider = self.token_provider.is_some(),
+            "flight request"
+        );
+        Ok(request)
+    }
+
+    /// Awaits the server's answer within the request timeout and maps a failure to a typed
+    /// error. The timeout covers the wait for the answer, not reading a streamed result.
+    async fn answer<T>(
+        &self,
+        what: &str,
+        uri: &str,
+        call: impl Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<T> {
+        let outcome = match self.request_timeout {
+            Some(limit) => tokio::time::timeout(limit, call).await.map_err(|_| Error::Timeout {
+                message: format!("{uri} did not answer {what} within {limit:?}"),
+            })?,
+            None => call.await,
+        };
+        outcome.map(tonic::Response::into_inner).map_err(|status| Error::from_status(&status, uri))
+    }
+
+    async fn first_action_result(&self, action: Action, call: &HeaderSet) -> Result<Bytes> {
+        let what = format!("DoAction {}", action.r#type);
+        let request = self.request(action, call, &what, &self.uri).await?;
+        let mut flight = self.flight.clone();
+        let mut results = self.answer(&what, &self.uri, flight.do_action(request)).await?;
+        let first =
+            results.message().await.map_err(|status| Error::from_status(&status, &self.uri))?;
+        first
+            .map(|result| result.body)
+            .ok_or_else(|| Error::Protocol(format!("{what} returned no result")))
+    }
+
+    /// Best effort: a server that forgot the statement or does not implement closing costs
+    /// nothing but a log line.
+    async fn close_prepared(&self, handle: &Bytes, call: &HeaderSet) {
+        let body =
+            ActionClosePreparedStatementRequest { prepared_statement_handle: handle.clone() };
+        let action = Action::new("ClosePreparedStatement", body.as_any().encode_to_vec());
+        let outcome = async {
+            let request =
+                self.request(action, call, "DoAction ClosePreparedStatement", &self.uri).await?;
+            let mut flight = self.flight.clone();
+            let results = self
+                .answer("DoAction ClosePreparedStatement", &self.uri, flight.do_action(request))
+                .await?;
+            results
+                .map_err(|status| Error::from_status(&status, &self.uri))
+                .try_for_each(|_| async { Ok(()) })
+                .await
+        };
+        if let Err(err) = outcome.await {
+            tracing::debug!(uri = %self.uri, error = %err, "closing a prepared statement failed");
+        }
+    }
+}
+
+/// The FlightInfo's schema, if the server sent a readable one. It is informational (the
+/// batches carry their own), so a server sending garbage there is tolerated.
+fn announced_schema(bytes: &[u8]) -> Option<SchemaRef> {
+    if bytes.is_empty() {
+        return None;
+    }
+    match try_schema_from_ipc_buffer(bytes) {
+        Ok(schema) => Some(Arc::new(schema)),
+        Err(err) => {
+            tracing::debug!(error = %err, "ignoring an unreadable FlightInfo schema");
+            None
+        }
+    }
+}
+
+fn decode_schema(bytes: &[u8], which: &str) -> Result<SchemaRef> {
+    if bytes.is_empty() {
+        return Ok(Arc::new(Schema::empty()));
+    }
+    try_schema_from_ipc_buffer(bytes).map(Arc::new).map_err(|err| {
+        Error::Protocol(format!("the prepared statement's {which} schema is not Arrow IPC: {err}"))
+    })
+}
+
+/// Configures and connects a [`FlightSqlClient`].
+#[derive(Clone)]
+pub struct ClientBuilder {
+    uri: String,
+    headers: Vec<(String, String)>,
+    token_provider: Option<Arc<dyn TokenProvider>>,
+    ca_pem: Option<Vec<u8>>,
+    ca_file: Option<PathBuf>,
+    domain: Option<String>,
+    connect_timeout: Duration,
+    request_timeout: Option<Duration>,
+    max_message_size: usize,
+}
+
+impl ClientBuilder {
+    /// A builder for `uri` with the defaults: no headers, system TLS roots, a 10 s connect
+    /// timeout, no request timeout, a 256 MiB message limit.
+    pub fn new(uri: impl Into<String>) -> Self {
+        Self {
+            uri: uri.into(),
+            headers: Vec::new(),
+            token_provider: None,
+            ca_pem: None,
+            ca_file: None,
+            domain: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: None,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+        }
+    }
+
+    /// A builder for `FLIGHTLINE_URI` (default [`DEFAULT_URI`]) that sends
+    /// `authorization: Bearer $FLIGHTLINE_TOKEN` when that variable is set and not empty.
+    pub fn from_env() -> Self {
+        let uri = non_empty_env("FLIGHTLINE_URI").unwrap_or_else(|| DEFAULT_URI.to_string());
+        let builder = Self::new(uri);
+        match non_empty_env("FLIGHTLINE_TOKEN") {
+            Some(token) => builder.bearer_token(token),
+            None => builder,
+        }
+    }
+
+    /// Sends `name: value` with every request (`authorization`, `x-api-key`, `x-tenant-id`,
+    /// ...). Repeating a name replaces the earlier value. Checked by [`connect`](Self::connect).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        let name = name.into().trim().to_ascii_lowercase();
+        self.headers.retain(|(existing, _)| *existing != name);
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// Sends `authorization: Bearer <token>` with every request.
+    pub fn bearer_token(self, token: impl AsRef<str>) -> Self {
+        let value = format!("Bearer {}", token.as_ref());
+        self.header("authorization", value)
+    }
+
+    /// Sends `x-api-key: <key>` with every request.
+    pub fn api_key(self, key: impl Into<String>) -> Self {
+        self.header("x-api-key", key)
+    }
+
+    /// Asks `provider` for a token before every request and sends it as
+    /// `authorization: Bearer <token>`, overriding a static `authorization` header.
+    pub fn token_provider(mut self, provider: Arc<dyn TokenProvider>) -> Self {
+        self.token_provider = Some(provider);
+        self
+    }
+
+    /// Trusts these CA certificates (PEM) instead of the system roots.
+    pub fn tls_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_pem = Some(pem.into());
+        self
+    }
+
+    /// Trusts the CA certificates in this PEM file instead of the system roots; the file is
+    /// read by [`connect`](Self::connect).
+    pub fn tls_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+
+    /// Verifies the server certificate against this name instead of the URI's host (for a
+    /// server reached by IP address or through a tunnel).
+    pub fn tls_domain(mut self, domain: impl Into<String>) -> Self {
+        self.domain = Some(domain.into());
+        self
+    }
+
+    /// How long to wait for the connection to be established.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long to wait for the server to answer each call (GetFlightInfo, the start of a
+    /// DoGet, DoAction). Reading a long result is not limited by it.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = Some(timeout);
+        self
+    }
+
+    /// The largest gRPC message accepted or sent (default [`DEFAULT_MAX_MESSAGE_SIZE`]).
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes;
+        self
+    }
+
+    /// Checks the options and connects; fails early when the server cannot be reached.
+    pub async fn connect(self) -> Result<FlightSqlClient> {
+        let target = parse_target(&self.uri)?;
+        let headers = HeaderSet::parse(&self.headers)?;
+        let ca_pem = match (self.ca_pem, &self.ca_file) {
+            (Some(pem), _) => Some(pem),
+            (None, Some(path)) => Some(tokio::fs::read(path).await.map_err(|err| {
+                Error::Config(format!("cannot read the CA file {}: {err}", path.display()))
+            })?),
+            (None, None) => None,
+        };
+        let settings = ConnectSettings {
+            ca_pem,
+            domain: self.domain,
+            connect_timeout: self.connect_timeout,
+            max_message_size: self.max_message_size,
+        };
+        let endpoint = settings.endpoint(&self.uri, &target, true)?;
+        tracing::debug!(uri = %self.uri, headers = ?Redacted(headers.raw()), "connecting");
+        let channel = endpoint.connect().await.map_err(|err| Error::Transport {
+            uri: self.uri.clone(),
+            message: with_causes(err.to_string(), std::error::Error::source(&err)),
+        })?;
+        let flight = settings.flight_client(channel);
+        Ok(FlightSqlClient {
+            shared: Arc::new(Shared {
+                uri: self.uri,
+                target,
+                flight,
+                headers,
+                token_provider: self.token_provider,
+                settings,
+                request_timeout: self.request_timeout,
+                locations: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("uri", &self.uri)
+            .field("headers", &Redacted(&self.headers))
+            .field("token_provider", &self.token_provider.is_some())
+            .field("custom_ca", &(self.ca_pem.is_some() || self.ca_file.is_some()))
+            .field("domain", &self.domain)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("max_message_size", &self.max_message_size)
+            .finish()
+    }
+}
+
+fn non_empty_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().map(|value| value.trim().to_string()).filter(|value| !value.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builder_debug_hides_secrets() {
+        let builder = FlightSqlClient::builder("grpc://127.0.0.1:1")
+            .bearer_token("hunter2")
+            .api_key("key-123")
+            .header("X-Tenant-Id", "production");
+        let shown = format!("{builder:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("key-123"), "{shown}");
+        assert!(shown.contains("x-tenant-id") && shown.contains("production"), "{shown}");
+    }
+
+    #[test]
+    fn repeating_a_header_replaces_it() {
+        let builder =
+            ClientBuilder::new("grpc://h:1").header("authorization", "Bearer a").bearer_token("b");
+        assert_eq!(builder.headers, vec![("authorization".to_string(), "Bearer b".to_string())]);
+    }
+
+    #[test]
+    fn empty_schema_bytes_mean_an_empty_schema() {
+        assert_eq!(decode_schema(&[], "dataset").unwrap().fields().len(), 0);
+        assert!(matches!(decode_schema(&[1, 2, 3, 4, 5], "dataset"), Err(Error::Protocol(_))));
+        assert!(announced_schema(&[]).is_none());
+        assert!(announced_schema(&[9; 16]).is_none());
+    }
+}

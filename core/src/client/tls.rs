@@ -1,0 +1,142 @@
+//! Turning a Flight URI into a gRPC channel: scheme mapping, TLS, timeouts, message limits.
+
+use std::fmt;
+use std::time::Duration;
+
+use arrow_flight::flight_service_client::FlightServiceClient;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+
+use crate::error::{Error, Result, with_causes};
+
+/// Settings shared by the main connection and the connections to endpoint locations.
+#[derive(Clone)]
+pub(crate) struct ConnectSettings {
+    /// CA certificates (PEM) to trust instead of the system roots.
+    pub(crate) ca_pem: Option<Vec<u8>>,
+    /// Name to verify the main server's certificate against, when it differs from the host.
+    pub(crate) domain: Option<String>,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) max_message_size: usize,
+}
+
+impl fmt::Debug for ConnectSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectSettings")
+            .field("custom_ca", &self.ca_pem.is_some())
+            .field("domain", &self.domain)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("max_message_size", &self.max_message_size)
+            .finish()
+    }
+}
+
+/// A Flight URI split into what tonic needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Target {
+    /// `http://host:port` or `https://host:port`: the key under which connections are shared.
+    pub(crate) http_uri: String,
+    pub(crate) tls: bool,
+}
+
+/// Maps `grpc://`, `grpc+tcp://`, `http://` to plain gRPC and `grpc+tls://`, `https://` to TLS.
+pub(crate) fn parse_target(uri: &str) -> Result<Target> {
+    let uri = uri.trim();
+    let (scheme, rest) = uri.split_once("://").ok_or_else(|| {
+        Error::Config(format!(
+            "{uri:?} is not a URI; write it like grpc://host:50051 or grpc+tls://host:443"
+        ))
+    })?;
+    let tls = match scheme.to_ascii_lowercase().as_str() {
+        "grpc" | "grpc+tcp" | "http" => false,
+        "grpc+tls" | "https" => true,
+        other => {
+            return Err(Error::Config(format!(
+                "{uri:?} has the scheme {other:?}; use grpc://, grpc+tls://, http:// or https://"
+            )));
+        }
+    };
+    let authority = rest.trim_end_matches('/');
+    if authority.is_empty() || authority.contains('/') {
+        return Err(Error::Config(format!(
+            "{uri:?} must be a scheme, a host and a port only, like grpc://host:50051"
+        )));
+    }
+    let http_scheme = if tls { "https" } else { "http" };
+    Ok(Target { http_uri: format!("{http_scheme}://{authority}"), tls })
+}
+
+impl ConnectSettings {
+    /// Builds the tonic endpoint. `main` says whether this is the server the user named (the
+    /// domain override applies only there; endpoint locations are other hosts).
+    pub(crate) fn endpoint(&self, uri: &str, target: &Target, main: bool) -> Result<Endpoint> {
+        let mut endpoint = Endpoint::from_shared(target.http_uri.clone())
+            .map_err(|err| Error::Config(format!("{uri:?} is not a valid server address: {err}")))?
+            .connect_timeout(self.connect_timeout)
+            .tcp_nodelay(true)
+            // Detects a peer that vanished without closing the connection, so a stream fails
+            // instead of hanging forever.
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(20));
+        if target.tls {
+            endpoint = endpoint.tls_config(self.tls_config(main)).map_err(|err| {
+                Error::Config(with_causes(
+                    format!("cannot set up TLS for {uri}"),
+                    std::error::Error::source(&err),
+                ))
+            })?;
+        } else if main && (self.ca_pem.is_some() || self.domain.is_some()) {
+            return Err(Error::Config(format!(
+                "TLS options were given but {uri:?} is plain gRPC; use grpc+tls:// or https://"
+            )));
+        }
+        Ok(endpoint)
+    }
+
+    fn tls_config(&self, main: bool) -> ClientTlsConfig {
+        let mut config = ClientTlsConfig::new();
+        config = match &self.ca_pem {
+            Some(pem) => config.ca_certificate(Certificate::from_pem(pem)),
+            None => config.with_native_roots(),
+        };
+        match (&self.domain, main) {
+            (Some(domain), true) => config.domain_name(domain.clone()),
+            _ => config,
+        }
+    }
+
+    /// A Flight client on `channel` with this client's message limits.
+    pub(crate) fn flight_client(&self, channel: Channel) -> FlightServiceClient<Channel> {
+        FlightServiceClient::new(channel)
+            .max_decoding_message_size(self.max_message_size)
+            .max_encoding_message_size(self.max_message_size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schemes_map_to_plain_or_tls() {
+        for (uri, http_uri, tls) in [
+            ("grpc://127.0.0.1:50051", "http://127.0.0.1:50051", false),
+            ("grpc+tcp://host:1", "http://host:1", false),
+            ("http://host:1/", "http://host:1", false),
+            ("grpc+tls://host:443", "https://host:443", true),
+            ("HTTPS://host:443", "https://host:443", true),
+        ] {
+            assert_eq!(
+                parse_target(uri).unwrap(),
+                Target { http_uri: http_uri.into(), tls },
+                "{uri}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_uris_are_config_errors() {
+        for uri in ["localhost:50051", "ftp://host:1", "grpc://", "grpc://host:1/path"] {
+            assert!(matches!(parse_target(uri), Err(Error::Config(m)) if m.contains(uri)), "{uri}");
+        }
+    }
+}

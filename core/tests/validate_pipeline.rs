@@ -1,0 +1,185 @@
+//! `ValidationPipeline`: order, policies, overrides and the refusal error, with test validators.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use chrono::{TimeZone, Utc};
+use flightline_core::validate::{
+    Finding, Override, Policy, QueryValidator, Severity, ValidationContext, ValidationPipeline,
+};
+use flightline_core::{Error, TimeRange};
+
+/// Reports fixed findings and counts its runs.
+struct Fixed {
+    name: &'static str,
+    findings: Vec<Finding>,
+    runs: Arc<AtomicUsize>,
+}
+
+impl Fixed {
+    fn new(name: &'static str, findings: &[(Severity, &str)]) -> Self {
+        Self {
+            name,
+            findings: findings
+                .iter()
+                .map(|(s, c)| Finding::new(*s, *c, format!("{c} happened"), format!("fix {c}")))
+                .collect(),
+            runs: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+}
+
+#[async_trait]
+impl QueryValidator for Fixed {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    async fn validate(&self, _ctx: &ValidationContext) -> Vec<Finding> {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        tokio::task::yield_now().await;
+        self.findings.clone()
+    }
+}
+
+fn codes(findings: &[Finding]) -> Vec<(Severity, &str)> {
+    findings.iter().map(|f| (f.severity, f.code.as_str())).collect()
+}
+
+fn two_validators(policy: Policy) -> ValidationPipeline {
+    ValidationPipeline::new()
+        .with_policy(policy)
+        .with_validator(Fixed::new("first", &[(Severity::Warn, "slow"), (Severity::Info, "fyi")]))
+        .with_validator(Fixed::new("second", &[(Severity::Deny, "forbidden")]))
+}
+
+#[tokio::test]
+async fn findings_come_in_validator_order() {
+    let pipeline = two_validators(Policy::Warn);
+    assert_eq!(pipeline.validator_names(), ["first", "second"]);
+    let report = pipeline.run(&ValidationContext::new("SELECT 1")).await;
+    assert_eq!(
+        codes(&report.findings),
+        [(Severity::Warn, "slow"), (Severity::Info, "fyi"), (Severity::Deny, "forbidden")]
+    );
+    assert_eq!(report.max_severity(), Some(Severity::Deny));
+}
+
+#[tokio::test]
+async fn deny_policy_refuses_on_a_deny_finding_and_keeps_every_finding() {
+    let pipeline = two_validators(Policy::Deny);
+    let err = pipeline.check(&ValidationContext::new("SELECT 1")).await.unwrap_err();
+    match err {
+        Error::ValidationDenied { findings } => assert_eq!(findings.len(), 3),
+        other => panic!("expected ValidationDenied, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn denied_error_message_names_the_codes() {
+    let report = two_validators(Policy::Deny).run(&ValidationContext::new("SELECT 1")).await;
+    assert!(report.is_denied());
+    let message = report.into_result().unwrap_err().to_string();
+    assert!(message.contains("[forbidden] forbidden happened"), "{message}");
+    assert!(message.contains("[slow]"), "{message}");
+}
+
+#[tokio::test]
+async fn warn_policy_reports_deny_findings_but_never_refuses() {
+    let report =
+        two_validators(Policy::Warn).check(&ValidationContext::new("SELECT 1")).await.unwrap();
+    assert!(!report.is_denied());
+    assert!(report.has_severity(Severity::Deny));
+    assert_eq!(report.into_result().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn off_policy_runs_nothing() {
+    let validator = Fixed::new("counted", &[(Severity::Deny, "forbidden")]);
+    let runs = validator.runs.clone();
+    let pipeline = ValidationPipeline::new().with_policy(Policy::Off).with_validator(validator);
+    let report = pipeline.check(&ValidationContext::new("DROP TABLE x")).await.unwrap();
+    assert!(report.findings.is_empty());
+    assert_eq!(runs.load(Ordering::SeqCst), 0);
+
+    let pipeline = pipeline.with_policy(Policy::Deny);
+    assert!(pipeline.check(&ValidationContext::new("SELECT 1")).await.is_err());
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn overrides_raise_lower_and_mute_by_code() {
+    let pipeline = two_validators(Policy::Deny)
+        .deny("slow")
+        .mute("fyi")
+        .with_override("forbidden", Override::Severity(Severity::Warn));
+    let report = pipeline.run(&ValidationContext::new("SELECT 1")).await;
+    assert_eq!(codes(&report.findings), [(Severity::Deny, "slow"), (Severity::Warn, "forbidden")]);
+    assert!(report.is_denied());
+
+    let relaxed = pipeline.mute("slow");
+    let report = relaxed.check(&ValidationContext::new("SELECT 1")).await.unwrap();
+    assert_eq!(codes(&report.findings), [(Severity::Warn, "forbidden")]);
+}
+
+#[tokio::test]
+async fn an_empty_pipeline_accepts_anything() {
+    let report =
+        ValidationPipeline::new().check(&ValidationContext::new("this is not sql")).await.unwrap();
+    assert!(report.findings.is_empty());
+    assert_eq!(report.policy, Policy::Deny);
+}
+
+#[test]
+fn policies_and_overrides_parse_from_config_words() {
+    assert_eq!("off".parse::<Policy>(), Ok(Policy::Off));
+    assert_eq!(" Warn ".parse::<Policy>(), Ok(Policy::Warn));
+    assert_eq!("deny".parse::<Policy>(), Ok(Policy::Deny));
+    assert!("strict".parse::<Policy>().unwrap_err().contains("off, warn or deny"));
+    assert_eq!(Policy::default(), Policy::Deny);
+
+    assert_eq!("mute".parse::<Override>(), Ok(Override::Mute));
+    assert_eq!("deny".parse::<Override>(), Ok(Override::Severity(Severity::Deny)));
+    assert!("loud".parse::<Override>().unwrap_err().contains("mute, info, warn or deny"));
+
+    let policy: Policy = serde_json::from_str("\"warn\"").unwrap();
+    assert_eq!(policy, Policy::Warn);
+    let action: Override = serde_json::from_str("\"mute\"").unwrap();
+    assert_eq!(action, Override::Mute);
+    assert!(serde_json::from_str::<Override>("\"loud\"").is_err());
+    assert_eq!(serde_json::to_string(&Override::Severity(Severity::Info)).unwrap(), "\"info\"");
+}
+
+#[test]
+fn findings_serialize_with_lowercase_severity() {
+    let finding = Finding::new(Severity::Warn, "order_by_without_limit", "sorted", "add LIMIT");
+    let json = serde_json::to_value(&finding).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "severity": "warn",
+            "code": "order_by_without_limit",
+            "message": "sorted",
+            "recommendation": "add LIMIT"
+        })
+    );
+    assert!(Severity::Info < Severity::Warn && Severity::Warn < Severity::Deny);
+}
+
+#[test]
+fn context_keeps_sql_parse_result_and_time_range() {
+    let range = TimeRange {
+        begin: Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
+        end: Utc.with_ymd_and_hms(2024, 1, 2, 0, 0, 0).unwrap(),
+    };
+    let ctx = ValidationContext::new("SELECT msg FROM log_entries").with_time_range(range);
+    assert_eq!(ctx.sql(), "SELECT msg FROM log_entries");
+    assert_eq!(ctx.time_range(), Some(&range));
+    assert!(ctx.schema().is_none());
+    assert_eq!(ctx.statements().unwrap().len(), 1);
+
+    let bad = ValidationContext::new("SELECT * FROM t WHERE");
+    assert!(bad.parse_error().is_some());
+    assert!(bad.parse_error_position().is_some());
+}

@@ -1,0 +1,33 @@
+//! Command-line grammar of `flightline`.
+
+use clap::{Parser, Subcommand};
+
+use crate::commands;
+
+/// Flightline: Flight SQL analytics jobs, an embedded demo server, and an SDK.
+#[derive(Debug, Parser)]
+#[command(name = "flightline", version, about)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug). `RUST_LOG` overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The main job on the embedded default: start the demo server, run the sample jobs with
+    /// progress, print a summary.
+    Demo(commands::demo::DemoArgs),
+    /// Run the embedded Flight SQL server with demo telemetry and user tables.
+    Serve(commands::serve::ServeArgs),
+    /// Run one SQL query and print or write the result.
+    Query(commands::query::QueryArgs),
+    /// Show a query's result schema and estimated row size, without running it.
+    Schema(commands::schema::SchemaArgs),
+    /// Check a query against the validation rules, without running it.
+    Validate(commands::validate::ValidateArgs),
+}

@@ -1,0 +1,7 @@
+//! One module per subcommand.
+
+pub mod demo;
+pub mod query;
+pub mod schema;
+pub mod serve;
+pub mod validate;

@@ -1,0 +1,109 @@
+//! `flightline serve`: the embedded Flight SQL server with demo telemetry.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chrono::{DateTime, Utc};
+use flightline_server::{ServerBuilder, UserTable};
+
+use crate::RunnerError;
+
+/// Arguments of `flightline serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port (printed at start).
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+    /// Rows in the demo tables `log_entries` and `measures` each (0: no demo tables).
+    #[arg(long, default_value_t = 100_000)]
+    pub demo_rows: u64,
+    /// Seed of the demo data generator.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// End of the demo data's 7-day window, RFC 3339 (default: now).
+    #[arg(long)]
+    pub demo_end: Option<DateTime<Utc>>,
+    /// Accept this bearer token / API key; repeatable. With none, auth is off.
+    #[arg(
+        long = "token",
+        env = "FLIGHTLINE_SERVE_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub tokens: Vec<String>,
+    /// Serve a Parquet, CSV or NDJSON file as a table: `name=path`; repeatable.
+    #[arg(long = "table", value_parser = parse_table)]
+    pub tables: Vec<UserTable>,
+    /// PEM certificate chain: serve TLS (with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+fn parse_table(s: &str) -> Result<UserTable, String> {
+    s.parse()
+}
+
+impl ServeArgs {
+    /// The server these arguments describe.
+    pub fn builder(&self) -> Result<ServerBuilder, RunnerError> {
+        let mut b = ServerBuilder::new().demo_rows(self.demo_rows).seed(self.seed);
+        if let Some(end) = self.demo_end {
+            b = b.demo_end(end);
+        }
+        for t in &self.tokens {
+            b = b.token(t.clone());
+        }
+        for t in &self.tables {
+            b = b.user_table(t.clone());
+        }
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            b = b.tls(read(cert)?, read(key)?);
+        }
+        Ok(b)
+    }
+}
+
+fn read(path: &PathBuf) -> Result<Vec<u8>, RunnerError> {
+    std::fs::read(path)
+        .map_err(|source| RunnerError::Io { path: path.display().to_string(), source })
+}
+
+/// Runs the server until Ctrl-C or SIGTERM.
+pub async fn run(args: ServeArgs) -> Result<ExitCode, RunnerError> {
+    let server = args.builder()?.spawn(args.listen).await?;
+    // Scripts and tests read this line to learn the port.
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "flightline: listening on {}", server.uri());
+    let _ = out.flush();
+    shutdown_signal().await;
+    eprintln!("flightline: stopping");
+    server.shutdown().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on the first Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,216 @@
+//! `flightline validate`: the built-in validators on a query, with the result schema from the
+//! server when it answers, without running the query. Exit status 1 when any finding is `deny`.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use flightline_core::Error;
+use flightline_core::schema::SchemaAnalysis;
+use flightline_core::validate::{
+    Finding, Override, Policy, Severity, ValidationContext, ValidationPipeline,
+};
+use flightline_plugins::{ValidatorLimits, builtin_pipeline_with, codes};
+
+use super::schema::{SizeArgs, print_stdout};
+use crate::RunnerError;
+use crate::connect::{ConnectArgs, RangeArgs};
+
+/// Arguments of `flightline validate`.
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// The query to check; it is parsed locally and prepared on the server, never executed.
+    pub sql: String,
+    /// Server connection (used to learn the result schema).
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// The time range the query will run with (a range satisfies the time-filter rule).
+    #[command(flatten)]
+    pub range: RangeArgs,
+    /// Size assumptions for the row-size estimate.
+    #[command(flatten)]
+    pub size: SizeArgs,
+    /// Print the findings as a JSON list of {severity, code, message, recommendation}.
+    #[arg(long)]
+    pub json: bool,
+    /// Do not contact the server: check the SQL text only (the schema rules stay silent).
+    #[arg(long)]
+    pub offline: bool,
+    /// Change a rule by code: CODE=mute|info|warn|deny (repeatable), e.g.
+    /// `--override no_time_filter=deny`.
+    #[arg(long = "override", value_name = "CODE=ACTION")]
+    pub overrides: Vec<String>,
+    /// Warn above this many result columns.
+    #[arg(long, value_name = "N", default_value_t = ValidatorLimits::default().max_columns)]
+    pub max_columns: usize,
+    /// Warn above this estimated row size in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = ValidatorLimits::default().max_row_bytes)]
+    pub max_row_bytes: f64,
+    /// Flag `SELECT *` returning more than this many columns.
+    #[arg(long, value_name = "N", default_value_t = ValidatorLimits::default().wide_select_star_columns)]
+    pub wide_columns: usize,
+}
+
+/// Runs the command: prints the findings; exit status 1 on any `deny` finding, 0 otherwise.
+pub async fn run(args: ValidateArgs) -> Result<ExitCode, RunnerError> {
+    let pipeline = pipeline(&args)?;
+    let mut ctx = ValidationContext::new(args.sql.as_str());
+    ctx.set_time_range(args.range.time_range()?);
+
+    let local = pipeline.run(&ctx).await;
+    // Only a query that passed the local rules goes to the server: preparing DDL can run it.
+    let mut findings = if args.offline || local.has_severity(Severity::Deny) {
+        local.findings
+    } else {
+        match ask_server_for_schema(&args).await {
+            Ok(analysis) => pipeline.run(&ctx.with_schema(analysis)).await.findings,
+            Err(finding) => {
+                let mut findings = local.findings;
+                findings.extend(pipeline.adjust(finding));
+                findings
+            }
+        }
+    };
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+
+    print_findings(&findings, args.json)?;
+    let denied = findings.iter().any(|f| f.severity == Severity::Deny);
+    Ok(if denied { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn pipeline(args: &ValidateArgs) -> Result<ValidationPipeline, RunnerError> {
+    let limits = ValidatorLimits {
+        max_columns: args.max_columns,
+        max_row_bytes: args.max_row_bytes,
+        wide_select_star_columns: args.wide_columns,
+    };
+    let mut pipeline = builtin_pipeline_with(&limits, Policy::Deny);
+    for spec in &args.overrides {
+        let (code, action) = parse_override(spec)?;
+        pipeline = pipeline.with_override(code, action);
+    }
+    Ok(pipeline)
+}
+
+fn parse_override(spec: &str) -> Result<(&str, Override), RunnerError> {
+    let bad = |reason: String| {
+        RunnerError::Core(Error::Config(format!(
+            "--override {spec:?}: {reason}; write CODE=ACTION, e.g. --override no_time_filter=deny"
+        )))
+    };
+    let (code, action) = spec.split_once('=').ok_or_else(|| bad("no '='".to_string()))?;
+    let code = code.trim();
+    if code.is_empty() {
+        return Err(bad("empty code".to_string()));
+    }
+    Ok((code, action.parse::<Override>().map_err(bad)?))
+}
+
+/// The result schema from the server, or the finding that says why there is none: `deny` when
+/// the server refused the query, `info` when it could not be asked.
+async fn ask_server_for_schema(args: &ValidateArgs) -> Result<SchemaAnalysis, Finding> {
+    let prepared = match args.connect.connect().await {
+        Ok(client) => client.prepare(&args.sql).await.map_err(RunnerError::Core),
+        Err(err) => Err(err),
+    };
+    match prepared {
+        Ok(prepared) => Ok(SchemaAnalysis::from_prepared(&prepared, &args.size.options())),
+        Err(RunnerError::Core(Error::InvalidQuery { message })) => Err(Finding::new(
+            Severity::Deny,
+            codes::SERVER_REJECTED,
+            format!("the server refused the query: {message}"),
+            "fix the query: check table and column names and the functions used",
+        )),
+        Err(err) => Err(Finding::new(
+            Severity::Info,
+            codes::SCHEMA_UNAVAILABLE,
+            format!("could not ask {} for the result schema: {err}", args.connect.uri),
+            "start the server or pass --uri (or --offline); the column and row-size rules were \
+             skipped",
+        )),
+    }
+}
+
+fn print_findings(findings: &[Finding], json: bool) -> Result<(), RunnerError> {
+    let text = if json {
+        serde_json::to_string_pretty(findings).map_err(|e| RunnerError::Io {
+            path: "stdout".into(),
+            source: std::io::Error::other(e),
+        })?
+    } else {
+        render(findings, std::io::stdout().is_terminal())
+    };
+    print_stdout(&text)
+}
+
+/// Findings as text: with icons for a terminal, plain words for pipes and files.
+pub fn render(findings: &[Finding], terminal: bool) -> String {
+    let mut lines = Vec::new();
+    for finding in findings {
+        let head = format!("{} {}: {}", finding.severity, finding.code, finding.message);
+        if terminal {
+            lines.push(format!("{} {head}", finding.severity.icon()));
+            lines.push(format!("  → {}", finding.recommendation));
+        } else {
+            lines.push(head);
+            lines.push(format!("  recommendation: {}", finding.recommendation));
+        }
+    }
+    lines.push(summary(findings, terminal));
+    lines.join("\n")
+}
+
+fn summary(findings: &[Finding], terminal: bool) -> String {
+    if findings.is_empty() {
+        let ok = "no findings: the query passes every rule";
+        return if terminal { format!("✔ {ok}") } else { ok.to_string() };
+    }
+    let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
+    let verdict = if count(Severity::Deny) > 0 { "refused" } else { "allowed" };
+    format!(
+        "{} finding(s): {} deny, {} warn, {} info; {verdict}",
+        findings.len(),
+        count(Severity::Deny),
+        count(Severity::Warn),
+        count(Severity::Info)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(severity: Severity, code: &str) -> Finding {
+        Finding::new(severity, code, format!("{code} message"), format!("fix {code}"))
+    }
+
+    #[test]
+    fn plain_text_has_no_icons_and_names_each_recommendation() {
+        let text = render(&[finding(Severity::Warn, "order_by_without_limit")], false);
+        assert_eq!(
+            text,
+            "warn order_by_without_limit: order_by_without_limit message\n  \
+             recommendation: fix order_by_without_limit\n\
+             1 finding(s): 0 deny, 1 warn, 0 info; allowed"
+        );
+    }
+
+    #[test]
+    fn terminal_text_has_icons() {
+        let text = render(&[finding(Severity::Deny, "not_read_only")], true);
+        assert!(text.starts_with("✖ deny not_read_only:"), "{text}");
+        assert!(text.contains("  → fix not_read_only"), "{text}");
+        assert!(text.ends_with("refused"), "{text}");
+        assert_eq!(render(&[], true), "✔ no findings: the query passes every rule");
+    }
+
+    #[test]
+    fn overrides_parse_or_explain() {
+        let (code, action) = parse_override("no_time_filter=deny").unwrap();
+        assert_eq!((code, action), ("no_time_filter", Override::Severity(Severity::Deny)));
+        assert_eq!(parse_override("x=mute").unwrap().1, Override::Mute);
+        for bad in ["no_time_filter", "=deny", "x=loud"] {
+            let err = parse_override(bad).unwrap_err().to_string();
+            assert!(err.contains("CODE=ACTION"), "{err}");
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! Connection options shared by every command that talks to a server.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use flightline_core::client::{DEFAULT_URI, FlightSqlClient};
+use flightline_core::{Error, TimeRange};
+
+use crate::RunnerError;
+
+/// Where the server is and how to authenticate: `--uri`, `--token`, `--header`, TLS options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConnectArgs {
+    /// Flight SQL server (grpc://, grpc+tls://, http://, https://).
+    #[arg(long, env = "FLIGHTLINE_URI", default_value = DEFAULT_URI)]
+    pub uri: String,
+    /// Bearer token, sent as `authorization: Bearer TOKEN`.
+    #[arg(long, env = "FLIGHTLINE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Extra header sent with every request, as NAME=VALUE (repeatable), e.g.
+    /// `--header x-tenant-id=production`.
+    #[arg(long = "header", value_name = "NAME=VALUE")]
+    pub headers: Vec<String>,
+    /// PEM file with the CA certificates to trust instead of the system roots (TLS URIs).
+    #[arg(long, value_name = "PEM")]
+    pub tls_ca: Option<PathBuf>,
+    /// Name to verify the server certificate against, when it differs from the URI's host.
+    #[arg(long, value_name = "NAME")]
+    pub tls_domain: Option<String>,
+    /// Seconds to wait for the connection.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub connect_timeout: u64,
+}
+
+impl ConnectArgs {
+    /// Connects with these options.
+    pub async fn connect(&self) -> Result<FlightSqlClient, RunnerError> {
+        let mut builder = FlightSqlClient::builder(&self.uri)
+            .connect_timeout(Duration::from_secs(self.connect_timeout));
+        for header in &self.headers {
+            let (name, value) = split_header(header)?;
+            builder = builder.header(name, value);
+        }
+        if let Some(token) = self.token.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            builder = builder.bearer_token(token);
+        }
+        if let Some(ca) = &self.tls_ca {
+            builder = builder.tls_ca_file(ca);
+        }
+        if let Some(domain) = &self.tls_domain {
+            builder = builder.tls_domain(domain);
+        }
+        Ok(builder.connect().await?)
+    }
+}
+
+/// `NAME=VALUE` → (`NAME`, `VALUE`); the value may itself contain `=`.
+fn split_header(header: &str) -> Result<(&str, &str), RunnerError> {
+    match header.split_once('=') {
+        Some((name, value)) if !name.trim().is_empty() => Ok((name.trim(), value)),
+        _ => {
+            let name = header.split(':').next().unwrap_or(header);
+            Err(Error::Config(format!(
+                "--header expects NAME=VALUE, e.g. --header x-tenant-id=production; got a value \
+                 for {name:?} without '='"
+            ))
+            .into())
+        }
+    }
+}
+
+/// The time range of a query: `--begin T --end T`, or `--last SPAN`, or neither.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RangeArgs {
+    /// Start of the range, RFC 3339 (e.g. 2024-01-01T00:00:00Z); needs --end.
+    #[arg(long, value_name = "RFC3339", requires = "end", conflicts_with = "last")]
+    pub begin: Option<String>,
+    /// End of the range (excluded), RFC 3339; needs --begin.
+    #[arg(long, value_name = "RFC3339", requires = "begin", conflicts_with = "last")]
+    pub end: Option<String>,
+    /// Relative range ending now: 30s, 15m, 2h, 7d, 1w.
+    #[arg(long, value_name = "SPAN")]
+    pub last: Option<String>,
+}
+
+impl RangeArgs {
+    /// The range asked for, or `None` to query without a time range.
+    pub fn time_range(&self) -> Result<Option<TimeRange>, RunnerError> {
+        let range = match (&self.begin, &self.end, &self.last) {
+            (None, None, None) => None,
+            (None, None, Some(span)) => Some(TimeRange::parse_relative(span)?),
+            (Some(begin), Some(end), None) => Some(TimeRange::parse(begin, end)?),
+            _ => {
+                return Err(Error::TimeRange {
+                    input: self.describe(),
+                    reason: "give either both --begin and --end, or --last, or none".into(),
+                }
+                .into());
+            }
+        };
+        Ok(range)
+    }
+
+    fn describe(&self) -> String {
+        let parts = [("--begin", &self.begin), ("--end", &self.end), ("--last", &self.last)];
+        parts
+            .iter()
+            .filter_map(|(flag, value)| value.as_ref().map(|v| format!("{flag} {v}")))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Probe {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        #[command(flatten)]
+        range: RangeArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<Probe, clap::Error> {
+        Probe::try_parse_from(std::iter::once("probe").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn headers_split_on_the_first_equals_sign() {
+        assert_eq!(split_header("x-tenant-id=prod").unwrap(), ("x-tenant-id", "prod"));
+        assert_eq!(split_header("x-sig=a=b").unwrap(), ("x-sig", "a=b"));
+        for bad in ["x-tenant-id", "=value", "x-api-key:secret"] {
+            let err = split_header(bad).unwrap_err().to_string();
+            assert!(err.contains("NAME=VALUE"), "{err}");
+            assert!(!err.contains("secret"), "{err}");
+        }
+    }
+
+    #[test]
+    fn ranges_from_flags() {
+        let probe =
+            parse(&["--begin", "2024-01-01T00:00:00Z", "--end", "2024-01-02T00:00:00Z"]).unwrap();
+        let range = probe.range.time_range().unwrap().unwrap();
+        assert_eq!(range.duration(), chrono::Duration::days(1));
+
+        let probe = parse(&["--last", "2h"]).unwrap();
+        let range = probe.range.time_range().unwrap().unwrap();
+        assert!(range.duration() >= chrono::Duration::hours(2));
+
+        assert!(parse(&[]).unwrap().range.time_range().unwrap().is_none());
+        assert!(parse(&["--begin", "2024-01-01T00:00:00Z"]).is_err());
+        assert!(parse(&["--last", "2h", "--end", "2024-01-01T00:00:00Z"]).is_err());
+        let bad = parse(&["--last", "2 fortnights"]).unwrap().range.time_range();
+        assert!(matches!(bad, Err(RunnerError::Core(Error::TimeRange { .. }))));
+    }
+
+    #[test]
+    fn reversed_range_is_refused() {
+        let range = RangeArgs {
+            begin: Some("2024-01-02T00:00:00Z".into()),
+            end: Some("2024-01-01T00:00:00Z".into()),
+            last: None,
+        };
+        assert!(matches!(range.time_range(), Err(RunnerError::Core(Error::TimeRange { .. }))));
+    }
+}

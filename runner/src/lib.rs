@@ -1,0 +1,25 @@
+//! # flightline-runner
+//!
+//! The library behind the `flightline` command: argument types, the commands, and (later) the
+//! job runner. The binary only parses arguments and calls into here.
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod commands;
+pub mod connect;
+pub mod error;
+
+pub use error::RunnerError;
+
+/// Installs the log subscriber: `RUST_LOG` wins, else `-v` raises the default level.
+pub fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn,flightline=info",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

@@ -1,0 +1,27 @@
+//! The `flightline` command. Thin: parses arguments and hands over to `flightline_runner`.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use flightline_runner::cli::{Cli, Command};
+use flightline_runner::commands;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    flightline_runner::init_tracing(cli.verbose);
+    let outcome = match cli.command {
+        Command::Demo(args) => commands::demo::run(args).await,
+        Command::Serve(args) => commands::serve::run(args).await,
+        Command::Query(args) => commands::query::run(args).await,
+        Command::Schema(args) => commands::schema::run(args).await,
+        Command::Validate(args) => commands::validate::run(args).await,
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::from(2)
+        }
+    }
+}

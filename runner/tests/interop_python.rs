@@ -1,0 +1,129 @@
+//! Interop with Flight SQL clients no one here wrote: the Micromegas Python client and the ADBC
+//! Flight SQL driver (interop/*.py) query two real `flightline serve` processes, one open and one
+//! with a bearer token. The Python venv comes from interop/setup_venv.sh (PyPI).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+const DEMO_ROWS: &str = "20000";
+const DEMO_END: &str = "2024-06-01T00:00:00Z";
+const SEED: &str = "7";
+const TOKEN: &str = "interop-secret-token";
+const LISTENING: &str = "flightline: listening on ";
+/// Only guards against a server that never starts; a healthy one prints its line in well under this.
+const STARTUP_LIMIT: Duration = Duration::from_secs(180);
+
+/// A running `flightline serve`; killed when dropped, even when an assertion fails.
+struct ServerProcess {
+    child: Child,
+    uri: String,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("runner/ has a parent directory")
+        .to_path_buf()
+}
+
+fn show(output: &Output) -> String {
+    format!(
+        "status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn setup_venv(root: &Path) -> PathBuf {
+    let output = Command::new("bash")
+        .arg(root.join("interop/setup_venv.sh"))
+        .current_dir(root)
+        .output()
+        .expect("run bash interop/setup_venv.sh");
+    assert!(output.status.success(), "interop/setup_venv.sh failed\n{}", show(&output));
+    let python = root.join(".venv/bin/python");
+    assert!(python.exists(), "setup_venv.sh did not create {}", python.display());
+    python
+}
+
+fn start_server(extra: &[&str]) -> ServerProcess {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_flightline"));
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--demo-rows", DEMO_ROWS, "--seed", SEED])
+        .args(["--demo-end", DEMO_END])
+        .args(extra)
+        // Tokens come only from the arguments: an exported variable must not turn auth on.
+        .env_remove("FLIGHTLINE_SERVE_TOKENS")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut child = command.spawn().expect("spawn flightline serve");
+    let stdout = child.stdout.take().expect("piped stdout");
+    // Owned by the guard from here on, so a failed start still kills the process.
+    let mut server = ServerProcess { child, uri: String::new() };
+    server.uri = read_listen_uri(stdout, extra);
+    server
+}
+
+/// Waits for the `listening on` line, then keeps draining stdout so the server never blocks on it.
+fn read_listen_uri(stdout: std::process::ChildStdout, extra: &[&str]) -> String {
+    let (sender, receiver) = mpsc::channel();
+    thread::spawn(move || {
+        let mut sender = Some(sender);
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(uri) = line.strip_prefix(LISTENING)
+                && let Some(sender) = sender.take()
+            {
+                let _ = sender.send(uri.trim().to_string());
+            }
+        }
+    });
+    let uri = receiver.recv_timeout(STARTUP_LIMIT).unwrap_or_else(|err| {
+        panic!("flightline serve {extra:?} never printed '{LISTENING}...' ({err}); see its stderr above")
+    });
+    assert!(uri.starts_with("grpc://127.0.0.1:"), "unexpected listen address {uri:?}");
+    uri
+}
+
+#[test]
+fn python_flight_sql_clients_interoperate() {
+    let root = repo_root();
+    let python = setup_venv(&root);
+    let open = start_server(&[]);
+    let authed = start_server(&["--token", TOKEN]);
+
+    let output = Command::new(&python)
+        .args(["-m", "pytest", "interop", "-q", "-p", "no:cacheprovider"])
+        .current_dir(&root)
+        .env("FLIGHTLINE_TEST_URI", &open.uri)
+        .env("FLIGHTLINE_TEST_AUTH_URI", &authed.uri)
+        .env("FLIGHTLINE_TEST_TOKEN", TOKEN)
+        .env("FLIGHTLINE_TEST_DEMO_END", DEMO_END)
+        .env("FLIGHTLINE_TEST_ROWS", DEMO_ROWS)
+        // Nothing written into the repo, and gRPC never sent through a proxy for 127.0.0.1.
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("no_proxy", "127.0.0.1,localhost")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run pytest in the interop venv");
+
+    assert!(output.status.success(), "interop pytest failed\n{}", show(&output));
+    let summary = String::from_utf8_lossy(&output.stdout);
+    assert!(summary.contains(" passed"), "pytest reported no passed test\n{}", show(&output));
+    drop(open);
+    drop(authed);
+}

@@ -1,0 +1,161 @@
+//! The tables the server answers from, and the per-call DataFusion session over them.
+//!
+//! Each call gets its own `SessionContext` (cheap: the tables and the runtime are shared), so
+//! one call's time range can never leak into another's.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, SchemaRef};
+use chrono::{DateTime, Utc};
+use datafusion::catalog::TableProvider;
+use datafusion::common::ScalarValue;
+use datafusion::datasource::{ViewTable, provider_as_source};
+use datafusion::error::Result as DfResult;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::logical_expr::{LogicalPlanBuilder, col, lit};
+use datafusion::prelude::{
+    CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionConfig, SessionContext,
+};
+
+use crate::demo::{DemoConfig, demo_tables};
+use crate::error::ServerError;
+
+/// The column a time range applies to, as in Micromegas's views.
+pub const TIME_COLUMN: &str = "time";
+
+/// A user file served as a table (`--table name=path`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserTable {
+    /// Table name in SQL.
+    pub name: String,
+    /// Parquet, CSV or NDJSON file (or a folder of them).
+    pub path: PathBuf,
+}
+
+impl std::str::FromStr for UserTable {
+    type Err = String;
+
+    /// Parses `name=path`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once('=') {
+            Some((name, path)) if !name.trim().is_empty() && !path.trim().is_empty() => {
+                Ok(Self { name: name.trim().to_string(), path: PathBuf::from(path.trim()) })
+            }
+            _ => Err(format!("expected name=path (e.g. sales=./sales.parquet), got {s:?}")),
+        }
+    }
+}
+
+/// Every table the server knows, by name.
+#[derive(Debug)]
+pub struct Catalog {
+    tables: Vec<(String, Arc<dyn TableProvider>)>,
+    runtime: Arc<RuntimeEnv>,
+}
+
+impl Catalog {
+    /// Builds the demo tables (unless `demo.rows == 0`) and registers the user files.
+    pub async fn new(demo: &DemoConfig, files: &[UserTable]) -> Result<Self, ServerError> {
+        let mut tables = if demo.rows > 0 { demo_tables(demo)? } else { Vec::new() };
+        let loader = SessionContext::new();
+        for file in files {
+            if tables.iter().any(|(n, _)| *n == file.name) {
+                return Err(user_table_error(
+                    file,
+                    "a table of that name exists already; pick another name",
+                ));
+            }
+            tables.push((file.name.clone(), load_file(&loader, file).await?));
+        }
+        Ok(Self { tables, runtime: Arc::new(RuntimeEnv::default()) })
+    }
+
+    /// Names and schemas of the tables, in registration order.
+    pub fn tables(&self) -> impl Iterator<Item = (&str, SchemaRef)> {
+        self.tables.iter().map(|(n, t)| (n.as_str(), t.schema()))
+    }
+
+    /// A fresh session where every table with a timestamp `time` column is restricted to `range`.
+    pub fn session(
+        &self,
+        range: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    ) -> DfResult<SessionContext> {
+        let config = SessionConfig::new().with_information_schema(true);
+        let ctx = SessionContext::new_with_config_rt(config, self.runtime.clone());
+        for (name, table) in &self.tables {
+            let table = match range {
+                Some((begin, end)) if has_time_column(&table.schema()) => {
+                    restrict_to_range(name, table.clone(), begin, end)?
+                }
+                _ => table.clone(),
+            };
+            ctx.register_table(name.as_str(), table)?;
+        }
+        Ok(ctx)
+    }
+}
+
+fn has_time_column(schema: &SchemaRef) -> bool {
+    schema
+        .field_with_name(TIME_COLUMN)
+        .is_ok_and(|f| matches!(f.data_type(), DataType::Timestamp(_, _)))
+}
+
+/// The table seen through `WHERE time >= begin AND time < end`, which DataFusion pushes down.
+fn restrict_to_range(
+    name: &str,
+    table: Arc<dyn TableProvider>,
+    begin: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> DfResult<Arc<dyn TableProvider>> {
+    let ts = |t: DateTime<Utc>| {
+        lit(ScalarValue::TimestampNanosecond(t.timestamp_nanos_opt(), Some("+00:00".into())))
+    };
+    let predicate = col(TIME_COLUMN).gt_eq(ts(begin)).and(col(TIME_COLUMN).lt(ts(end)));
+    let plan = LogicalPlanBuilder::scan(name, provider_as_source(table), None)?
+        .filter(predicate)?
+        .build()?;
+    Ok(Arc::new(ViewTable::new(plan, None)))
+}
+
+async fn load_file(
+    ctx: &SessionContext,
+    file: &UserTable,
+) -> Result<Arc<dyn TableProvider>, ServerError> {
+    let path =
+        file.path.to_str().ok_or_else(|| user_table_error(file, "the path is not valid UTF-8"))?;
+    if !file.path.exists() {
+        return Err(user_table_error(file, "no such file or folder"));
+    }
+    let ext = extension(&file.path);
+    let registered = match ext.as_str() {
+        "parquet" => ctx.register_parquet(&file.name, path, ParquetReadOptions::default()).await,
+        "csv" => ctx.register_csv(&file.name, path, CsvReadOptions::new()).await,
+        "json" | "ndjson" | "jsonl" => {
+            let dotted = format!(".{ext}");
+            let options = JsonReadOptions::default().file_extension(&dotted);
+            ctx.register_json(&file.name, path, options).await
+        }
+        _ => {
+            return Err(user_table_error(
+                file,
+                "unknown format: name the file .parquet, .csv, .json, .ndjson or .jsonl",
+            ));
+        }
+    };
+    registered.map_err(|e| user_table_error(file, &e.to_string()))?;
+    ctx.table_provider(file.name.as_str()).await.map_err(|e| user_table_error(file, &e.to_string()))
+}
+
+fn extension(path: &Path) -> String {
+    path.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase()
+}
+
+fn user_table_error(file: &UserTable, reason: &str) -> ServerError {
+    ServerError::Table {
+        name: file.name.clone(),
+        path: file.path.clone(),
+        reason: reason.to_string(),
+    }
+}

@@ -1,0 +1,163 @@
+//! Starting and stopping the server: [`ServerBuilder`] and [`RunningServer`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow_flight::flight_service_server::FlightServiceServer;
+use chrono::{DateTime, Duration, Utc};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+
+use crate::auth::TokenAuth;
+use crate::catalog::{Catalog, UserTable};
+use crate::demo::DemoConfig;
+use crate::error::ServerError;
+use crate::service::FlightSqlServer;
+
+/// Requests are small; this only bounds what a misbehaving client can make the server buffer.
+const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+
+/// Configures and starts the embedded server.
+#[derive(Debug, Clone, Default)]
+pub struct ServerBuilder {
+    demo: DemoConfig,
+    tokens: Vec<String>,
+    tls: Option<(Vec<u8>, Vec<u8>)>,
+    tables: Vec<UserTable>,
+}
+
+impl ServerBuilder {
+    /// Demo data of 100 000 rows per table ending now, no auth, no TLS.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Rows in `log_entries` and in `measures` each; 0 serves no demo tables.
+    pub fn demo_rows(mut self, rows: u64) -> Self {
+        self.demo.rows = rows;
+        self
+    }
+
+    /// Seed of the demo generator: the same seed and end give the same rows.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.demo.seed = seed;
+        self
+    }
+
+    /// End of the demo time window (default: now).
+    pub fn demo_end(mut self, end: DateTime<Utc>) -> Self {
+        self.demo.end = end;
+        self
+    }
+
+    /// Length of the demo time window (default: 7 days).
+    pub fn demo_window(mut self, window: Duration) -> Self {
+        self.demo.window = window;
+        self
+    }
+
+    /// Accepts `authorization: Bearer <token>` or `x-api-key: <token>`; once any token is set,
+    /// every call without a valid one is refused with `Unauthenticated`.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.tokens.push(token.into());
+        self
+    }
+
+    /// Serves TLS with this PEM certificate chain and PEM private key.
+    pub fn tls(mut self, cert_pem: impl Into<Vec<u8>>, key_pem: impl Into<Vec<u8>>) -> Self {
+        self.tls = Some((cert_pem.into(), key_pem.into()));
+        self
+    }
+
+    /// Serves a Parquet, CSV or NDJSON file as table `name`.
+    pub fn table(mut self, name: impl Into<String>, path: impl Into<PathBuf>) -> Self {
+        self.tables.push(UserTable { name: name.into(), path: path.into() });
+        self
+    }
+
+    /// Serves a user table given as `name=path`.
+    pub fn user_table(mut self, table: UserTable) -> Self {
+        self.tables.push(table);
+        self
+    }
+
+    /// Binds `listen` (port 0 picks a free port) and serves in the background.
+    pub async fn spawn(self, listen: SocketAddr) -> Result<RunningServer, ServerError> {
+        let catalog = Arc::new(Catalog::new(&self.demo, &self.tables).await?);
+        let service = FlightSqlServer::new(catalog)?;
+        let flight = FlightServiceServer::new(service).max_decoding_message_size(MAX_REQUEST_BYTES);
+        let flight = InterceptedService::new(flight, TokenAuth::new(self.tokens));
+
+        let mut server = Server::builder();
+        if let Some((cert, key)) = &self.tls {
+            let tls = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
+            server = server.tls_config(tls).map_err(|e| ServerError::Tls(e.to_string()))?;
+        }
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|source| ServerError::Bind { addr: listen, source })?;
+        let addr =
+            listener.local_addr().map_err(|source| ServerError::Bind { addr: listen, source })?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let router = server.add_service(flight);
+        let task = tokio::spawn(async move {
+            let incoming = TcpListenerStream::new(listener);
+            router
+                .serve_with_incoming_shutdown(incoming, async {
+                    let _ = stopped.await;
+                })
+                .await
+                .map_err(|e| ServerError::Serve(e.to_string()))
+        });
+        tracing::info!(%addr, tls = self.tls.is_some(), "flight sql server listening");
+        Ok(RunningServer { addr, tls: self.tls.is_some(), stop: Some(stop), task })
+    }
+}
+
+/// A server serving in the background. Dropping it stops it.
+#[derive(Debug)]
+pub struct RunningServer {
+    addr: SocketAddr,
+    tls: bool,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), ServerError>>,
+}
+
+impl RunningServer {
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `grpc://host:port`, or `grpc+tls://host:port` when serving TLS.
+    pub fn uri(&self) -> String {
+        let scheme = if self.tls { "grpc+tls" } else { "grpc" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// Stops accepting calls, lets in-flight calls finish, and waits for the server to end.
+    pub async fn shutdown(mut self) -> Result<(), ServerError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.map_err(|e| ServerError::Serve(e.to_string()))?
+    }
+
+    /// Waits until the server ends on its own (it only does on an error).
+    pub async fn wait(&mut self) -> Result<(), ServerError> {
+        (&mut self.task).await.map_err(|e| ServerError::Serve(e.to_string()))?
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Per-call options carried in gRPC headers (the Micromegas dialect).
+//!
+//! `query_range_begin` / `query_range_end` (RFC 3339, both needed to apply, empty means absent),
+//! `limit` (row cap) and `preserve_dictionary` (`true` keeps dictionary columns).
+
+use chrono::{DateTime, Utc};
+use tonic::Status;
+use tonic::metadata::MetadataMap;
+
+/// Header carrying the start of the time range (inclusive).
+pub const RANGE_BEGIN: &str = "query_range_begin";
+/// Header carrying the end of the time range (exclusive).
+pub const RANGE_END: &str = "query_range_end";
+/// Header carrying a row cap.
+pub const LIMIT: &str = "limit";
+/// Header asking to keep dictionary-encoded columns.
+pub const PRESERVE_DICTIONARY: &str = "preserve_dictionary";
+
+/// What a request's headers ask of query execution.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallOptions {
+    /// `[begin, end)` applied to every table with a `time` column.
+    pub range: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// At most this many rows.
+    pub limit: Option<usize>,
+    /// Send dictionary columns as dictionaries instead of their value type.
+    pub preserve_dictionary: bool,
+}
+
+impl CallOptions {
+    /// Reads the options from request metadata; a malformed value is `InvalidArgument`.
+    pub fn from_metadata(md: &MetadataMap) -> Result<Self, Status> {
+        let begin = header(md, RANGE_BEGIN)?.map(|v| parse_instant(RANGE_BEGIN, v)).transpose()?;
+        let end = header(md, RANGE_END)?.map(|v| parse_instant(RANGE_END, v)).transpose()?;
+        let range = match (begin, end) {
+            (Some(b), Some(e)) if b > e => {
+                return Err(Status::invalid_argument(format!(
+                    "{RANGE_BEGIN} ({b}) is after {RANGE_END} ({e}): swap them"
+                )));
+            }
+            (Some(b), Some(e)) => Some((b, e)),
+            _ => None,
+        };
+        let limit = header(md, LIMIT)?
+            .map(|v| {
+                v.trim().parse::<usize>().map_err(|_| {
+                    Status::invalid_argument(format!("header {LIMIT}: {v:?} is not a row count"))
+                })
+            })
+            .transpose()?;
+        let preserve_dictionary = match header(md, PRESERVE_DICTIONARY)? {
+            None => false,
+            Some(v) if v.eq_ignore_ascii_case("true") || v == "1" => true,
+            Some(v) if v.eq_ignore_ascii_case("false") || v == "0" => false,
+            Some(v) => {
+                return Err(Status::invalid_argument(format!(
+                    "header {PRESERVE_DICTIONARY}: {v:?} is not true or false"
+                )));
+            }
+        };
+        Ok(Self { range, limit, preserve_dictionary })
+    }
+}
+
+/// A header's value, `None` when missing or empty.
+fn header<'a>(md: &'a MetadataMap, name: &str) -> Result<Option<&'a str>, Status> {
+    match md.get(name) {
+        None => Ok(None),
+        Some(v) => {
+            let s = v.to_str().map_err(|_| {
+                Status::invalid_argument(format!("header {name} is not valid ASCII text"))
+            })?;
+            Ok((!s.trim().is_empty()).then_some(s))
+        }
+    }
+}
+
+fn parse_instant(name: &str, value: &str) -> Result<DateTime<Utc>, Status> {
+    DateTime::parse_from_rfc3339(value.trim()).map(|t| t.with_timezone(&Utc)).map_err(|e| {
+        Status::invalid_argument(format!(
+            "header {name}: {value:?} is not an RFC 3339 instant ({e}); write e.g. 2024-01-01T12:00:00+00:00"
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn md(pairs: &[(&'static str, &'static str)]) -> MetadataMap {
+        let mut m = MetadataMap::new();
+        for (k, v) in pairs {
+            m.insert(*k, v.parse().unwrap());
+        }
+        m
+    }
+
+    #[test]
+    fn range_needs_both_ends_and_accepts_offsets_and_nanos() {
+        let o =
+            CallOptions::from_metadata(&md(&[(RANGE_BEGIN, "2024-01-01T12:00:00+02:00")])).unwrap();
+        assert_eq!(o.range, None);
+        let o = CallOptions::from_metadata(&md(&[
+            (RANGE_BEGIN, "2024-01-01T12:00:00.123456789+02:00"),
+            (RANGE_END, "2024-01-01t12:00:00z"),
+        ]))
+        .unwrap();
+        let (b, e) = o.range.unwrap();
+        assert_eq!(b.to_rfc3339(), "2024-01-01T10:00:00.123456789+00:00");
+        assert_eq!(e.to_rfc3339(), "2024-01-01T12:00:00+00:00");
+        let o = CallOptions::from_metadata(&md(&[(RANGE_BEGIN, ""), (RANGE_END, "")])).unwrap();
+        assert_eq!(o.range, None);
+    }
+
+    #[test]
+    fn bad_values_are_invalid_argument() {
+        for pairs in [
+            &[(RANGE_BEGIN, "yesterday"), (RANGE_END, "2024-01-01T00:00:00Z")][..],
+            &[(LIMIT, "ten")][..],
+            &[(PRESERVE_DICTIONARY, "maybe")][..],
+            &[(RANGE_BEGIN, "2024-01-02T00:00:00Z"), (RANGE_END, "2024-01-01T00:00:00Z")][..],
+        ] {
+            let err = CallOptions::from_metadata(&md(pairs)).unwrap_err();
+            assert_eq!(err.code(), tonic::Code::InvalidArgument, "{pairs:?}");
+        }
+        let o = CallOptions::from_metadata(&md(&[(LIMIT, "10"), (PRESERVE_DICTIONARY, "true")]))
+            .unwrap();
+        assert_eq!((o.limit, o.preserve_dictionary), (Some(10), true));
+    }
+}

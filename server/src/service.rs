@@ -1,0 +1,373 @@
+//! The Flight SQL service: arrow-flight's `FlightSqlService` over DataFusion.
+//!
+//! Tickets and prepared-statement handles are the SQL text itself, as Micromegas does: the
+//! server keeps no per-statement state, so any replica behind a load balancer can answer any
+//! ticket, and the Micromegas Python client can send its ticket without a GetFlightInfo.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
+use arrow::ipc::writer::IpcWriteOptions;
+use arrow_flight::encode::{DictionaryHandling, FlightDataEncoderBuilder};
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_server::FlightService;
+use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
+use arrow_flight::sql::server::FlightSqlService;
+use arrow_flight::sql::{
+    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
+    ActionCreatePreparedStatementResult, Any, CommandGetSqlInfo, CommandGetTables,
+    CommandPreparedStatementQuery, CommandStatementQuery, ProstMessageExt, SqlInfo,
+    TicketStatementQuery,
+};
+use arrow_flight::{
+    Action, FlightDescriptor, FlightEndpoint, FlightInfo, IpcMessage, SchemaAsIpc, Ticket,
+};
+use bytes::Bytes;
+use datafusion::dataframe::DataFrame;
+use datafusion::error::DataFusionError;
+use datafusion::execution::context::SQLOptions;
+use futures::{Stream, TryStreamExt};
+use prost::Message;
+use tonic::metadata::MetadataMap;
+use tonic::{Request, Response, Status};
+
+use crate::catalog::Catalog;
+use crate::options::CallOptions;
+
+/// Flight messages stay well under ADBC's 16 MiB default limit (arrow-flight's default is 2 MiB).
+const MAX_FLIGHT_DATA_SIZE: usize = 4 * 1024 * 1024;
+
+type DoGetStream = <FlightSqlServer as FlightService>::DoGetStream;
+
+/// The embedded Flight SQL service.
+#[derive(Clone)]
+pub struct FlightSqlServer {
+    catalog: Arc<Catalog>,
+    sql_info: Arc<SqlInfoData>,
+}
+
+impl std::fmt::Debug for FlightSqlServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlightSqlServer").field("catalog", &self.catalog).finish_non_exhaustive()
+    }
+}
+
+impl FlightSqlServer {
+    /// A service answering from `catalog`.
+    pub fn new(catalog: Arc<Catalog>) -> Result<Self, crate::ServerError> {
+        let mut info = SqlInfoDataBuilder::new();
+        info.append(SqlInfo::FlightSqlServerName, "flightline");
+        info.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
+        info.append(SqlInfo::FlightSqlServerArrowVersion, "1.3");
+        info.append(SqlInfo::FlightSqlServerReadOnly, true);
+        info.append(SqlInfo::FlightSqlServerSql, true);
+        info.append(SqlInfo::FlightSqlServerSubstrait, false);
+        info.append(SqlInfo::FlightSqlServerTransaction, 0i32);
+        info.append(SqlInfo::FlightSqlServerCancel, false);
+        let sql_info = info.build().map_err(|e| crate::ServerError::Serve(e.to_string()))?;
+        Ok(Self { catalog, sql_info: Arc::new(sql_info) })
+    }
+
+    /// Plans `sql` under the call's options, without executing it.
+    async fn plan(&self, sql: &str, opts: &CallOptions) -> Result<DataFrame, Status> {
+        let ctx = self.catalog.session(opts.range).map_err(df_status)?;
+        // Analytics jobs read; they never create, insert or set.
+        let read_only = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        let df = ctx.sql_with_options(sql, read_only).await.map_err(df_status)?;
+        match opts.limit {
+            Some(n) => df.limit(0, Some(n)).map_err(df_status),
+            None => Ok(df),
+        }
+    }
+
+    /// The schema clients will receive for `sql`: dictionaries hydrated unless preserved.
+    async fn result_schema(&self, sql: &str, md: &MetadataMap) -> Result<SchemaRef, Status> {
+        let opts = CallOptions::from_metadata(md)?;
+        let df = self.plan(sql, &opts).await?;
+        let schema = df.schema().as_arrow().clone();
+        Ok(Arc::new(if opts.preserve_dictionary { schema } else { hydrate_schema(&schema) }))
+    }
+
+    /// Executes `sql` and streams its result, batch by batch, with back-pressure.
+    async fn execute(&self, sql: &str, md: &MetadataMap) -> Result<Response<DoGetStream>, Status> {
+        let opts = CallOptions::from_metadata(md)?;
+        let df = self.plan(sql, &opts).await?;
+        let stream = df.execute_stream().await.map_err(df_status)?;
+        let schema = stream.schema();
+        let batches = stream.map_err(|e| FlightError::Tonic(Box::new(df_status(e))));
+        let handling = if opts.preserve_dictionary {
+            DictionaryHandling::Resend
+        } else {
+            DictionaryHandling::Hydrate
+        };
+        let flight = FlightDataEncoderBuilder::new()
+            .with_schema(schema)
+            .with_max_flight_data_size(MAX_FLIGHT_DATA_SIZE)
+            .with_dictionary_handling(handling)
+            .build(batches)
+            .map_err(Status::from);
+        Ok(Response::new(Box::pin(flight)))
+    }
+
+    fn flight_info(
+        &self,
+        schema: &Schema,
+        sql: &str,
+        descriptor: FlightDescriptor,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let ticket = TicketStatementQuery { statement_handle: Bytes::from(sql.to_owned()) };
+        let endpoint =
+            FlightEndpoint::new().with_ticket(Ticket::new(ticket.as_any().encode_to_vec()));
+        let info = FlightInfo::new()
+            .try_with_schema(schema)
+            .map_err(|e| Status::internal(format!("cannot encode the result schema: {e}")))?
+            .with_endpoint(endpoint)
+            .with_descriptor(descriptor)
+            .with_total_records(-1)
+            .with_total_bytes(-1);
+        Ok(Response::new(info))
+    }
+}
+
+fn utf8_handle(bytes: &[u8], what: &str) -> Result<String, Status> {
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| Status::invalid_argument(format!("{what} is not UTF-8 SQL text")))
+}
+
+/// Dictionary columns as their value type, recursively: what the Flight encoder sends by default.
+pub fn hydrate_schema(schema: &Schema) -> Schema {
+    let fields: Vec<FieldRef> =
+        schema.fields().iter().map(|f| Arc::new(hydrate_field(f))).collect();
+    Schema::new_with_metadata(fields, schema.metadata().clone())
+}
+
+fn hydrate_field(field: &Field) -> Field {
+    let dt = match field.data_type() {
+        DataType::Dictionary(_, value) => {
+            hydrate_field(&Field::new("v", (**value).clone(), true)).data_type().clone()
+        }
+        DataType::List(inner) => DataType::List(Arc::new(hydrate_field(inner))),
+        DataType::LargeList(inner) => DataType::LargeList(Arc::new(hydrate_field(inner))),
+        DataType::Struct(fields) => {
+            DataType::Struct(fields.iter().map(|f| Arc::new(hydrate_field(f))).collect())
+        }
+        other => other.clone(),
+    };
+    field.clone().with_data_type(dt)
+}
+
+/// Maps DataFusion errors to the gRPC codes Micromegas uses: the caller's fault is `InvalidArgument`.
+pub fn df_status(err: DataFusionError) -> Status {
+    let root = err.find_root();
+    match root {
+        DataFusionError::SQL(..)
+        | DataFusionError::Plan(_)
+        | DataFusionError::SchemaError(..)
+        | DataFusionError::NotImplemented(_)
+        | DataFusionError::Configuration(_)
+        | DataFusionError::Execution(_) => Status::invalid_argument(root.to_string()),
+        DataFusionError::ResourcesExhausted(_) => Status::resource_exhausted(root.to_string()),
+        _ => Status::internal(root.to_string()),
+    }
+}
+
+type ActionStream =
+    Pin<Box<dyn Stream<Item = Result<arrow_flight::Result, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl FlightSqlService for FlightSqlServer {
+    type FlightService = FlightSqlServer;
+
+    async fn get_flight_info_statement(
+        &self,
+        query: CommandStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = self.result_schema(&query.query, request.metadata()).await?;
+        self.flight_info(&schema, &query.query, request.into_inner())
+    }
+
+    async fn get_flight_info_prepared_statement(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let sql = utf8_handle(&query.prepared_statement_handle, "prepared statement handle")?;
+        let schema = self.result_schema(&sql, request.metadata()).await?;
+        self.flight_info(&schema, &sql, request.into_inner())
+    }
+
+    async fn do_get_statement(
+        &self,
+        ticket: TicketStatementQuery,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let sql = utf8_handle(&ticket.statement_handle, "statement handle")?;
+        self.execute(&sql, request.metadata()).await
+    }
+
+    async fn do_get_prepared_statement(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let sql = utf8_handle(&query.prepared_statement_handle, "prepared statement handle")?;
+        self.execute(&sql, request.metadata()).await
+    }
+
+    async fn do_action_create_prepared_statement(
+        &self,
+        query: ActionCreatePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        let schema = self.result_schema(&query.query, request.metadata()).await?;
+        let options = IpcWriteOptions::default();
+        let IpcMessage(dataset_schema) = SchemaAsIpc::new(&schema, &options)
+            .try_into()
+            .map_err(|e| Status::internal(format!("cannot encode the result schema: {e}")))?;
+        Ok(ActionCreatePreparedStatementResult {
+            prepared_statement_handle: Bytes::from(query.query.into_bytes()),
+            dataset_schema,
+            parameter_schema: Bytes::new(),
+        })
+    }
+
+    async fn do_action_close_prepared_statement(
+        &self,
+        _query: ActionClosePreparedStatementRequest,
+        _request: Request<Action>,
+    ) -> Result<(), Status> {
+        // Handles carry their SQL: there is nothing to free.
+        Ok(())
+    }
+
+    async fn do_action_fallback(
+        &self,
+        request: Request<Action>,
+    ) -> Result<Response<ActionStream>, Status> {
+        match request.get_ref().r#type.as_str() {
+            // Flight's session actions (ADBC closes its session on disconnect). Sessions are
+            // stateless here; CloseSessionResult { status: CLOSED } encodes as field 1 = 1.
+            "CloseSession" => {
+                let body = Bytes::from_static(&[0x08, 0x01]);
+                let result = arrow_flight::Result { body };
+                Ok(Response::new(Box::pin(futures::stream::once(async { Ok(result) }))))
+            }
+            other => Err(Status::unimplemented(format!(
+                "action {other:?} is not supported by this server"
+            ))),
+        }
+    }
+
+    async fn get_flight_info_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.clone().into_builder(&self.sql_info).schema();
+        self.metadata_info(&schema, query.as_any(), request.into_inner())
+    }
+
+    async fn do_get_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let builder = query.into_builder(&self.sql_info);
+        one_batch(builder.schema(), builder.build())
+    }
+
+    async fn get_flight_info_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.clone().into_builder().schema();
+        self.metadata_info(&schema, query.as_any(), request.into_inner())
+    }
+
+    async fn do_get_tables(
+        &self,
+        query: CommandGetTables,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let mut builder = query.into_builder();
+        for (name, schema) in self.catalog.tables() {
+            builder.append("datafusion", "public", name, "TABLE", &schema).map_err(Status::from)?;
+        }
+        one_batch(builder.schema(), builder.build())
+    }
+
+    async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}
+
+impl FlightSqlServer {
+    fn metadata_info(
+        &self,
+        schema: &Schema,
+        command: Any,
+        descriptor: FlightDescriptor,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let endpoint = FlightEndpoint::new().with_ticket(Ticket::new(command.encode_to_vec()));
+        let info = FlightInfo::new()
+            .try_with_schema(schema)
+            .map_err(|e| Status::internal(format!("cannot encode the schema: {e}")))?
+            .with_endpoint(endpoint)
+            .with_descriptor(descriptor);
+        Ok(Response::new(info))
+    }
+}
+
+fn one_batch(
+    schema: SchemaRef,
+    batch: Result<arrow::array::RecordBatch, FlightError>,
+) -> Result<Response<DoGetStream>, Status> {
+    let batch = batch.map_err(Status::from)?;
+    let stream = FlightDataEncoderBuilder::new()
+        .with_schema(schema)
+        .build(futures::stream::once(async { Ok(batch) }))
+        .map_err(Status::from);
+    Ok(Response::new(Box::pin(stream)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hydrate_replaces_nested_dictionaries() {
+        let dict = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+        let schema = Schema::new(vec![
+            Field::new("target", dict.clone(), false),
+            Field::new_list("tags", Field::new("item", dict, true), true),
+            Field::new("n", DataType::Int64, true),
+        ]);
+        let h = hydrate_schema(&schema);
+        assert_eq!(h.field(0).data_type(), &DataType::Utf8);
+        assert!(!h.field(0).is_nullable());
+        assert_eq!(
+            h.field(1).data_type(),
+            &DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
+        );
+        assert_eq!(h.field(2).data_type(), &DataType::Int64);
+    }
+
+    #[test]
+    fn datafusion_errors_map_to_grpc_codes() {
+        let plan = DataFusionError::Plan("table 'x' not found".into());
+        assert_eq!(df_status(plan).code(), tonic::Code::InvalidArgument);
+        let wrapped = DataFusionError::Context(
+            "ctx".into(),
+            Box::new(DataFusionError::ResourcesExhausted("mem".into())),
+        );
+        assert_eq!(df_status(wrapped).code(), tonic::Code::ResourceExhausted);
+        assert_eq!(
+            df_status(DataFusionError::Internal("bug".into())).code(),
+            tonic::Code::Internal
+        );
+    }
+}

@@ -1,0 +1,334 @@
+//! The embedded server driven over loopback by arrow-flight's own Flight SQL client.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Int64Type, TimestampNanosecondType};
+use arrow_flight::sql::client::FlightSqlServiceClient;
+use arrow_flight::sql::{Any, CommandGetTables, ProstMessageExt, SqlInfo, TicketStatementQuery};
+use arrow_flight::{FlightInfo, Ticket};
+use chrono::{DateTime, Duration, Utc};
+use flightline_server::{RunningServer, ServerBuilder};
+use futures::TryStreamExt;
+use prost::Message;
+use tonic::transport::Channel;
+
+const ROWS: u64 = 50_000;
+
+fn demo_end() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2025-06-01T00:00:00Z").unwrap().with_timezone(&Utc)
+}
+
+async fn server(builder: ServerBuilder) -> RunningServer {
+    builder
+        .demo_rows(ROWS)
+        .seed(7)
+        .demo_end(demo_end())
+        .spawn("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+async fn client(server: &RunningServer) -> FlightSqlServiceClient<Channel> {
+    let uri = format!("http://{}", server.local_addr());
+    let channel = Channel::from_shared(uri).unwrap().connect().await.unwrap();
+    FlightSqlServiceClient::new(channel)
+}
+
+/// GetFlightInfo then DoGet on every endpoint.
+async fn run(
+    client: &mut FlightSqlServiceClient<Channel>,
+    sql: &str,
+) -> Result<Vec<RecordBatch>, tonic::Status> {
+    let info = client.execute(sql.to_string(), None).await.map_err(status)?;
+    fetch(client, info).await
+}
+
+async fn fetch(
+    client: &mut FlightSqlServiceClient<Channel>,
+    info: FlightInfo,
+) -> Result<Vec<RecordBatch>, tonic::Status> {
+    let mut out = Vec::new();
+    for endpoint in info.endpoint {
+        let ticket = endpoint.ticket.expect("endpoint has a ticket");
+        let stream = client.do_get(ticket).await.map_err(status)?;
+        out.extend(stream.try_collect::<Vec<_>>().await.map_err(status)?);
+    }
+    Ok(out)
+}
+
+fn status(e: impl Into<FlightErr>) -> tonic::Status {
+    e.into().0
+}
+
+struct FlightErr(tonic::Status);
+impl From<arrow::error::ArrowError> for FlightErr {
+    fn from(e: arrow::error::ArrowError) -> Self {
+        // FlightSqlServiceClient wraps gRPC errors in ArrowError::ExternalError(FlightError::Tonic).
+        let text = e.to_string();
+        let code = [
+            ("InvalidArgument", tonic::Code::InvalidArgument),
+            ("Unauthenticated", tonic::Code::Unauthenticated),
+            ("Unimplemented", tonic::Code::Unimplemented),
+        ]
+        .into_iter()
+        .find(|(n, _)| text.contains(n))
+        .map_or(tonic::Code::Unknown, |(_, c)| c);
+        FlightErr(tonic::Status::new(code, text))
+    }
+}
+impl From<arrow_flight::error::FlightError> for FlightErr {
+    fn from(e: arrow_flight::error::FlightError) -> Self {
+        match e {
+            arrow_flight::error::FlightError::Tonic(s) => FlightErr(*s),
+            other => FlightErr(tonic::Status::unknown(other.to_string())),
+        }
+    }
+}
+
+fn count(batches: &[RecordBatch]) -> i64 {
+    batches[0].column(0).as_primitive::<Int64Type>().value(0)
+}
+
+fn rows(batches: &[RecordBatch]) -> usize {
+    batches.iter().map(RecordBatch::num_rows).sum()
+}
+
+fn micromegas_ticket(sql: &str) -> Ticket {
+    let t = TicketStatementQuery { statement_handle: sql.to_string().into() };
+    Ticket::new(t.as_any().encode_to_vec())
+}
+
+#[tokio::test]
+async fn both_ticket_paths_return_the_same_rows() {
+    let s = server(ServerBuilder::new()).await;
+    let mut c = client(&s).await;
+    let sql = "SELECT level, count(*) AS n FROM log_entries GROUP BY level ORDER BY level";
+    let via_info = run(&mut c, sql).await.unwrap();
+    let direct: Vec<RecordBatch> =
+        c.do_get(micromegas_ticket(sql)).await.unwrap().try_collect().await.unwrap();
+    assert_eq!(via_info, direct);
+    let levels = arrow::compute::concat_batches(&via_info[0].schema(), &via_info).unwrap();
+    let total: i64 = levels.column(1).as_primitive::<Int64Type>().values().iter().sum();
+    assert_eq!(total, ROWS as i64);
+    assert!(levels.num_rows() <= 6 && levels.num_rows() >= 4, "levels 1..6 only");
+    assert_eq!(count(&run(&mut c, "SELECT count(*) FROM measures").await.unwrap()), ROWS as i64);
+    assert_eq!(rows(&run(&mut c, "SELECT * FROM processes").await.unwrap()), 8);
+    s.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn prepared_schema_equals_executed_schema_without_running() {
+    let s = server(ServerBuilder::new()).await;
+    let mut c = client(&s).await;
+    for sql in [
+        "SELECT * FROM log_entries LIMIT 3",
+        "SELECT target, count(*) AS n, max(time) AS last FROM log_entries GROUP BY target",
+        "SELECT name, avg(value) FROM measures GROUP BY name",
+    ] {
+        let prepared = c.prepare(sql.to_string(), None).await.unwrap();
+        let planned = prepared.dataset_schema().unwrap().clone();
+        let batches = run(&mut c, sql).await.unwrap();
+        assert_eq!(&planned, batches[0].schema().as_ref(), "{sql}");
+        prepared.close().await.unwrap();
+    }
+    // By default the dictionary column travels as plain strings.
+    let p = c.prepare("SELECT target FROM log_entries".into(), None).await.unwrap();
+    assert_eq!(p.dataset_schema().unwrap().field(0).data_type(), &DataType::Utf8);
+}
+
+#[tokio::test]
+async fn prepared_statement_flow_like_adbc() {
+    let s = server(ServerBuilder::new()).await;
+    let mut c = client(&s).await;
+    let mut p =
+        c.prepare("SELECT count(*) FROM log_entries WHERE level <= 2".into(), None).await.unwrap();
+    let info = p.execute().await.unwrap();
+    let batches = fetch(&mut c, info).await.unwrap();
+    let errors = count(&batches);
+    assert!(errors > 0 && errors < ROWS as i64 / 10, "errors are rare: {errors}");
+}
+
+#[tokio::test]
+async fn time_range_headers_filter_every_time_table() {
+    let s = server(ServerBuilder::new()).await;
+    let mut c = client(&s).await;
+    let begin = demo_end() - Duration::hours(30);
+    let end = demo_end() - Duration::hours(6);
+    let by_where = count(
+        &run(
+            &mut c,
+            &format!(
+                "SELECT count(*) FROM log_entries WHERE time >= TIMESTAMP '{}' AND time < TIMESTAMP '{}'",
+                begin.format("%Y-%m-%dT%H:%M:%S"),
+                end.format("%Y-%m-%dT%H:%M:%S")
+            ),
+        )
+        .await
+        .unwrap(),
+    );
+    assert!(by_where > 0 && by_where < ROWS as i64);
+
+    // The same range as headers, with a non-UTC offset on one end and nanoseconds on the other.
+    c.set_header(
+        "query_range_begin",
+        begin.with_timezone(&chrono::FixedOffset::east_opt(7200).unwrap()).to_rfc3339(),
+    );
+    c.set_header("query_range_end", end.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true));
+    assert_eq!(count(&run(&mut c, "SELECT count(*) FROM log_entries").await.unwrap()), by_where);
+
+    let batches = run(&mut c, "SELECT time FROM log_entries").await.unwrap();
+    assert_eq!(rows(&batches) as i64, by_where);
+    for b in &batches {
+        for t in b.column(0).as_primitive::<TimestampNanosecondType>().values() {
+            assert!(
+                *t >= begin.timestamp_nanos_opt().unwrap()
+                    && *t < end.timestamp_nanos_opt().unwrap()
+            );
+        }
+    }
+    let m = count(&run(&mut c, "SELECT count(*) FROM measures").await.unwrap());
+    assert!(m > 0 && m < ROWS as i64, "measures is filtered too: {m}");
+    // processes has no time column: untouched.
+    assert_eq!(rows(&run(&mut c, "SELECT * FROM processes").await.unwrap()), 8);
+    // Only one end given: no filter.
+    c.set_header("query_range_end", "");
+    assert_eq!(count(&run(&mut c, "SELECT count(*) FROM log_entries").await.unwrap()), ROWS as i64);
+}
+
+#[tokio::test]
+async fn limit_and_preserve_dictionary_headers() {
+    let s = server(ServerBuilder::new()).await;
+    let mut c = client(&s).await;
+    c.set_header("limit", "17");
+    assert_eq!(rows(&run(&mut c, "SELECT msg FROM log_entries").await.unwrap()), 17);
+    c.set_header("preserve_dictionary", "true");
+    let b = run(&mut c, "SELECT target FROM log_entries").await.unwrap();
+    assert!(matches!(b[0].schema().field(0).data_type(), DataType::Dictionary(_, _)));
+    c.set_header("preserve_dictionary", "false");
+    let b = run(&mut c, "SELECT target FROM log_entries").await.unwrap();
+    assert_eq!(b[0].column(0).data_type(), &DataType::Utf8);
+    assert!(b[0].column(0).as_string::<i32>().value(0).contains("::"));
+}
+
+#[tokio::test]
+async fn errors_carry_grpc_codes() {
+    let s = server(ServerBuilder::new()).await;
+    let mut c = client(&s).await;
+    for (sql, needle) in [
+        ("SELEC nonsense", "SQL"),
+        ("SELECT * FROM no_such_table", "no_such_table"),
+        ("SELECT no_such_column FROM log_entries", "no_such_column"),
+        ("CREATE TABLE t AS SELECT 1", "DDL"),
+        ("INSERT INTO processes SELECT * FROM processes", "DML"),
+    ] {
+        let err = run(&mut c, sql).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{sql}: {err}");
+        assert!(err.message().contains(needle), "{sql}: {}", err.message());
+        // The Micromegas path reports the same.
+        let err = match c.do_get(micromegas_ticket(sql)).await {
+            Err(e) => status(e),
+            Ok(stream) => status(stream.try_collect::<Vec<_>>().await.unwrap_err()),
+        };
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{sql}");
+    }
+    c.set_header("query_range_begin", "last tuesday");
+    c.set_header("query_range_end", "2025-01-01T00:00:00Z");
+    let err = run(&mut c, "SELECT 1").await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(err.message().contains("query_range_begin"));
+
+    let err = c.get_catalogs().await.map_err(status).unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unimplemented);
+    // The connection survives every error.
+    let mut c = client(&s).await;
+    assert_eq!(count(&run(&mut c, "SELECT count(*) FROM processes").await.unwrap()), 8);
+}
+
+#[tokio::test]
+async fn tokens_are_required_when_configured() {
+    let s = server(ServerBuilder::new().token("s3cret").token("other")).await;
+    let mut c = client(&s).await;
+    let err = run(&mut c, "SELECT 1").await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    c.set_header("authorization", "Bearer wrong");
+    assert_eq!(run(&mut c, "SELECT 1").await.unwrap_err().code(), tonic::Code::Unauthenticated);
+    c.set_header("authorization", "Bearer s3cret");
+    assert_eq!(count(&run(&mut c, "SELECT count(*) FROM processes").await.unwrap()), 8);
+
+    let mut k = client(&s).await;
+    k.set_header("x-api-key", "other");
+    assert_eq!(count(&run(&mut k, "SELECT count(*) FROM processes").await.unwrap()), 8);
+    let prepared = k.prepare("SELECT 1".into(), None).await;
+    assert!(prepared.is_ok());
+}
+
+#[tokio::test]
+async fn metadata_commands_list_tables_and_info() {
+    let s = server(ServerBuilder::new()).await;
+    let mut c = client(&s).await;
+    let info = c
+        .get_tables(CommandGetTables { include_schema: true, ..Default::default() })
+        .await
+        .unwrap();
+    let batches = fetch(&mut c, info).await.unwrap();
+    let b = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+    let names: Vec<&str> =
+        b.column_by_name("table_name").unwrap().as_string::<i32>().iter().flatten().collect();
+    for t in ["log_entries", "measures", "processes"] {
+        assert!(names.contains(&t), "{names:?}");
+    }
+    let info = c
+        .get_sql_info(vec![SqlInfo::FlightSqlServerName, SqlInfo::FlightSqlServerReadOnly])
+        .await
+        .unwrap();
+    let b = fetch(&mut c, info).await.unwrap();
+    assert_eq!(rows(&b), 2);
+    let any = Any::decode(&*CommandGetTables::default().as_any().encode_to_vec()).unwrap();
+    assert!(any.is::<CommandGetTables>());
+}
+
+#[tokio::test]
+async fn user_tables_from_csv_ndjson_and_parquet() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("sales.csv");
+    std::fs::write(&csv, "region,amount\neu,10\nus,32\neu,5\n").unwrap();
+    let json = dir.path().join("events.ndjson");
+    std::fs::write(&json, "{\"kind\":\"a\",\"n\":1}\n{\"kind\":\"b\",\"n\":2}\n").unwrap();
+    let parquet = dir.path().join("nums.parquet");
+    let batch = RecordBatch::try_from_iter([(
+        "x",
+        Arc::new(arrow::array::Int64Array::from(vec![1, 2, 3, 4])) as Arc<dyn Array>,
+    )])
+    .unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&parquet).unwrap(),
+        batch.schema(),
+        None,
+    )
+    .unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+
+    let s = ServerBuilder::new()
+        .demo_rows(0)
+        .table("sales", &csv)
+        .table("events", &json)
+        .table("nums", &parquet)
+        .spawn("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let mut c = client(&s).await;
+    let b = run(&mut c, "SELECT sum(amount) FROM sales WHERE region = 'eu'").await.unwrap();
+    assert_eq!(b[0].column(0).as_primitive::<Int64Type>().value(0), 15);
+    assert_eq!(rows(&run(&mut c, "SELECT * FROM events").await.unwrap()), 2);
+    assert_eq!(count(&run(&mut c, "SELECT sum(x) FROM nums").await.unwrap()), 10);
+    let err = run(&mut c, "SELECT * FROM log_entries").await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "no demo tables with demo_rows(0)");
+
+    let bad = ServerBuilder::new()
+        .table("x", dir.path().join("missing.parquet"))
+        .spawn("127.0.0.1:0".parse().unwrap())
+        .await;
+    assert!(bad.unwrap_err().to_string().contains("missing.parquet"));
+}
