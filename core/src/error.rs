@@ -187,10 +187,12 @@ pub(crate) fn with_causes(
 mod tests {
     use super::*;
 
+    type Check = fn(&Error) -> bool;
+
     #[test]
     fn server_statuses_map_to_typed_variants() {
         let uri = "grpc://example:1";
-        let cases: Vec<(tonic::Status, fn(&Error) -> bool, bool)> = vec![
+        let cases: Vec<(tonic::Status, Check, bool)> = vec![
             (
                 tonic::Status::invalid_argument("bad sql"),
                 |e| matches!(e, Error::InvalidQuery { message } if message == "bad sql"),

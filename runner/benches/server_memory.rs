@@ -47,10 +47,12 @@ fn peak_rss_mib(pid: u32) -> f64 {
 }
 
 async fn drain(uri: &str, sql: &str) -> (usize, usize) {
-    let mut client = FlightServiceClient::connect(uri.to_string())
+    let channel = tonic::transport::Channel::from_shared(uri.to_string())
+        .expect("uri")
+        .connect()
         .await
-        .expect("connect")
-        .max_decoding_message_size(usize::MAX);
+        .expect("connect");
+    let mut client = FlightServiceClient::new(channel).max_decoding_message_size(usize::MAX);
     let ticket = TicketStatementQuery { statement_handle: sql.to_string().into() };
     let ticket = Ticket::new(ticket.as_any().encode_to_vec());
     let response = client.do_get(ticket).await.expect("do_get").into_inner();
@@ -58,7 +60,11 @@ async fn drain(uri: &str, sql: &str) -> (usize, usize) {
     let (mut rows, mut bytes) = (0, 0);
     while let Some(batch) = stream.try_next().await.expect("batch") {
         rows += batch.num_rows();
-        bytes += batch.get_array_memory_size();
+        bytes += batch
+            .columns()
+            .iter()
+            .map(|c| c.to_data().get_slice_memory_size().unwrap_or(0))
+            .sum::<usize>();
     }
     (rows, bytes)
 }

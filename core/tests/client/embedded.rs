@@ -254,7 +254,7 @@ async fn prepare_limit_and_preserve_dictionary() {
     assert_eq!(rows(&batches), 7);
     let target = batches.iter().find(|b| b.num_rows() > 0).unwrap().column(1);
     assert_eq!(target.data_type(), &dict_type);
-    assert!(target.as_dictionary::<Int32Type>().values().len() > 0);
+    assert!(!target.as_dictionary::<Int32Type>().values().is_empty());
 
     let flat = client.query_with(sql, None, &QueryOptions::new().limit(3)).await.unwrap();
     assert_eq!(rows(&flat), 3);

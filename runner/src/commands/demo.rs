@@ -102,7 +102,7 @@ async fn run_job(client: &FlightSqlClient, job: &Job) -> Result<Outcome, RunnerE
     while let Some(batch) = stream.try_next().await? {
         rows += batch.num_rows();
         batches += 1;
-        bytes += batch.get_array_memory_size();
+        bytes += batch_bytes(&batch);
         progress.set_message(format!("{} rows, {} batches", rows, batches));
         if preview.is_none() && batch.num_rows() > 0 {
             preview = Some(batch.slice(0, batch.num_rows().min(6)));
@@ -117,6 +117,11 @@ async fn run_job(client: &FlightSqlClient, job: &Job) -> Result<Outcome, RunnerE
         }
     }
     Ok(Outcome { name: job.name, rows, batches, bytes, elapsed: started.elapsed() })
+}
+
+/// Bytes the batch's values take (its slice of shared IPC buffers, not the whole buffers).
+fn batch_bytes(batch: &arrow::array::RecordBatch) -> usize {
+    batch.columns().iter().map(|c| c.to_data().get_slice_memory_size().unwrap_or(0)).sum()
 }
 
 fn progress_bar(name: &str) -> ProgressBar {
