@@ -157,6 +157,22 @@ def test_table_schema_comes_from_get_tables(conn):
     assert schema.field("time").type == pa.timestamp("ns", tz="+00:00")
     assert schema.field("level").type == pa.int32()
     assert schema.field("msg").type == pa.string()
+    # GetTables reports what queries return by default: dictionaries as their value type.
+    assert schema.field("target").type == pa.string()
+
+
+def test_get_objects_lists_catalog_schema_tables_and_columns(conn):
+    # ADBC's GetObjects walks GetCatalogs -> GetDbSchemas -> GetTables, as generic tools do.
+    objects = conn.adbc_get_objects(depth="all").read_all().to_pylist()
+    assert [c["catalog_name"] for c in objects] == ["datafusion"]
+    schemas = objects[0]["catalog_db_schemas"]
+    assert [s["db_schema_name"] for s in schemas] == ["public"]
+    tables = {t["table_name"]: t for t in schemas[0]["db_schema_tables"]}
+    assert {"log_entries", "measures", "processes"} <= set(tables)
+    columns = [c["column_name"] for c in tables["log_entries"]["table_columns"]]
+    assert columns[:3] == ["process_id", "stream_id", "block_id"]
+    assert "time" in columns and "msg" in columns
+    assert conn.adbc_get_table_types() == ["TABLE"]
 
 
 def test_get_info_reads_the_server_sql_info(conn):

@@ -38,6 +38,9 @@ mod context;
 mod finding;
 mod pipeline;
 
+/// The attribute that makes `async fn` usable in a [`QueryValidator`] impl, re-exported so that
+/// plugin authors need no direct dependency: `#[flightline_core::validate::async_trait]`.
+pub use async_trait::async_trait;
 pub use context::{ValidationContext, parse_sql};
 pub use finding::{Finding, Position, Severity};
 pub use pipeline::{Override, Policy, QueryValidator, ValidationPipeline, ValidationReport};

@@ -112,13 +112,10 @@ async fn run(args: Args) -> Result<()> {
     );
 
     // 5. Everything from the environment, as every flightline command does.
-    let from_env = FlightSqlClient::from_env().await;
-    println!(
-        "== from_env: {}",
-        match &from_env {
-            Ok(client) => format!("connected to {}", client.uri()),
-            Err(err) => format!("not connected ({err})"),
-        }
-    );
+    if std::env::var_os("FLIGHTLINE_URI").is_some() {
+        run_pattern("from the environment", ClientBuilder::from_env()).await?;
+    } else {
+        println!("== from the environment: set FLIGHTLINE_URI (and FLIGHTLINE_TOKEN) to try it");
+    }
     Ok(())
 }

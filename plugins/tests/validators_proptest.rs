@@ -181,3 +181,42 @@ fn the_valid_seeds_parse() {
         assert!(ValidationContext::new(*sql).parse_error().is_none(), "{sql}");
     }
 }
+
+/// Generated SQL chains thousands of terms into left-deep trees; validating and dropping them
+/// must not overflow a 2 MiB thread stack (the size of a test or tokio worker thread).
+#[test]
+fn huge_generated_queries_do_not_overflow_the_stack() {
+    let ids = (0..100_000).map(|i| format!("process_id = 'p{i}'")).collect::<Vec<_>>();
+    let branches = vec!["SELECT msg FROM log_entries"; 20_000];
+    let cases = vec![
+        (
+            format!("SELECT msg FROM log_entries WHERE time > now() AND ({})", ids.join(" OR ")),
+            Vec::<&str>::new(),
+        ),
+        (
+            format!("SELECT msg FROM log_entries WHERE {}", ids.join(" OR ")),
+            vec![codes::NO_TIME_FILTER],
+        ),
+        (branches.join(" UNION ALL "), vec![codes::NO_TIME_FILTER]),
+    ];
+    let worker = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let pipeline = builtin_pipeline(Policy::Deny);
+            let mut outcomes = Vec::new();
+            for (sql, expected) in cases {
+                let ctx = ValidationContext::new(sql);
+                assert!(ctx.parse_error().is_none());
+                let report = runtime.block_on(pipeline.run(&ctx));
+                let codes: Vec<String> = report.findings.into_iter().map(|f| f.code).collect();
+                outcomes.push((codes, expected));
+                drop(ctx);
+            }
+            outcomes
+        })
+        .unwrap();
+    for (got, expected) in worker.join().expect("the validation thread overflowed or panicked") {
+        assert_eq!(got, expected);
+    }
+}

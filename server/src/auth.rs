@@ -31,7 +31,7 @@ impl TokenAuth {
             .fold(false, |ok, t| ok | constant_time_eq(t.as_bytes(), presented.as_bytes()))
     }
 
-    fn presented<'a>(request: &'a Request<()>) -> Option<&'a str> {
+    fn presented(request: &Request<()>) -> Option<&str> {
         let md = request.metadata();
         if let Some(v) = md.get("authorization").and_then(|v| v.to_str().ok()) {
             let (scheme, token) = v.trim().split_once(' ')?;

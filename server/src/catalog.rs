@@ -18,7 +18,7 @@ use datafusion::prelude::{
     CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionConfig, SessionContext,
 };
 
-use crate::demo::{DemoConfig, demo_tables};
+use crate::demo::{DemoConfig, NamedTable, demo_tables};
 use crate::error::ServerError;
 
 /// The column a time range applies to, as in Micromegas's views.
@@ -50,7 +50,7 @@ impl std::str::FromStr for UserTable {
 /// Every table the server knows, by name.
 #[derive(Debug)]
 pub struct Catalog {
-    tables: Vec<(String, Arc<dyn TableProvider>)>,
+    tables: Vec<NamedTable>,
     runtime: Arc<RuntimeEnv>,
 }
 

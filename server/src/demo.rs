@@ -13,10 +13,17 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Fields, Int32Type, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, Duration, Utc};
-use datafusion::catalog::TableProvider;
+use std::ops::Range;
+
 use datafusion::catalog::streaming::StreamingTable;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::ScalarValue;
 use datafusion::datasource::MemTable;
+use datafusion::datasource::TableType;
+use datafusion::error::Result as DfResult;
 use datafusion::execution::TaskContext;
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
@@ -204,35 +211,124 @@ enum Kind {
     Measures,
 }
 
+/// A table and the name SQL knows it by.
+pub type NamedTable = (String, Arc<dyn TableProvider>);
+
 /// The three demo tables as DataFusion providers, by name.
-pub fn demo_tables(
-    config: &DemoConfig,
-) -> Result<Vec<(String, Arc<dyn TableProvider>)>, ServerError> {
+pub fn demo_tables(config: &DemoConfig) -> Result<Vec<NamedTable>, ServerError> {
     let shared = Arc::new(Shared::new(config));
-    let mut tables: Vec<(String, Arc<dyn TableProvider>)> = Vec::new();
-    for (name, kind) in [("log_entries", Kind::Logs), ("measures", Kind::Measures)] {
-        let schema = match kind {
-            Kind::Logs => log_entries_schema(),
-            Kind::Measures => measures_schema(),
-        };
+    let logs = DemoTable { shared: shared.clone(), kind: Kind::Logs, schema: log_entries_schema() };
+    let measures =
+        DemoTable { shared: shared.clone(), kind: Kind::Measures, schema: measures_schema() };
+    let batch = processes_batch(&shared).map_err(ServerError::demo)?;
+    let processes =
+        MemTable::try_new(processes_schema(), vec![vec![batch]]).map_err(ServerError::demo)?;
+    Ok(vec![
+        ("log_entries".to_string(), Arc::new(logs)),
+        ("measures".to_string(), Arc::new(measures)),
+        ("processes".to_string(), Arc::new(processes)),
+    ])
+}
+
+/// A lazily generated demo table. Times grow with the row index, so a filter on `time` turns
+/// into a range of rows and only the chunks that can match are generated (as Micromegas prunes
+/// partitions by time): "the last hour" of a week of data costs an hour's worth of work.
+#[derive(Debug)]
+struct DemoTable {
+    shared: Arc<Shared>,
+    kind: Kind,
+    schema: SchemaRef,
+}
+
+#[async_trait::async_trait]
+impl TableProvider for DemoTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        // Inexact: DataFusion still applies the filter; we only skip chunks that cannot match.
+        Ok(filters
+            .iter()
+            .map(|f| match time_bounds(f) {
+                Some(_) => TableProviderFilterPushDown::Inexact,
+                None => TableProviderFilterPushDown::Unsupported,
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let (lo, hi) = filters
+            .iter()
+            .filter_map(time_bounds)
+            .fold((i64::MIN, i64::MAX), |(lo, hi), (l, h)| (lo.max(l), hi.min(h)));
+        let rows = self.shared.rows_between(lo, hi);
         let partitions = (0..PARTITIONS)
-            .map(|p| {
+            .map(|partition| {
                 Arc::new(DemoPartition {
-                    shared: shared.clone(),
-                    kind,
-                    schema: schema.clone(),
-                    partition: p,
+                    shared: self.shared.clone(),
+                    kind: self.kind,
+                    schema: self.schema.clone(),
+                    rows: rows.clone(),
+                    partition,
                 }) as Arc<dyn PartitionStream>
             })
             .collect();
-        let table = StreamingTable::try_new(schema, partitions).map_err(ServerError::demo)?;
-        tables.push((name.to_string(), Arc::new(table)));
+        let table = StreamingTable::try_new(self.schema.clone(), partitions)?;
+        table.scan(state, projection, &[], limit).await
     }
-    let batch = processes_batch(&shared).map_err(ServerError::demo)?;
-    let table =
-        MemTable::try_new(processes_schema(), vec![vec![batch]]).map_err(ServerError::demo)?;
-    tables.push(("processes".to_string(), Arc::new(table)));
-    Ok(tables)
+}
+
+/// `[lo, hi]` in nanoseconds that a conjunct like `time >= t`, `t > time` or
+/// `time BETWEEN a AND b` allows; `None` for anything else.
+fn time_bounds(expr: &Expr) -> Option<(i64, i64)> {
+    match expr {
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            let (t, op) = match (is_time(left), is_time(right)) {
+                (true, false) => (timestamp_ns(right)?, *op),
+                (false, true) => (timestamp_ns(left)?, op.swap()?),
+                _ => return None,
+            };
+            match op {
+                Operator::Gt | Operator::GtEq => Some((t, i64::MAX)),
+                Operator::Lt | Operator::LtEq => Some((i64::MIN, t)),
+                Operator::Eq => Some((t, t)),
+                _ => None,
+            }
+        }
+        Expr::Between(b) if !b.negated && is_time(&b.expr) => {
+            Some((timestamp_ns(&b.low)?, timestamp_ns(&b.high)?))
+        }
+        _ => None,
+    }
+}
+
+fn is_time(expr: &Expr) -> bool {
+    matches!(expr, Expr::Column(c) if c.name == "time")
+}
+
+fn timestamp_ns(expr: &Expr) -> Option<i64> {
+    let Expr::Literal(value, _) = expr else { return None };
+    match value {
+        ScalarValue::TimestampNanosecond(Some(v), _) => Some(*v),
+        ScalarValue::TimestampMicrosecond(Some(v), _) => v.checked_mul(1_000),
+        ScalarValue::TimestampMillisecond(Some(v), _) => v.checked_mul(1_000_000),
+        ScalarValue::TimestampSecond(Some(v), _) => v.checked_mul(1_000_000_000),
+        _ => None,
+    }
 }
 
 /// What every partition of every demo table shares.
@@ -268,8 +364,13 @@ impl Shared {
         }
     }
 
-    fn chunks(&self) -> u64 {
-        self.rows.div_ceil(CHUNK_ROWS)
+    /// The rows whose time can lie in `[lo, hi]`, rounded out by one row for float error.
+    fn rows_between(&self, lo: i64, hi: i64) -> Range<u64> {
+        let index = |t: i64| ((t as f64 - self.start_ns as f64) / self.slot_ns).floor();
+        let first = (index(lo) - 1.0).max(0.0);
+        let last = (index(hi) + 2.0).max(0.0);
+        let clamp = |x: f64| if x >= self.rows as f64 { self.rows } else { x as u64 };
+        clamp(first)..clamp(last)
     }
 
     /// Time of row `i`: uniformly inside its own slot, so times increase with `i`.
@@ -279,11 +380,13 @@ impl Shared {
     }
 }
 
+/// Every `PARTITIONS`-th chunk that overlaps `rows`, starting at chunk `partition`.
 #[derive(Debug)]
 struct DemoPartition {
     shared: Arc<Shared>,
     kind: Kind,
     schema: SchemaRef,
+    rows: Range<u64>,
     partition: u64,
 }
 
@@ -295,7 +398,8 @@ impl PartitionStream for DemoPartition {
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         let shared = self.shared.clone();
         let kind = self.kind;
-        let chunks = (self.partition..shared.chunks()).step_by(PARTITIONS as usize);
+        let (first, end) = (self.rows.start / CHUNK_ROWS, self.rows.end.div_ceil(CHUNK_ROWS));
+        let chunks = (first + self.partition..end).step_by(PARTITIONS as usize);
         let stream = futures::stream::iter(chunks).map(move |chunk| {
             make_chunk(&shared, kind, chunk)
                 .map_err(|e| datafusion::error::DataFusionError::ArrowError(Box::new(e), None))
@@ -405,7 +509,7 @@ impl Columns {
     }
 
     fn properties(&mut self, computer: &str, i: u64) {
-        let env = if i % 5 == 0 { "staging" } else { "production" };
+        let env = if i.is_multiple_of(5) { "staging" } else { "production" };
         for (k, v) in [("env", env), ("host", computer)] {
             push_property(self.properties.values(), k, v);
         }
@@ -466,7 +570,7 @@ fn message(level: i32, target: &str, n: u32) -> String {
         2 => format!("request {n} failed: connection reset by peer"),
         3 => format!("slow operation in {target}: {n} ms"),
         4 => format!("request {n} completed in {} ms", n % 250),
-        5 => format!("cache lookup key=user:{n} hit={}", n % 3 != 0),
+        5 => format!("cache lookup key=user:{n} hit={}", !n.is_multiple_of(3)),
         _ => format!("poll tick {n}"),
     }
 }
@@ -537,6 +641,53 @@ mod tests {
         let end = 1_700_000_000_000_000_000i64;
         assert!(t.values().iter().all(|&v| v >= end - 7 * 86_400_000_000_000 && v < end));
         assert!(t.values().windows(2).all(|w| w[0] <= w[1]), "times increase with the row index");
+    }
+
+    #[test]
+    fn row_ranges_cover_every_row_in_the_time_window() {
+        let s = Shared::new(&config(30_000));
+        let times: Vec<i64> = (0..4)
+            .flat_map(|c| {
+                let b = make_chunk(&s, Kind::Logs, c).unwrap();
+                let t = b
+                    .column(8)
+                    .as_any()
+                    .downcast_ref::<arrow::array::TimestampNanosecondArray>()
+                    .unwrap();
+                t.values().to_vec()
+            })
+            .collect();
+        assert_eq!(times.len(), 30_000);
+        for (lo, hi) in [
+            (times[100], times[200]),
+            (times[0] - 5, times[0]),
+            (times[29_999], i64::MAX),
+            (i64::MIN, times[7]),
+        ] {
+            let r = s.rows_between(lo, hi);
+            for (i, t) in times.iter().enumerate() {
+                if *t >= lo && *t <= hi {
+                    assert!(
+                        r.contains(&(i as u64)),
+                        "row {i} at {t} outside {r:?} for [{lo}, {hi}]"
+                    );
+                }
+            }
+            assert!(r.end - r.start <= (hi.saturating_sub(lo) as f64 / s.slot_ns) as u64 + 4);
+        }
+        assert_eq!(s.rows_between(i64::MIN, i64::MAX), 0..30_000);
+        assert!(s.rows_between(i64::MAX - 1, i64::MAX).is_empty());
+    }
+
+    #[test]
+    fn time_bounds_read_comparisons_and_between() {
+        use datafusion::logical_expr::{col, lit};
+        let ts = |v: i64| lit(ScalarValue::TimestampNanosecond(Some(v), Some("+00:00".into())));
+        assert_eq!(time_bounds(&col("time").gt_eq(ts(5))), Some((5, i64::MAX)));
+        assert_eq!(time_bounds(&ts(9).gt(col("time"))), Some((i64::MIN, 9)));
+        assert_eq!(time_bounds(&col("time").between(ts(1), ts(2))), Some((1, 2)));
+        assert_eq!(time_bounds(&col("level").gt_eq(lit(3))), None);
+        assert_eq!(time_bounds(&col("time").not_eq(ts(3))), None);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
+use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use arrow::ipc::writer::IpcWriteOptions;
 use arrow_flight::encode::{DictionaryHandling, FlightDataEncoderBuilder};
@@ -16,9 +17,9 @@ use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
 use arrow_flight::sql::server::FlightSqlService;
 use arrow_flight::sql::{
     ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
-    ActionCreatePreparedStatementResult, Any, CommandGetSqlInfo, CommandGetTables,
-    CommandPreparedStatementQuery, CommandStatementQuery, ProstMessageExt, SqlInfo,
-    TicketStatementQuery,
+    ActionCreatePreparedStatementResult, Any, CommandGetCatalogs, CommandGetDbSchemas,
+    CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandPreparedStatementQuery,
+    CommandStatementQuery, ProstMessageExt, SqlInfo, TicketStatementQuery,
 };
 use arrow_flight::{
     Action, FlightDescriptor, FlightEndpoint, FlightInfo, IpcMessage, SchemaAsIpc, Ticket,
@@ -34,6 +35,11 @@ use tonic::{Request, Response, Status};
 
 use crate::catalog::Catalog;
 use crate::options::CallOptions;
+
+/// Where every table lives, as generic tools (ADBC GetObjects, DBeaver) browse it.
+const CATALOG: &str = "datafusion";
+const SCHEMA: &str = "public";
+const TABLE_TYPE: &str = "TABLE";
 
 /// Flight messages stay well under ADBC's 16 MiB default limit (arrow-flight's default is 2 MiB).
 const MAX_FLIGHT_DATA_SIZE: usize = 4 * 1024 * 1024;
@@ -98,7 +104,16 @@ impl FlightSqlServer {
         let df = self.plan(sql, &opts).await?;
         let stream = df.execute_stream().await.map_err(df_status)?;
         let schema = stream.schema();
-        let batches = stream.map_err(|e| FlightError::Tonic(Box::new(df_status(e))));
+        let preserve = opts.preserve_dictionary;
+        let batches = stream.map_err(|e| FlightError::Tonic(Box::new(df_status(e)))).and_then(
+            move |batch| async move {
+                if preserve {
+                    compact_dictionaries(batch).map_err(FlightError::Arrow)
+                } else {
+                    Ok(batch)
+                }
+            },
+        );
         let handling = if opts.preserve_dictionary {
             DictionaryHandling::Resend
         } else {
@@ -158,6 +173,29 @@ fn hydrate_field(field: &Field) -> Field {
         other => other.clone(),
     };
     field.clone().with_data_type(dt)
+}
+
+/// Re-encodes dictionary columns so that each value appears once in its dictionary.
+///
+/// DataFusion's merges concatenate dictionaries without deduplicating them, and some clients
+/// (pandas categoricals, hence the Micromegas Python client) refuse repeated categories.
+fn compact_dictionaries(batch: RecordBatch) -> Result<RecordBatch, arrow::error::ArrowError> {
+    if !batch.schema().fields().iter().any(|f| matches!(f.data_type(), DataType::Dictionary(_, _)))
+    {
+        return Ok(batch);
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|c| match c.data_type() {
+            DataType::Dictionary(_, value) => {
+                let plain = arrow::compute::cast(c, value)?;
+                arrow::compute::cast(&plain, c.data_type())
+            }
+            _ => Ok(c.clone()),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(batch.schema(), columns)
 }
 
 /// Maps DataFusion errors to the gRPC codes Micromegas uses: the caller's fault is `InvalidArgument`.
@@ -297,8 +335,67 @@ impl FlightSqlService for FlightSqlServer {
     ) -> Result<Response<DoGetStream>, Status> {
         let mut builder = query.into_builder();
         for (name, schema) in self.catalog.tables() {
-            builder.append("datafusion", "public", name, "TABLE", &schema).map_err(Status::from)?;
+            // Report the schema queries return by default (dictionaries hydrated).
+            let schema = hydrate_schema(&schema);
+            builder.append(CATALOG, SCHEMA, name, TABLE_TYPE, &schema).map_err(Status::from)?;
         }
+        one_batch(builder.schema(), builder.build())
+    }
+
+    async fn get_flight_info_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.into_builder().schema();
+        self.metadata_info(&schema, query.as_any(), request.into_inner())
+    }
+
+    async fn do_get_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let mut builder = query.into_builder();
+        builder.append(CATALOG);
+        one_batch(builder.schema(), builder.build())
+    }
+
+    async fn get_flight_info_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.clone().into_builder().schema();
+        self.metadata_info(&schema, query.as_any(), request.into_inner())
+    }
+
+    async fn do_get_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let mut builder = query.into_builder();
+        builder.append(CATALOG, SCHEMA);
+        one_batch(builder.schema(), builder.build())
+    }
+
+    async fn get_flight_info_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.into_builder().schema();
+        self.metadata_info(&schema, query.as_any(), request.into_inner())
+    }
+
+    async fn do_get_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let mut builder = query.into_builder();
+        builder.append(TABLE_TYPE);
         one_batch(builder.schema(), builder.build())
     }
 
@@ -322,11 +419,11 @@ impl FlightSqlServer {
     }
 }
 
-fn one_batch(
+fn one_batch<E: Into<FlightError>>(
     schema: SchemaRef,
-    batch: Result<arrow::array::RecordBatch, FlightError>,
+    batch: Result<RecordBatch, E>,
 ) -> Result<Response<DoGetStream>, Status> {
-    let batch = batch.map_err(Status::from)?;
+    let batch = batch.map_err(|e| Status::from(e.into()))?;
     let stream = FlightDataEncoderBuilder::new()
         .with_schema(schema)
         .build(futures::stream::once(async { Ok(batch) }))
@@ -354,6 +451,25 @@ mod tests {
             &DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
         );
         assert_eq!(h.field(2).data_type(), &DataType::Int64);
+    }
+
+    #[test]
+    fn compacted_dictionaries_hold_each_value_once() {
+        use arrow::array::{Array, DictionaryArray, Int32Array, StringArray};
+        use arrow::datatypes::Int32Type;
+        let values = StringArray::from(vec!["a", "b", "a", "b"]);
+        let dict = DictionaryArray::<Int32Type>::try_new(
+            Int32Array::from(vec![0, 1, 2, 3, 0]),
+            Arc::new(values),
+        )
+        .unwrap();
+        let batch = RecordBatch::try_from_iter([("t", Arc::new(dict) as Arc<dyn Array>)]).unwrap();
+        let out = compact_dictionaries(batch).unwrap();
+        let d = out.column(0).as_any().downcast_ref::<DictionaryArray<Int32Type>>().unwrap();
+        assert_eq!(d.values().len(), 2);
+        let plain = arrow::compute::cast(out.column(0), &DataType::Utf8).unwrap();
+        let plain = plain.as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!(plain.iter().flatten().collect::<Vec<_>>(), ["a", "b", "a", "b", "a"]);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! What a validator is given.
 
-use sqlparser::ast::Statement;
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{Expr, Query, SetExpr, Statement, Value, VisitMut, VisitorMut};
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::{Parser, ParserError};
 
@@ -88,6 +90,59 @@ fn end_of(text: &str) -> Position {
     let line = text.split('\n').count().max(1);
     let last = text.rsplit('\n').next().unwrap_or("");
     Position { line: line as u64, column: last.chars().count() as u64 + 1 }
+}
+
+/// Dropping a parsed statement recurses once per level of the tree, and generated SQL (a
+/// filter of 100 000 `OR`ed ids, thousands of `UNION ALL` branches) parses into chains deep
+/// enough to overflow the stack on drop. Unchain them first, without recursion.
+impl Drop for ValidationContext {
+    fn drop(&mut self) {
+        if let Ok(statements) = &mut self.statements {
+            for statement in statements.iter_mut() {
+                let _ = statement.visit(&mut Unchain);
+            }
+        }
+    }
+}
+
+/// Replaces each operator chain by a leaf and frees the chain's links one at a time.
+struct Unchain;
+
+impl VisitorMut for Unchain {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if matches!(expr, Expr::BinaryOp { .. } | Expr::Nested(_) | Expr::UnaryOp { .. }) {
+            let mut pending = vec![std::mem::replace(expr, Expr::Value(Value::Null.into()))];
+            while let Some(link) = pending.pop() {
+                match link {
+                    Expr::BinaryOp { left, right, .. } => pending.extend([*left, *right]),
+                    Expr::Nested(inner) | Expr::UnaryOp { expr: inner, .. } => pending.push(*inner),
+                    // Any other node is dropped normally; its own chains were not reached by the
+                    // visitor, but a chain hanging off a leaf of another chain is rare.
+                    other => drop(other),
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        if matches!(query.body.as_ref(), SetExpr::SetOperation { .. }) {
+            let placeholder = SetExpr::Values(sqlparser::ast::Values {
+                explicit_row: false,
+                value_keyword: false,
+                rows: Vec::new(),
+            });
+            let mut pending = vec![std::mem::replace(query.body.as_mut(), placeholder)];
+            while let Some(link) = pending.pop() {
+                if let SetExpr::SetOperation { left, right, .. } = link {
+                    pending.extend([*left, *right]);
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 /// Reads sqlparser's `at Line: L, Column: C` suffix.

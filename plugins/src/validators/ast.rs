@@ -20,15 +20,20 @@ pub(crate) fn result_selects(query: &Query) -> Vec<&Select> {
     selects
 }
 
+// Iterative: `SELECT .. UNION SELECT .. UNION ..` parses into a left-deep tree as deep as the
+// number of branches, which would overflow the stack if walked recursively.
 fn collect_result_selects<'a>(body: &'a SetExpr, out: &mut Vec<&'a Select>) {
-    match body {
-        SetExpr::Select(select) => out.push(select),
-        SetExpr::Query(query) => collect_result_selects(&query.body, out),
-        SetExpr::SetOperation { left, right, .. } => {
-            collect_result_selects(left, out);
-            collect_result_selects(right, out);
+    let mut pending = vec![body];
+    while let Some(body) = pending.pop() {
+        match body {
+            SetExpr::Select(select) => out.push(select),
+            SetExpr::Query(query) => pending.push(&query.body),
+            SetExpr::SetOperation { left, right, .. } => {
+                pending.push(right);
+                pending.push(left);
+            }
+            _ => {}
         }
-        _ => {}
     }
 }
 
@@ -101,15 +106,25 @@ fn column_ref(expr: &Expr) -> Option<ColumnRef> {
 
 /// The operands of the top-level `AND` chain of `expr`, through parentheses.
 pub(crate) fn conjuncts(expr: &Expr) -> Vec<&Expr> {
-    match expr {
-        Expr::Nested(inner) => conjuncts(inner),
-        Expr::BinaryOp { left, op: BinaryOperator::And, right } => {
-            let mut all = conjuncts(left);
-            all.extend(conjuncts(right));
-            all
+    operands(expr, &BinaryOperator::And)
+}
+
+/// The operands of the top-level `AND` (or `OR`) chain of `expr`, through parentheses, in
+/// order. Iterative: generated SQL can chain thousands of terms into a left-deep tree.
+pub(crate) fn operands<'a>(expr: &'a Expr, chain: &BinaryOperator) -> Vec<&'a Expr> {
+    let mut found = Vec::new();
+    let mut pending = vec![expr];
+    while let Some(expr) = pending.pop() {
+        match expr {
+            Expr::Nested(inner) => pending.push(inner),
+            Expr::BinaryOp { left, op, right } if op == chain => {
+                pending.push(right);
+                pending.push(left);
+            }
+            other => found.push(other),
         }
-        other => vec![other],
     }
+    found
 }
 
 /// Whether `op` compares its operands (the operators a range or join predicate uses).

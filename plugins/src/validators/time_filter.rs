@@ -6,7 +6,7 @@ use std::ops::ControlFlow;
 
 use sqlparser::ast::{BinaryOperator, Expr, Select, Statement, visit_relations};
 
-use super::ast::{column_refs, cte_names, for_each_select, is_comparison};
+use super::ast::{column_refs, cte_names, for_each_select, is_comparison, operands};
 use super::codes;
 
 /// Warns when a query reads tables with nothing restricting it in time: no time range sent with
@@ -98,15 +98,23 @@ fn restricts_time_anywhere(statement: &Statement, is_time: &dyn Fn(&str) -> bool
     found
 }
 
+/// Chains of `AND`/`OR` are flattened rather than recursed into, so recursion only follows
+/// the alternation of `AND` and `OR`, which needs parentheses and is bounded by the parser's
+/// nesting limit.
 fn restricts_time(expr: &Expr, is_time: &dyn Fn(&str) -> bool) -> bool {
+    operands(expr, &BinaryOperator::And).into_iter().any(|conjunct| {
+        let disjuncts = operands(conjunct, &BinaryOperator::Or);
+        if disjuncts.len() > 1 {
+            disjuncts.into_iter().all(|d| restricts_time(d, is_time))
+        } else {
+            restricts_alone(conjunct, is_time)
+        }
+    })
+}
+
+/// A single predicate (not an `AND`/`OR` chain) restricting a time column.
+fn restricts_alone(expr: &Expr, is_time: &dyn Fn(&str) -> bool) -> bool {
     match expr {
-        Expr::Nested(inner) => restricts_time(inner, is_time),
-        Expr::BinaryOp { left, op: BinaryOperator::And, right } => {
-            restricts_time(left, is_time) || restricts_time(right, is_time)
-        }
-        Expr::BinaryOp { left, op: BinaryOperator::Or, right } => {
-            restricts_time(left, is_time) && restricts_time(right, is_time)
-        }
         Expr::BinaryOp { left, op, right } if is_comparison(op) && *op != BinaryOperator::NotEq => {
             bounds(left, &[right], is_time) || bounds(right, &[left], is_time)
         }

@@ -120,7 +120,7 @@ impl Target {
         let mut partial = path.as_os_str().to_owned();
         partial.push(".partial");
         let partial = PathBuf::from(partial);
-        // Created before the query runs, so an unwritable path fails fast.
+        // Created before any row is read, so an unwritable path fails fast.
         let file = File::create(&partial)
             .map_err(|source| RunnerError::Io { path: partial.display().to_string(), source })?;
         let target =
@@ -220,4 +220,115 @@ impl Sink {
 fn parquet_writer(out: &mut Option<Output>, schema: SchemaRef) -> io::Result<ArrowWriter<Output>> {
     let out = out.take().ok_or_else(|| io::Error::other("the Parquet output was already used"))?;
     ArrowWriter::try_new(out, schema, None).map_err(io::Error::other)
+}
+
+#[cfg(test)]
+mod tests {
+    use flightline_server::{RunningServer, ServerBuilder};
+
+    use super::*;
+
+    async fn server() -> RunningServer {
+        ServerBuilder::new()
+            .demo_rows(500)
+            .seed(7)
+            .spawn("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap()
+    }
+
+    fn args(server: &RunningServer, sql: &str, format: Format, output: &Path) -> QueryArgs {
+        QueryArgs {
+            sql: sql.into(),
+            range: RangeArgs { last: Some("7d".into()), ..RangeArgs::default() },
+            connect: ConnectArgs {
+                uri: server.uri(),
+                token: None,
+                headers: vec!["x-tenant-id=test".into()],
+                tls_ca: None,
+                tls_domain: None,
+                connect_timeout: 10,
+            },
+            format,
+            output: Some(output.to_path_buf()),
+            limit: Some(25),
+            preserve_dictionary: false,
+            parallel: 1,
+            direct_ticket: false,
+        }
+    }
+
+    const SQL: &str = "SELECT time, target, level, msg FROM log_entries";
+
+    #[tokio::test]
+    async fn writes_csv_json_and_parquet_files() {
+        let server = server().await;
+        let dir = tempfile::tempdir().unwrap();
+
+        let csv = dir.path().join("out.csv");
+        run(args(&server, SQL, Format::Csv, &csv)).await.unwrap();
+        let text = std::fs::read_to_string(&csv).unwrap();
+        assert_eq!(text.lines().next(), Some("time,target,level,msg"));
+        assert_eq!(text.lines().count(), 26);
+
+        let json = dir.path().join("out.json");
+        run(args(&server, SQL, Format::Json, &json)).await.unwrap();
+        let rows: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let rows = rows.as_array().unwrap();
+        assert_eq!(rows.len(), 25);
+        assert!(rows[0]["level"].is_number() && rows[0]["target"].is_string());
+
+        let parquet = dir.path().join("out.parquet");
+        run(args(&server, SQL, Format::Parquet, &parquet)).await.unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            File::open(&parquet).unwrap(),
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+        let batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
+        assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 25);
+        assert_eq!(batches[0].schema().field(2).name(), "level");
+
+        let table = dir.path().join("out.txt");
+        run(args(&server, "SELECT count(*) AS n FROM processes", Format::Table, &table))
+            .await
+            .unwrap();
+        let text = std::fs::read_to_string(&table).unwrap();
+        assert!(text.contains("| n ") && text.contains("| 8 "), "{text}");
+        server.shutdown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_empty_result_still_writes_a_valid_parquet_file() {
+        let server = server().await;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("empty.parquet");
+        let sql = "SELECT level FROM log_entries WHERE level > 100";
+        run(args(&server, sql, Format::Parquet, &path)).await.unwrap();
+        let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            File::open(&path).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(builder.schema().field(0).name(), "level");
+        assert_eq!(builder.metadata().file_metadata().num_rows(), 0);
+        server.shutdown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_failed_query_leaves_no_file() {
+        let server = server().await;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.csv");
+        let err = run(args(&server, "SELECT * FROM missing_table", Format::Csv, &path))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, RunnerError::Core(flightline_core::Error::InvalidQuery { .. })),
+            "{err:?}"
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        server.shutdown().await.unwrap();
+    }
 }
