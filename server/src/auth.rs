@@ -19,9 +19,11 @@ impl std::fmt::Debug for TokenAuth {
 }
 
 impl TokenAuth {
-    /// Accepts any of `tokens`; an empty list turns auth off.
+    /// Accepts any of `tokens`; an empty list turns auth off. Blank tokens are ignored: an
+    /// empty `--token ''` (or a trailing comma in a list) must never accept an empty header.
     pub fn new(tokens: Vec<String>) -> Self {
-        Self { tokens: Arc::new(tokens) }
+        let tokens = tokens.into_iter().map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
+        Self { tokens: Arc::new(tokens.collect()) }
     }
 
     fn accepts(&self, presented: &str) -> bool {
@@ -31,13 +33,16 @@ impl TokenAuth {
             .fold(false, |ok, t| ok | constant_time_eq(t.as_bytes(), presented.as_bytes()))
     }
 
-    fn presented(request: &Request<()>) -> Option<&str> {
+    /// Every non-empty credential the call carries: a Bearer token and an API key. Another
+    /// `authorization` scheme (e.g. Basic, added by a proxy) is not ours and is skipped.
+    fn presented(request: &Request<()>) -> Vec<&str> {
         let md = request.metadata();
-        if let Some(v) = md.get("authorization").and_then(|v| v.to_str().ok()) {
+        let bearer = md.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| {
             let (scheme, token) = v.trim().split_once(' ')?;
-            return scheme.eq_ignore_ascii_case("bearer").then_some(token.trim());
-        }
-        md.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim)
+            scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+        });
+        let api_key = md.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim);
+        [bearer, api_key].into_iter().flatten().filter(|t| !t.is_empty()).collect()
     }
 }
 
@@ -46,14 +51,15 @@ impl Interceptor for TokenAuth {
         if self.tokens.is_empty() {
             return Ok(request);
         }
-        match Self::presented(&request) {
-            Some(token) if self.accepts(token) => Ok(request),
-            Some(_) => {
-                Err(Status::unauthenticated("invalid token: check the bearer token or API key"))
-            }
-            None => Err(Status::unauthenticated(
+        let presented = Self::presented(&request);
+        if presented.iter().any(|t| self.accepts(t)) {
+            Ok(request)
+        } else if presented.is_empty() {
+            Err(Status::unauthenticated(
                 "missing credentials: send `authorization: Bearer <token>` or `x-api-key: <token>`",
-            )),
+            ))
+        } else {
+            Err(Status::unauthenticated("invalid token: check the bearer token or API key"))
         }
     }
 }
@@ -70,11 +76,36 @@ mod tests {
         auth: &mut TokenAuth,
         header: Option<(&'static str, &'static str)>,
     ) -> Result<(), tonic::Code> {
+        call_with(auth, header.as_slice())
+    }
+
+    fn call_with(
+        auth: &mut TokenAuth,
+        headers: &[(&'static str, &'static str)],
+    ) -> Result<(), tonic::Code> {
         let mut r = Request::new(());
-        if let Some((k, v)) = header {
-            r.metadata_mut().insert(k, v.parse().unwrap());
+        for (k, v) in headers {
+            r.metadata_mut().insert(*k, v.parse().unwrap());
         }
         auth.call(r).map(|_| ()).map_err(|s| s.code())
+    }
+
+    #[test]
+    fn blank_tokens_never_accept_an_empty_credential() {
+        let mut auth = TokenAuth::new(vec!["".into(), " ".into(), "k".into()]);
+        assert_eq!(call(&mut auth, Some(("x-api-key", ""))), Err(tonic::Code::Unauthenticated));
+        let blank_bearer = Some(("authorization", "Bearer "));
+        assert_eq!(call(&mut auth, blank_bearer), Err(tonic::Code::Unauthenticated));
+        assert_eq!(call(&mut auth, Some(("x-api-key", "k"))), Ok(()));
+        // Blank tokens are dropped (the CLI refuses them up front).
+        assert_eq!(call(&mut TokenAuth::new(vec!["".into()]), None), Ok(()));
+    }
+
+    #[test]
+    fn api_key_is_checked_beside_a_foreign_authorization_scheme() {
+        let mut auth = TokenAuth::new(vec!["k".into()]);
+        let headers = [("authorization", "Basic dXNlcjpwdw=="), ("x-api-key", "k")];
+        assert_eq!(call_with(&mut auth, &headers), Ok(()));
     }
 
     #[test]

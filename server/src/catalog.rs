@@ -12,7 +12,8 @@ use datafusion::catalog::TableProvider;
 use datafusion::common::ScalarValue;
 use datafusion::datasource::{ViewTable, provider_as_source};
 use datafusion::error::Result as DfResult;
-use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::logical_expr::{LogicalPlanBuilder, col, lit};
 use datafusion::prelude::{
     CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionConfig, SessionContext,
@@ -55,8 +56,14 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// Builds the demo tables (unless `demo.rows == 0`) and registers the user files.
-    pub async fn new(demo: &DemoConfig, files: &[UserTable]) -> Result<Self, ServerError> {
+    /// Builds the demo tables (unless `demo.rows == 0`) and registers the user files. Queries
+    /// share a memory pool of `memory_limit` bytes: over it, sorts and aggregations spill or fail
+    /// with `ResourceExhausted` instead of taking the machine down.
+    pub async fn new(
+        demo: &DemoConfig,
+        files: &[UserTable],
+        memory_limit: usize,
+    ) -> Result<Self, ServerError> {
         let mut tables = if demo.rows > 0 { demo_tables(demo)? } else { Vec::new() };
         let loader = SessionContext::new();
         for file in files {
@@ -68,7 +75,11 @@ impl Catalog {
             }
             tables.push((file.name.clone(), load_file(&loader, file).await?));
         }
-        Ok(Self { tables, runtime: Arc::new(RuntimeEnv::default()) })
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(FairSpillPool::new(memory_limit)))
+            .build_arc()
+            .map_err(|e| ServerError::Serve(format!("cannot set up the query runtime: {e}")))?;
+        Ok(Self { tables, runtime })
     }
 
     /// Names and schemas of the tables, in registration order.
@@ -109,8 +120,12 @@ fn restrict_to_range(
     begin: DateTime<Utc>,
     end: DateTime<Utc>,
 ) -> DfResult<Arc<dyn TableProvider>> {
+    // Nanosecond timestamps span 1677..2262; an instant beyond is clamped rather than turned
+    // into NULL, which would silently match no row (think `query_range_end: 9999-12-31`).
     let ts = |t: DateTime<Utc>| {
-        lit(ScalarValue::TimestampNanosecond(t.timestamp_nanos_opt(), Some("+00:00".into())))
+        let ns =
+            t.timestamp_nanos_opt().unwrap_or(if t.timestamp() < 0 { i64::MIN } else { i64::MAX });
+        lit(ScalarValue::TimestampNanosecond(Some(ns), Some("+00:00".into())))
     };
     let predicate = col(TIME_COLUMN).gt_eq(ts(begin)).and(col(TIME_COLUMN).lt(ts(end)));
     let plan = LogicalPlanBuilder::scan(name, provider_as_source(table), None)?

@@ -22,13 +22,42 @@ use crate::service::FlightSqlServer;
 /// Requests are small; this only bounds what a misbehaving client can make the server buffer.
 const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
 
+/// Memory the queries of one server may hold at once, unless told otherwise.
+pub const DEFAULT_MEMORY_LIMIT: usize = 2 << 30;
+
 /// Configures and starts the embedded server.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone)]
 pub struct ServerBuilder {
     demo: DemoConfig,
     tokens: Vec<String>,
     tls: Option<(Vec<u8>, Vec<u8>)>,
     tables: Vec<UserTable>,
+    memory_limit: usize,
+}
+
+impl Default for ServerBuilder {
+    fn default() -> Self {
+        Self {
+            demo: DemoConfig::default(),
+            tokens: Vec::new(),
+            tls: None,
+            tables: Vec::new(),
+            memory_limit: DEFAULT_MEMORY_LIMIT,
+        }
+    }
+}
+
+impl std::fmt::Debug for ServerBuilder {
+    // Tokens and the TLS private key never reach a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerBuilder")
+            .field("demo", &self.demo)
+            .field("tokens", &format_args!("[{} redacted]", self.tokens.len()))
+            .field("tls", &self.tls.is_some())
+            .field("tables", &self.tables)
+            .field("memory_limit", &self.memory_limit)
+            .finish()
+    }
 }
 
 impl ServerBuilder {
@@ -86,9 +115,16 @@ impl ServerBuilder {
         self
     }
 
+    /// Bytes the running queries may hold together (default [`DEFAULT_MEMORY_LIMIT`]); past it,
+    /// sorts and aggregations spill or fail with `ResourceExhausted`.
+    pub fn memory_limit(mut self, bytes: usize) -> Self {
+        self.memory_limit = bytes;
+        self
+    }
+
     /// Binds `listen` (port 0 picks a free port) and serves in the background.
     pub async fn spawn(self, listen: SocketAddr) -> Result<RunningServer, ServerError> {
-        let catalog = Arc::new(Catalog::new(&self.demo, &self.tables).await?);
+        let catalog = Arc::new(Catalog::new(&self.demo, &self.tables, self.memory_limit).await?);
         let service = FlightSqlServer::new(catalog)?;
         let flight = FlightServiceServer::new(service).max_decoding_message_size(MAX_REQUEST_BYTES);
         let flight = InterceptedService::new(flight, TokenAuth::new(self.tokens));
@@ -151,6 +187,19 @@ impl RunningServer {
     /// Waits until the server ends on its own (it only does on an error).
     pub async fn wait(&mut self) -> Result<(), ServerError> {
         (&mut self.task).await.map_err(|e| ServerError::Serve(e.to_string()))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_redacts_tokens_and_the_private_key() {
+        let b = ServerBuilder::new().token("s3cret-token").tls("CERT", "PRIVATE-KEY-BYTES");
+        let shown = format!("{b:?}");
+        assert!(!shown.contains("s3cret-token") && !shown.contains("PRIVATE"), "{shown}");
+        assert!(shown.contains("1 redacted"), "{shown}");
     }
 }
 

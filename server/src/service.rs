@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::ipc::writer::IpcWriteOptions;
 use arrow_flight::encode::{DictionaryHandling, FlightDataEncoderBuilder};
 use arrow_flight::error::FlightError;
@@ -40,9 +40,6 @@ use crate::options::CallOptions;
 const CATALOG: &str = "datafusion";
 const SCHEMA: &str = "public";
 const TABLE_TYPE: &str = "TABLE";
-
-/// Flight messages stay well under ADBC's 16 MiB default limit (arrow-flight's default is 2 MiB).
-const MAX_FLIGHT_DATA_SIZE: usize = 4 * 1024 * 1024;
 
 type DoGetStream = <FlightSqlServer as FlightService>::DoGetStream;
 
@@ -94,8 +91,7 @@ impl FlightSqlServer {
     async fn result_schema(&self, sql: &str, md: &MetadataMap) -> Result<SchemaRef, Status> {
         let opts = CallOptions::from_metadata(md)?;
         let df = self.plan(sql, &opts).await?;
-        let schema = df.schema().as_arrow().clone();
-        Ok(Arc::new(if opts.preserve_dictionary { schema } else { hydrate_schema(&schema) }))
+        Ok(flight_schema(Arc::new(df.schema().as_arrow().clone()), opts.preserve_dictionary))
     }
 
     /// Executes `sql` and streams its result, batch by batch, with back-pressure.
@@ -114,15 +110,9 @@ impl FlightSqlServer {
                 }
             },
         );
-        let handling = if opts.preserve_dictionary {
-            DictionaryHandling::Resend
-        } else {
-            DictionaryHandling::Hydrate
-        };
         let flight = FlightDataEncoderBuilder::new()
             .with_schema(schema)
-            .with_max_flight_data_size(MAX_FLIGHT_DATA_SIZE)
-            .with_dictionary_handling(handling)
+            .with_dictionary_handling(dictionary_handling(preserve))
             .build(batches)
             .map_err(Status::from);
         Ok(Response::new(Box::pin(flight)))
@@ -153,26 +143,19 @@ fn utf8_handle(bytes: &[u8], what: &str) -> Result<String, Status> {
         .map_err(|_| Status::invalid_argument(format!("{what} is not UTF-8 SQL text")))
 }
 
-/// Dictionary columns as their value type, recursively: what the Flight encoder sends by default.
-pub fn hydrate_schema(schema: &Schema) -> Schema {
-    let fields: Vec<FieldRef> =
-        schema.fields().iter().map(|f| Arc::new(hydrate_field(f))).collect();
-    Schema::new_with_metadata(fields, schema.metadata().clone())
+/// The schema the Flight encoder will announce for batches of `schema`: dictionaries become
+/// their value type unless `preserve_dictionary`. Asking the encoder itself keeps prepared and
+/// GetFlightInfo schemas equal to what DoGet streams, whatever types a user table holds.
+pub fn flight_schema(schema: SchemaRef, preserve_dictionary: bool) -> SchemaRef {
+    let encoder = FlightDataEncoderBuilder::new()
+        .with_schema(schema.clone())
+        .with_dictionary_handling(dictionary_handling(preserve_dictionary))
+        .build(futures::stream::empty());
+    encoder.known_schema().unwrap_or(schema)
 }
 
-fn hydrate_field(field: &Field) -> Field {
-    let dt = match field.data_type() {
-        DataType::Dictionary(_, value) => {
-            hydrate_field(&Field::new("v", (**value).clone(), true)).data_type().clone()
-        }
-        DataType::List(inner) => DataType::List(Arc::new(hydrate_field(inner))),
-        DataType::LargeList(inner) => DataType::LargeList(Arc::new(hydrate_field(inner))),
-        DataType::Struct(fields) => {
-            DataType::Struct(fields.iter().map(|f| Arc::new(hydrate_field(f))).collect())
-        }
-        other => other.clone(),
-    };
-    field.clone().with_data_type(dt)
+fn dictionary_handling(preserve_dictionary: bool) -> DictionaryHandling {
+    if preserve_dictionary { DictionaryHandling::Resend } else { DictionaryHandling::Hydrate }
 }
 
 /// Re-encodes dictionary columns so that each value appears once in its dictionary.
@@ -336,7 +319,7 @@ impl FlightSqlService for FlightSqlServer {
         let mut builder = query.into_builder();
         for (name, schema) in self.catalog.tables() {
             // Report the schema queries return by default (dictionaries hydrated).
-            let schema = hydrate_schema(&schema);
+            let schema = flight_schema(schema, false);
             builder.append(CATALOG, SCHEMA, name, TABLE_TYPE, &schema).map_err(Status::from)?;
         }
         one_batch(builder.schema(), builder.build())
@@ -434,16 +417,18 @@ fn one_batch<E: Into<FlightError>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::datatypes::Field;
 
     #[test]
-    fn hydrate_replaces_nested_dictionaries() {
+    fn flight_schema_hydrates_nested_dictionaries_unless_preserved() {
         let dict = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
-        let schema = Schema::new(vec![
+        let schema = Arc::new(Schema::new(vec![
             Field::new("target", dict.clone(), false),
             Field::new_list("tags", Field::new("item", dict, true), true),
             Field::new("n", DataType::Int64, true),
-        ]);
-        let h = hydrate_schema(&schema);
+        ]));
+        assert_eq!(flight_schema(schema.clone(), true), schema);
+        let h = flight_schema(schema, false);
         assert_eq!(h.field(0).data_type(), &DataType::Utf8);
         assert!(!h.field(0).is_nullable());
         assert_eq!(

@@ -11,7 +11,7 @@ use flightline_server::{ServerBuilder, UserTable};
 use crate::RunnerError;
 
 /// Arguments of `flightline serve`.
-#[derive(Debug, clap::Args)]
+#[derive(clap::Args)]
 pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free port (printed at start).
     #[arg(long, default_value = "127.0.0.1:50051")]
@@ -27,7 +27,7 @@ pub struct ServeArgs {
     pub demo_end: Option<DateTime<Utc>>,
     /// Accept this bearer token / API key; repeatable. With none, auth is off.
     #[arg(
-        long = "token",
+        long = "token", value_parser = parse_token,
         env = "FLIGHTLINE_SERVE_TOKENS",
         value_delimiter = ',',
         hide_env_values = true
@@ -42,16 +42,48 @@ pub struct ServeArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// MiB of memory the running queries may hold together; past it, sorts and aggregations
+    /// spill or fail with ResourceExhausted.
+    #[arg(long, default_value_t = 2048, value_name = "MIB")]
+    pub memory_limit: usize,
+}
+
+impl std::fmt::Debug for ServeArgs {
+    // The tokens are secrets: never print them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeArgs")
+            .field("listen", &self.listen)
+            .field("demo_rows", &self.demo_rows)
+            .field("tokens", &format_args!("[{} redacted]", self.tokens.len()))
+            .field("tables", &self.tables)
+            .field("tls_cert", &self.tls_cert)
+            .field("memory_limit", &self.memory_limit)
+            .finish_non_exhaustive()
+    }
 }
 
 fn parse_table(s: &str) -> Result<UserTable, String> {
     s.parse()
 }
 
+/// A blank token would be no protection at all: refuse it rather than serve without auth.
+fn parse_token(s: &str) -> Result<String, String> {
+    match s.trim() {
+        "" => {
+            Err("a token must not be empty (check for a stray comma in FLIGHTLINE_SERVE_TOKENS)"
+                .into())
+        }
+        t => Ok(t.to_string()),
+    }
+}
+
 impl ServeArgs {
     /// The server these arguments describe.
     pub fn builder(&self) -> Result<ServerBuilder, RunnerError> {
-        let mut b = ServerBuilder::new().demo_rows(self.demo_rows).seed(self.seed);
+        let mut b = ServerBuilder::new()
+            .demo_rows(self.demo_rows)
+            .seed(self.seed)
+            .memory_limit(self.memory_limit.saturating_mul(1 << 20));
         if let Some(end) = self.demo_end {
             b = b.demo_end(end);
         }
@@ -75,12 +107,19 @@ fn read(path: &PathBuf) -> Result<Vec<u8>, RunnerError> {
 
 /// Runs the server until Ctrl-C or SIGTERM.
 pub async fn run(args: ServeArgs) -> Result<ExitCode, RunnerError> {
-    let server = args.builder()?.spawn(args.listen).await?;
+    let mut server = args.builder()?.spawn(args.listen).await?;
     // Scripts and tests read this line to learn the port.
     let mut out = std::io::stdout();
     let _ = writeln!(out, "flightline: listening on {}", server.uri());
     let _ = out.flush();
-    shutdown_signal().await;
+    tokio::select! {
+        () = shutdown_signal() => {}
+        // The server only ends by itself on an error: report it instead of idling.
+        ended = server.wait() => {
+            ended?;
+            return Ok(ExitCode::FAILURE);
+        }
+    }
     eprintln!("flightline: stopping");
     server.shutdown().await?;
     Ok(ExitCode::SUCCESS)
