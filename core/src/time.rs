@@ -33,19 +33,23 @@ impl TimeRange {
     }
 
     /// The span of `duration` ending now. A zero or negative duration gives an empty range
-    /// ending now rather than a reversed one.
-    pub fn last(duration: Duration) -> Self {
+    /// ending now rather than a reversed one. Fails with [`Error::TimeRange`] when the span
+    /// reaches back beyond the earliest instant chrono represents (about 262 000 years).
+    pub fn last(duration: Duration) -> Result<Self> {
         let end = Utc::now();
-        let begin = end - duration.max(Duration::zero());
-        Self { begin, end }
+        let begin = begin_before(end, duration.max(Duration::zero()))
+            .ok_or_else(|| too_far_back(&format!("the last {duration}")))?;
+        Ok(Self { begin, end })
     }
 
     /// Parses a relative span such as `30s`, `15m`, `2h`, `7d` or `1w` into the range of that
-    /// length ending now.
+    /// length ending now. A span too long to subtract from now (`999999999d`) is an
+    /// [`Error::TimeRange`], not a panic.
     pub fn parse_relative(input: &str) -> Result<Self> {
         let duration = parse_span(input)?;
         let end = Utc::now();
-        Self::new(end - duration, end).map_err(|_| Error::TimeRange {
+        let begin = begin_before(end, duration).ok_or_else(|| too_far_back(input))?;
+        Self::new(begin, end).map_err(|_| Error::TimeRange {
             input: input.to_string(),
             reason: "the span must be longer than zero".into(),
         })
@@ -125,6 +129,20 @@ pub fn parse_span(input: &str) -> Result<Duration> {
     Duration::try_seconds(seconds).ok_or_else(|| refuse("the span is too long"))
 }
 
+/// `end - duration`, or `None` where chrono's `-` would panic.
+fn begin_before(end: DateTime<Utc>, duration: Duration) -> Option<DateTime<Utc>> {
+    end.checked_sub_signed(duration)
+}
+
+fn too_far_back(input: &str) -> Error {
+    Error::TimeRange {
+        input: input.to_string(),
+        reason: "the span reaches back before the earliest representable instant; write a \
+                 shorter span like 30s, 15m, 2h, 7d or 1w, or an absolute range"
+            .into(),
+    }
+}
+
 fn format_instant(instant: &DateTime<Utc>) -> String {
     instant.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
@@ -200,8 +218,24 @@ mod tests {
 
     #[test]
     fn last_gives_the_requested_length() {
-        let range = TimeRange::last(Duration::hours(3));
+        let range = TimeRange::last(Duration::hours(3)).unwrap();
         assert_eq!(range.duration(), Duration::hours(3));
+        assert_eq!(TimeRange::last(Duration::hours(-1)).unwrap().duration(), Duration::zero());
+    }
+
+    #[test]
+    fn spans_beyond_the_representable_past_are_errors_not_panics() {
+        for huge in ["999999999d", "99999999999w", "9223372036854s"] {
+            match TimeRange::parse_relative(huge) {
+                Err(Error::TimeRange { input, reason }) => {
+                    assert_eq!(input, huge);
+                    assert!(reason.contains("15m"), "{reason}");
+                }
+                other => panic!("{huge:?} gave {other:?}"),
+            }
+        }
+        let err = TimeRange::last(Duration::MAX).unwrap_err();
+        assert!(matches!(err, Error::TimeRange { ref reason, .. } if reason.contains("earliest")));
     }
 
     #[test]

@@ -95,6 +95,25 @@ async fn warn_policy_reports_deny_findings_but_never_refuses() {
 }
 
 #[tokio::test]
+async fn check_judges_exactly_as_into_result() {
+    for policy in [Policy::Off, Policy::Warn, Policy::Deny] {
+        let pipeline = two_validators(policy);
+        let ctx = ValidationContext::new("SELECT 1");
+        match (pipeline.check(&ctx).await, pipeline.run(&ctx).await.into_result()) {
+            (Ok(report), Ok(findings)) => {
+                assert_eq!(report.policy, policy);
+                assert_eq!(report.findings, findings);
+            }
+            (
+                Err(Error::ValidationDenied { findings: checked }),
+                Err(Error::ValidationDenied { findings: judged }),
+            ) => assert_eq!(checked, judged),
+            other => panic!("{policy}: check and into_result disagree: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
 async fn off_policy_runs_nothing() {
     let validator = Fixed::new("counted", &[(Severity::Deny, "forbidden")]);
     let runs = validator.runs.clone();

@@ -5,23 +5,23 @@
 //! ```text
 //! flightline serve --demo-rows 10000 &
 //! cargo run -p flightline-examples --example analyze_query_schema -- --uri grpc://127.0.0.1:50051
-//! cargo run -p flightline-examples --example analyze_query_schema -- "SELECT time, msg FROM log_entries"
+//! cargo run -p flightline-examples --example analyze_query_schema -- --token s3cret "SELECT time, msg FROM log_entries"
 //! ```
 //!
-//! Without `--uri` the client comes from the environment (`FLIGHTLINE_URI`, `FLIGHTLINE_TOKEN`).
+//! `--uri` and `--token` default to `FLIGHTLINE_URI` and `FLIGHTLINE_TOKEN`.
 //! `SchemaAnalysis` is `serde::Serialize`; `flightline schema --json` prints it as JSON.
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use flightline_core::client::FlightSqlClient;
 use flightline_core::schema::{SchemaAnalysis, SizeOptions, format_bytes};
+use flightline_examples::ServerArgs;
 
 #[derive(Debug, Parser)]
 struct Args {
-    /// Flight SQL server; default: `FlightSqlClient::from_env()`.
-    #[arg(long)]
-    uri: Option<String>,
+    /// Server and token.
+    #[command(flatten)]
+    server: ServerArgs,
     /// Average string length to assume, in bytes.
     #[arg(long, default_value_t = SizeOptions::default().string_bytes)]
     string_bytes: usize,
@@ -33,15 +33,8 @@ struct Args {
     sql: String,
 }
 
-async fn connect(uri: Option<&str>) -> flightline_core::Result<FlightSqlClient> {
-    match uri {
-        Some(uri) => FlightSqlClient::builder(uri).connect().await,
-        None => FlightSqlClient::from_env().await,
-    }
-}
-
 async fn run(args: Args) -> flightline_core::Result<()> {
-    let client = connect(args.uri.as_deref()).await?;
+    let client = args.server.connect().await?;
     // `prepare` asks the server for the result schema; the query itself never runs.
     let prepared = client.prepare(&args.sql).await?;
     let options = SizeOptions { string_bytes: args.string_bytes, ..SizeOptions::default() };

@@ -13,19 +13,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arrow::util::pretty::pretty_format_batches;
 use clap::Parser;
-use flightline_core::client::{ClientBuilder, DEFAULT_URI, FlightSqlClient, TokenProvider};
+use flightline_core::client::{ClientBuilder, FlightSqlClient, TokenProvider};
 use flightline_core::{Result, TimeRange};
+use flightline_examples::ServerArgs;
 use futures::future::BoxFuture;
 
 /// Connection options, defaulting to the same environment variables as `flightline`.
 #[derive(Debug, Parser)]
 struct Args {
-    /// Flight SQL server.
-    #[arg(long, env = "FLIGHTLINE_URI", default_value = DEFAULT_URI)]
-    uri: String,
-    /// The token the server accepts (as a bearer token or an API key).
-    #[arg(long, env = "FLIGHTLINE_TOKEN", hide_env_values = true, default_value = "")]
-    token: String,
+    /// Server and the token it accepts (used as a bearer token and as an API key below).
+    #[command(flatten)]
+    server: ServerArgs,
     /// Tenant sent as `x-tenant-id` (the Flightline server ignores it; a gateway would route on it).
     #[arg(long, default_value = "production")]
     tenant: String,
@@ -78,34 +76,29 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> Result<()> {
+    let ServerArgs { uri, token } = &args.server;
     // 1. Bearer token, exactly as the guide writes the header.
     run_pattern(
         "bearer token",
-        FlightSqlClient::builder(&args.uri)
-            .header("authorization", format!("Bearer {}", args.token)),
+        FlightSqlClient::builder(uri).header("authorization", format!("Bearer {token}")),
     )
     .await?;
 
     // 2. API key header.
-    run_pattern("API key", FlightSqlClient::builder(&args.uri).api_key(&args.token)).await?;
+    run_pattern("API key", FlightSqlClient::builder(uri).api_key(token)).await?;
 
     // 3. Bearer token plus a tenant header: any header name travels with every request.
     run_pattern(
         "tenant header",
-        FlightSqlClient::builder(&args.uri)
-            .bearer_token(&args.token)
-            .header("x-tenant-id", &args.tenant),
+        FlightSqlClient::builder(uri).bearer_token(token).header("x-tenant-id", &args.tenant),
     )
     .await?;
 
     // 4. A token provider, asked before each request.
     let provider =
-        Arc::new(RefreshingToken { token: args.token.clone(), requests: AtomicUsize::new(0) });
-    run_pattern(
-        "token provider",
-        FlightSqlClient::builder(&args.uri).token_provider(provider.clone()),
-    )
-    .await?;
+        Arc::new(RefreshingToken { token: token.clone(), requests: AtomicUsize::new(0) });
+    run_pattern("token provider", FlightSqlClient::builder(uri).token_provider(provider.clone()))
+        .await?;
     println!(
         "   the provider was asked {} times (once per gRPC request)",
         provider.requests.load(Ordering::Relaxed)

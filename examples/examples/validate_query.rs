@@ -6,9 +6,10 @@
 //! ```text
 //! flightline serve --demo-rows 10000 &
 //! cargo run -p flightline-examples --example validate_query -- --uri grpc://127.0.0.1:50051
-//! cargo run -p flightline-examples --example validate_query -- --last 1h "SELECT * FROM measures"
+//! cargo run -p flightline-examples --example validate_query -- --token s3cret --last 1h "SELECT * FROM measures"
 //! ```
 //!
+//! `--uri` and `--token` default to `FLIGHTLINE_URI` and `FLIGHTLINE_TOKEN`.
 //! Exit status 1 when the query would be refused.
 
 use std::process::ExitCode;
@@ -16,11 +17,11 @@ use std::process::ExitCode;
 use arrow::datatypes::DataType;
 use clap::Parser;
 use flightline_core::TimeRange;
-use flightline_core::client::FlightSqlClient;
 use flightline_core::schema::{SchemaAnalysis, SizeOptions};
 use flightline_core::validate::{
     Finding, Policy, QueryValidator, Severity, ValidationContext, async_trait,
 };
+use flightline_examples::ServerArgs;
 use flightline_plugins::builtin_pipeline;
 
 const DEFAULT_SQL: &str = "SELECT time, msg, row_number() OVER (ORDER BY time) AS n \
@@ -28,9 +29,9 @@ const DEFAULT_SQL: &str = "SELECT time, msg, row_number() OVER (ORDER BY time) A
 
 #[derive(Debug, Parser)]
 struct Args {
-    /// Flight SQL server; default: `FlightSqlClient::from_env()`.
-    #[arg(long)]
-    uri: Option<String>,
+    /// Server and token.
+    #[command(flatten)]
+    server: ServerArgs,
     /// The time range the query would run with: 15m, 2h, 7d.
     #[arg(long)]
     last: Option<String>,
@@ -77,13 +78,6 @@ impl QueryValidator for NestedColumns {
     }
 }
 
-async fn connect(uri: Option<&str>) -> flightline_core::Result<FlightSqlClient> {
-    match uri {
-        Some(uri) => FlightSqlClient::builder(uri).connect().await,
-        None => FlightSqlClient::from_env().await,
-    }
-}
-
 async fn run(args: Args) -> flightline_core::Result<bool> {
     let mut ctx = ValidationContext::new(args.sql.as_str());
     if let Some(span) = &args.last {
@@ -96,7 +90,7 @@ async fn run(args: Args) -> flightline_core::Result<bool> {
     let report = if local.is_denied() {
         local
     } else {
-        let client = connect(args.uri.as_deref()).await?;
+        let client = args.server.connect().await?;
         let prepared = client.prepare(&args.sql).await?;
         let schema = SchemaAnalysis::from_prepared(&prepared, &SizeOptions::default());
         pipeline.run(&ctx.with_schema(schema)).await

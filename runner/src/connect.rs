@@ -1,15 +1,19 @@
 //! Connection options shared by every command that talks to a server.
 
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use flightline_core::client::{DEFAULT_URI, FlightSqlClient};
+use flightline_core::client::{DEFAULT_URI, FlightSqlClient, is_secret_header};
 use flightline_core::{Error, TimeRange};
 
 use crate::RunnerError;
 
 /// Where the server is and how to authenticate: `--uri`, `--token`, `--header`, TLS options.
-#[derive(Debug, Clone, clap::Args)]
+///
+/// `Debug` redacts the token and the values of secret headers (`authorization`, `x-api-key`,
+/// ...), so logging the parsed arguments never prints a credential.
+#[derive(Clone, clap::Args)]
 pub struct ConnectArgs {
     /// Flight SQL server (grpc://, grpc+tls://, http://, https://).
     #[arg(long, env = "FLIGHTLINE_URI", default_value = DEFAULT_URI)]
@@ -51,6 +55,30 @@ impl ConnectArgs {
             builder = builder.tls_domain(domain);
         }
         Ok(builder.connect().await?)
+    }
+}
+
+impl fmt::Debug for ConnectArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: Vec<String> = self.headers.iter().map(|h| redact_header(h)).collect();
+        f.debug_struct("ConnectArgs")
+            .field("uri", &self.uri)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("headers", &headers)
+            .field("tls_ca", &self.tls_ca)
+            .field("tls_domain", &self.tls_domain)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
+}
+
+/// `NAME=VALUE` with the value hidden when the name is a secret one; a malformed header may be
+/// a secret written the wrong way (`x-api-key:KEY`), so it is hidden whole.
+fn redact_header(header: &str) -> String {
+    match header.split_once('=') {
+        Some((name, _)) if is_secret_header(name.trim()) => format!("{name}=<redacted>"),
+        Some(_) => header.to_string(),
+        None => "<redacted: not NAME=VALUE>".to_string(),
     }
 }
 
@@ -138,6 +166,30 @@ mod tests {
             assert!(err.contains("NAME=VALUE"), "{err}");
             assert!(!err.contains("secret"), "{err}");
         }
+    }
+
+    #[test]
+    fn debug_hides_the_token_and_secret_headers() {
+        let probe = parse(&[
+            "--token",
+            "hunter2",
+            "--header",
+            "authorization=Bearer b3arer",
+            "--header",
+            "X-Api-Key=key-123",
+            "--header",
+            "x-api-key:colon-key",
+            "--header",
+            "x-tenant-id=production",
+        ])
+        .unwrap();
+        let shown = format!("{probe:?}");
+        for secret in ["hunter2", "b3arer", "key-123", "colon-key"] {
+            assert!(!shown.contains(secret), "{secret} leaked: {shown}");
+        }
+        assert!(shown.contains("x-tenant-id=production"), "{shown}");
+        assert!(shown.contains("authorization=<redacted>"), "{shown}");
+        assert!(shown.contains("token: Some(\"<redacted>\")"), "{shown}");
     }
 
     #[test]

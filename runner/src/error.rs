@@ -4,9 +4,6 @@
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RunnerError {
-    /// Placeholder for a command that is not built yet.
-    #[error("`flightline {0}` is not available in this build")]
-    NotYet(&'static str),
     /// An SDK error (client, validation, schema).
     #[error(transparent)]
     Core(#[from] flightline_core::Error),

@@ -211,6 +211,39 @@ async fn an_unreachable_server_only_costs_the_schema_rules() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_or_missing_token_is_an_error_not_a_pass() {
+    let server = ServerBuilder::new()
+        .demo_rows(100)
+        .seed(3)
+        .token("s3cret")
+        .spawn("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let uri = server.uri();
+    let sql = "SELECT time, msg FROM log_entries ORDER BY time DESC LIMIT 10";
+    for credentials in [&["--token", "wrong"][..], &[][..]] {
+        let mut args = vec!["validate", "--last", "1h", "--uri", &uri];
+        args.extend_from_slice(credentials);
+        args.push(sql);
+        let output = flightline(&args).await;
+        assert_eq!(output.status.code(), Some(2), "{credentials:?}: {}", show(&output));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("not authenticated"), "{credentials:?}: {}", show(&output));
+        assert!(stderr.contains("--token"), "{}", show(&output));
+        assert!(!stderr.contains("wrong"), "the token leaked: {}", show(&output));
+        assert!(stdout(&output).is_empty(), "{}", show(&output));
+    }
+    // The right token passes, with the server's schema (no schema_unavailable).
+    let output = flightline(&[
+        "validate", "--json", "--last", "1h", "--uri", &uri, "--token", "s3cret", sql,
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", show(&output));
+    assert!(json_codes(&output).is_empty(), "{}", show(&output));
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schema_prints_the_columns_and_the_row_size() {
     let server = demo_server().await;
     let uri = server.uri();

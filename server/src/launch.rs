@@ -190,6 +190,14 @@ impl RunningServer {
     }
 }
 
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,13 +208,5 @@ mod tests {
         let shown = format!("{b:?}");
         assert!(!shown.contains("s3cret-token") && !shown.contains("PRIVATE"), "{shown}");
         assert!(shown.contains("1 redacted"), "{shown}");
-    }
-}
-
-impl Drop for RunningServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
     }
 }

@@ -215,13 +215,18 @@ impl FlightSqlClient {
                     any.type_url
                 ))
             })?;
-        let prepared = PreparedStatement {
-            dataset_schema: decode_schema(&result.dataset_schema, "dataset")?,
-            parameter_schema: decode_schema(&result.parameter_schema, "parameter")?,
+        let schemas = decode_schema(&result.dataset_schema, "dataset").and_then(|dataset| {
+            Ok((dataset, decode_schema(&result.parameter_schema, "parameter")?))
+        });
+        // Closed before the schemas are judged: a statement whose schema cannot be read must
+        // not stay open on the server either.
+        self.shared.close_prepared(&result.prepared_statement_handle, &call).await;
+        let (dataset_schema, parameter_schema) = schemas?;
+        Ok(PreparedStatement {
+            dataset_schema,
+            parameter_schema,
             handle: result.prepared_statement_handle,
-        };
-        self.shared.close_prepared(&prepared.handle, &call).await;
-        Ok(prepared)
+        })
     }
 }
 

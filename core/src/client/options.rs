@@ -1,9 +1,11 @@
 //! Per-call options: everything that travels with one query rather than with the client.
 
-use crate::TimeRange;
-use crate::error::Result;
+use std::fmt;
 
-use super::auth::HeaderSet;
+use crate::error::Result;
+use crate::{TimeRange, wire};
+
+use super::auth::{HeaderSet, Redacted};
 
 /// Options for one call of [`query_with`](super::FlightSqlClient::query_with),
 /// [`query_stream_with`](super::FlightSqlClient::query_stream_with) or
@@ -12,7 +14,10 @@ use super::auth::HeaderSet;
 /// `QueryOptions::default()` is what [`query`](super::FlightSqlClient::query) uses: no row
 /// cap, dictionaries flattened by the server, endpoints fetched one after the other through
 /// the standard Flight SQL flow.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// `Debug` shows the names of the per-call headers but redacts the values of secret ones
+/// (`authorization`, `x-api-key`, see [`is_secret_header`](super::is_secret_header)).
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct QueryOptions {
     /// Row cap sent as the `limit` header (Micromegas dialect).
     pub limit: Option<u64>,
@@ -71,19 +76,31 @@ impl QueryOptions {
     pub(crate) fn call_headers(&self, range: Option<&TimeRange>) -> Result<HeaderSet> {
         let mut set = HeaderSet::default();
         if let Some(range) = range {
-            set.push("query_range_begin", &range.begin_rfc3339())?;
-            set.push("query_range_end", &range.end_rfc3339())?;
+            set.push(wire::QUERY_RANGE_BEGIN, &range.begin_rfc3339())?;
+            set.push(wire::QUERY_RANGE_END, &range.end_rfc3339())?;
         }
         if let Some(limit) = self.limit {
-            set.push("limit", &limit.to_string())?;
+            set.push(wire::LIMIT, &limit.to_string())?;
         }
         if self.preserve_dictionary {
-            set.push("preserve_dictionary", "true")?;
+            set.push(wire::PRESERVE_DICTIONARY, "true")?;
         }
         for (name, value) in &self.headers {
             set.push(name, value)?;
         }
         Ok(set)
+    }
+}
+
+impl fmt::Debug for QueryOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QueryOptions")
+            .field("limit", &self.limit)
+            .field("preserve_dictionary", &self.preserve_dictionary)
+            .field("parallel_endpoints", &self.parallel_endpoints)
+            .field("direct_ticket", &self.direct_ticket)
+            .field("headers", &Redacted(&self.headers))
+            .finish()
     }
 }
 
@@ -108,5 +125,18 @@ mod tests {
             ]
         );
         assert!(QueryOptions::default().call_headers(None).unwrap().raw().is_empty());
+    }
+
+    #[test]
+    fn debug_redacts_secret_call_headers() {
+        let options = QueryOptions::new()
+            .limit(5)
+            .header("authorization", "Bearer hunter2")
+            .header("x-api-key", "key-123")
+            .header("x-tenant-id", "production");
+        let shown = format!("{options:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("key-123"), "{shown}");
+        assert!(shown.contains("authorization") && shown.contains("<redacted>"), "{shown}");
+        assert!(shown.contains("production") && shown.contains("limit: Some(5)"), "{shown}");
     }
 }

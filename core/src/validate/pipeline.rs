@@ -236,11 +236,8 @@ impl ValidationPipeline {
     /// the report otherwise.
     pub async fn check(&self, ctx: &ValidationContext) -> Result<ValidationReport> {
         let report = self.run(ctx).await;
-        if report.is_denied() {
-            Err(Error::ValidationDenied { findings: report.findings })
-        } else {
-            Ok(report)
-        }
+        let policy = report.policy;
+        report.into_result().map(|findings| ValidationReport { policy, findings })
     }
 
     /// Applies the override for `finding`'s code: `None` when muted. For findings made outside

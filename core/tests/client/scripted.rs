@@ -488,6 +488,19 @@ async fn prepare_reads_schemas_and_closes_the_statement() {
 }
 
 #[tokio::test]
+async fn prepare_closes_the_statement_even_when_its_schema_is_unreadable() {
+    let main = TestService::new();
+    let server = serve(main.clone(), None).await;
+    let client = connect(&server.uri()).await;
+    let err = client.prepare("bad-schema SELECT 1").await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Protocol(message) if message.contains("dataset schema")),
+        "{err:?}"
+    );
+    assert_eq!(main.closed(), vec![bytes::Bytes::from_static(b"h:bad-schema SELECT 1")]);
+}
+
+#[tokio::test]
 async fn prepare_tolerates_a_server_that_cannot_close() {
     let main = TestService::new();
     main.close_unimplemented();

@@ -157,7 +157,8 @@ struct State {
 /// GetFlightInfo(CommandStatementQuery) answers with the configured endpoints, except for
 /// queries `status:<code>` (that gRPC error) and `hang` (never answers). DoGet plays the
 /// script of its ticket. DoAction implements CreatePreparedStatement (handle = `h:<sql>`,
-/// dataset schema = [`schema`]) and ClosePreparedStatement.
+/// dataset schema = [`schema`], or bytes that are not Arrow IPC for SQL starting with
+/// `bad-schema`) and ClosePreparedStatement.
 #[derive(Clone, Default)]
 pub struct TestService {
     state: Arc<State>,
@@ -409,9 +410,15 @@ impl FlightService for TestService {
                 if let Some(code) = create.query.strip_prefix("status:") {
                     return Err(status_for(code));
                 }
+                // A server answering garbage where the schema should be.
+                let dataset_schema = if create.query.starts_with("bad-schema") {
+                    Bytes::from_static(b"this is not Arrow IPC")
+                } else {
+                    ipc_schema(&schema())
+                };
                 let result = ActionCreatePreparedStatementResult {
                     prepared_statement_handle: format!("h:{}", create.query).into(),
-                    dataset_schema: ipc_schema(&schema()),
+                    dataset_schema,
                     parameter_schema: Bytes::new(),
                 };
                 let body = result.as_any().encode_to_vec();

@@ -140,20 +140,3 @@ pub(crate) fn is_comparison(op: &BinaryOperator) -> bool {
             | BinaryOperator::Spaceship
     )
 }
-
-/// Names (lowercased) of the CTEs `statement` defines, at any depth.
-pub(crate) fn cte_names(statement: &Statement) -> Vec<String> {
-    struct Ctes(Vec<String>);
-    impl Visitor for Ctes {
-        type Break = ();
-        fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
-            if let Some(with) = &query.with {
-                self.0.extend(with.cte_tables.iter().map(|c| c.alias.name.value.to_lowercase()));
-            }
-            ControlFlow::Continue(())
-        }
-    }
-    let mut ctes = Ctes(Vec::new());
-    let _ = statement.visit(&mut ctes);
-    ctes.0
-}

@@ -11,13 +11,16 @@ use super::codes;
 
 /// Warns on cross products, in every `SELECT` (CTEs and subqueries too).
 ///
-/// What counts: each relation added by a comma in `FROM`, by `CROSS JOIN`, by a `JOIN` without
-/// `ON`/`USING`/`NATURAL`, or by `JOIN ... ON` a condition that names no column (`ON true`),
-/// is an *unconstrained* join. Each comparison in the `WHERE`'s `AND`-chain between two
-/// column expressions of different relations (different qualifiers, or unqualified) *links*
-/// one. The `SELECT` is flagged when it has more unconstrained joins than links. Joins that are
-/// meant to be correlated are exempt: `UNNEST(...)`, `LATERAL` subqueries and functions,
-/// `CROSS APPLY`/`OUTER APPLY`.
+/// The relations of a `FROM` start apart. A `JOIN` with `ON` a condition naming a column,
+/// `USING` or `NATURAL` connects its relation to the relations on its left; so do correlated
+/// joins, which are meant to pair each row with its own: `UNNEST(...)`, `LATERAL` subqueries
+/// and functions, `CROSS APPLY`/`OUTER APPLY`. A comma, `CROSS JOIN`, a `JOIN` without
+/// condition or `JOIN ... ON <constant>` (`ON true`) connects nothing. Each comparison in the
+/// `WHERE`'s `AND`-chain between column expressions of two different relations (`a.x = b.x`)
+/// connects those two. The `SELECT` is flagged when its relations still form more than one
+/// connected group, so `FROM a, b, c WHERE a.x = b.x AND a.y = b.y` warns for `c`. A
+/// comparison whose sides cannot be told apart (unqualified columns, a qualifier that is not
+/// a relation of this `FROM`) is taken to connect some two groups, to stay quiet when unsure.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct JoinConditionValidator;
 
@@ -34,7 +37,7 @@ impl QueryValidator for JoinConditionValidator {
         let mut findings = Vec::new();
         for statement in statements {
             for_each_select(statement, |select| {
-                let missing = unconstrained_joins(select).saturating_sub(links(select));
+                let missing = unlinked_relations(select);
                 if missing > 0 {
                     findings.push(finding(missing));
                 }
@@ -44,10 +47,100 @@ impl QueryValidator for JoinConditionValidator {
     }
 }
 
-fn unconstrained_joins(select: &Select) -> usize {
-    let commas = select.from.iter().skip(1).filter(|t| !is_correlated(&t.relation)).count();
-    let joins = select.from.iter().flat_map(|t| &t.joins).filter(|j| is_unconstrained(j)).count();
-    commas + joins
+/// How many links the `SELECT`'s relations lack to form one connected group.
+fn unlinked_relations(select: &Select) -> usize {
+    let mut groups = Groups::default();
+    for (index, from) in select.from.iter().enumerate() {
+        let left = groups.add(&from.relation);
+        // `FROM t, UNNEST(t.tags)`: correlated to what precedes it.
+        if index > 0 && is_correlated(&from.relation) {
+            groups.union(0, left);
+        }
+        for join in &from.joins {
+            let right = groups.add(&join.relation);
+            if !is_unconstrained(join) {
+                groups.union(left, right);
+            }
+        }
+    }
+    let mut loose = 0;
+    for conjunct in select.selection.iter().flat_map(conjuncts) {
+        match comparison_sides(conjunct) {
+            Some(Link::Between(a, b)) => match (groups.find_name(&a), groups.find_name(&b)) {
+                (Some(a), Some(b)) => groups.union(a, b),
+                _ => loose += 1,
+            },
+            Some(Link::Unsure) => loose += 1,
+            None => {}
+        }
+    }
+    groups.count().saturating_sub(1).saturating_sub(loose)
+}
+
+/// The relations of one `FROM` as a union-find forest, each known by its alias or table name.
+#[derive(Default)]
+struct Groups {
+    parent: Vec<usize>,
+    names: Vec<(String, usize)>,
+}
+
+impl Groups {
+    fn add(&mut self, relation: &TableFactor) -> usize {
+        let id = self.parent.len();
+        self.parent.push(id);
+        let mut names = Vec::new();
+        relation_names(relation, &mut names);
+        self.names.extend(names.into_iter().map(|name| (name, id)));
+        id
+    }
+
+    fn find(&mut self, mut id: usize) -> usize {
+        while self.parent[id] != id {
+            self.parent[id] = self.parent[self.parent[id]];
+            id = self.parent[id];
+        }
+        id
+    }
+
+    fn find_name(&mut self, name: &str) -> Option<usize> {
+        let id = self.names.iter().find(|(known, _)| known == name).map(|(_, id)| *id)?;
+        Some(self.find(id))
+    }
+
+    fn union(&mut self, a: usize, b: usize) {
+        let (a, b) = (self.find(a), self.find(b));
+        self.parent[a] = b;
+    }
+
+    fn count(&mut self) -> usize {
+        (0..self.parent.len()).filter(|&id| self.find(id) == id).count()
+    }
+}
+
+/// The names a column qualifier may use for `relation` (lowercased): its alias, and for a
+/// table its name; a parenthesised join contributes the names of everything inside it.
+fn relation_names(relation: &TableFactor, out: &mut Vec<String>) {
+    if let TableFactor::NestedJoin { table_with_joins, alias } = relation {
+        out.extend(alias.iter().map(|a| a.name.value.to_lowercase()));
+        relation_names(&table_with_joins.relation, out);
+        for join in &table_with_joins.joins {
+            relation_names(&join.relation, out);
+        }
+        return;
+    }
+    if let TableFactor::Table { name, .. } = relation {
+        let last = name.0.last().and_then(|part| part.as_ident());
+        out.extend(last.map(|ident| ident.value.to_lowercase()));
+    }
+    let alias = match relation {
+        TableFactor::Table { alias, .. }
+        | TableFactor::Derived { alias, .. }
+        | TableFactor::TableFunction { alias, .. }
+        | TableFactor::Function { alias, .. }
+        | TableFactor::UNNEST { alias, .. } => alias.as_ref(),
+        _ => None,
+    };
+    out.extend(alias.map(|a| a.name.value.to_lowercase()));
 }
 
 fn is_unconstrained(join: &Join) -> bool {
@@ -92,28 +185,33 @@ fn is_correlated(relation: &TableFactor) -> bool {
     )
 }
 
-fn links(select: &Select) -> usize {
-    select
-        .selection
-        .as_ref()
-        .map(|w| conjuncts(w).into_iter().filter(|e| links_two(e)).count())
-        .unwrap_or(0)
+/// What a `WHERE` comparison says about the relations it compares.
+enum Link {
+    /// Columns of these two qualifiers are compared.
+    Between(String, String),
+    /// Columns are compared, but which relations they belong to is unknown.
+    Unsure,
 }
 
-fn links_two(expr: &Expr) -> bool {
+fn comparison_sides(expr: &Expr) -> Option<Link> {
     let Expr::BinaryOp { left, op, right } = expr else {
-        return false;
+        return None;
     };
     if !is_comparison(op) || *op == BinaryOperator::NotEq {
-        return false;
+        return None;
     }
     let (left, right) = (column_refs(left), column_refs(right));
-    left.iter().any(|l| {
-        right.iter().any(|r| match (&l.qualifier, &r.qualifier) {
-            (Some(a), Some(b)) => a != b,
-            _ => true,
-        })
-    })
+    let mut unsure = false;
+    for l in &left {
+        for r in &right {
+            match (&l.qualifier, &r.qualifier) {
+                (Some(a), Some(b)) if a != b => return Some(Link::Between(a.clone(), b.clone())),
+                (Some(_), Some(_)) => {}
+                _ => unsure = true,
+            }
+        }
+    }
+    unsure.then_some(Link::Unsure)
 }
 
 fn finding(missing: usize) -> Finding {

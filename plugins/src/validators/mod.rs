@@ -8,9 +8,9 @@
 //! | `multiple_statements` | deny | more than one statement: Flight SQL runs one |
 //! | `not_read_only` | deny | any statement, also nested (`EXPLAIN ANALYZE DELETE`, `SELECT INTO`, a data-modifying CTE), other than a query, `EXPLAIN` or `SHOW` |
 //! | `order_by_without_limit` | warn | the outermost query sorts without `LIMIT`/`FETCH` |
-//! | `no_time_filter` | warn | the query reads a table, no time range is given, and no `WHERE` anywhere restricts a time column |
+//! | `no_time_filter` | warn | no time range is given and some `SELECT` (outer, CTE, derived table, subquery, `UNION` branch) reads a table without a `WHERE` restricting a time column |
 //! | `select_star_wide` | warn / info | the outermost projection has `*`: warn when the result has more columns than the limit, info when the width is unknown |
-//! | `join_without_condition` | warn | a cross product: `CROSS JOIN`, a comma join, or `JOIN ... ON <constant>` not linked by a `WHERE` comparison |
+//! | `join_without_condition` | warn | a cross product: the relations of a `FROM` are not all connected by join conditions and `WHERE` comparisons (`FROM a, b, c WHERE a.x = b.x` leaves `c` apart) |
 //! | `too_many_columns` | warn | the result schema has more columns than the limit |
 //! | `row_size_too_large` | warn | the estimated row size exceeds the limit |
 //! | `server_rejected` | deny | (callers that prepare the query) the server refused it |

@@ -79,34 +79,78 @@ fn is_read_only(statement: &Statement) -> bool {
     )
 }
 
-/// The statement's leading keywords as the SQL spells them (`INSERT`, `DROP TABLE`, `COPY`).
+/// The statement's leading keywords (`INSERT`, `DROP TABLE`, `COPY`), read from its variant.
+/// Never from `Display`: formatting recurses once per level of the tree without sqlparser's
+/// stack guard (a `DELETE` with 100 000 `OR`s overflows the stack) and would format a huge
+/// `INSERT` in full just to read its first word.
 fn statement_kind(statement: &Statement) -> String {
-    let text = statement.to_string();
-    let words: Vec<&str> = text
-        .split_whitespace()
-        .take_while(|w| w.chars().all(|c| c.is_ascii_alphabetic() || c == '_'))
-        .take(2)
-        .collect();
-    match words.as_slice() {
-        [] => "a non-query".to_string(),
-        [first, second] if is_object_keyword(second) => format!("{first} {second}"),
-        [first, ..] => (*first).to_string(),
+    if let Statement::Drop { object_type, .. } = statement {
+        return format!("DROP {object_type}");
     }
-}
-
-fn is_object_keyword(word: &str) -> bool {
-    matches!(
-        word.to_ascii_uppercase().as_str(),
-        "TABLE"
-            | "VIEW"
-            | "INDEX"
-            | "SCHEMA"
-            | "DATABASE"
-            | "FUNCTION"
-            | "EXTERNAL"
-            | "INTO"
-            | "FROM"
-    )
+    let kind = match statement {
+        Statement::Insert { .. } => "INSERT",
+        Statement::Update { .. } => "UPDATE",
+        Statement::Delete { .. } => "DELETE",
+        Statement::Merge { .. } => "MERGE",
+        Statement::Truncate { .. } => "TRUNCATE",
+        Statement::Copy { .. } | Statement::CopyIntoSnowflake { .. } => "COPY",
+        Statement::Set { .. } => "SET",
+        Statement::Reset { .. } => "RESET",
+        Statement::Use { .. } => "USE",
+        Statement::Analyze { .. } => "ANALYZE",
+        Statement::Vacuum { .. } => "VACUUM",
+        Statement::CreateTable { .. } | Statement::CreateVirtualTable { .. } => "CREATE TABLE",
+        Statement::CreateView { .. } => "CREATE VIEW",
+        Statement::CreateIndex { .. } => "CREATE INDEX",
+        Statement::CreateSchema { .. } => "CREATE SCHEMA",
+        Statement::CreateDatabase { .. } => "CREATE DATABASE",
+        Statement::CreateFunction { .. } | Statement::CreateMacro { .. } => "CREATE FUNCTION",
+        Statement::CreateProcedure { .. } => "CREATE PROCEDURE",
+        Statement::CreateTrigger { .. } => "CREATE TRIGGER",
+        Statement::CreateSequence { .. } => "CREATE SEQUENCE",
+        Statement::CreateType { .. } | Statement::CreateDomain { .. } => "CREATE TYPE",
+        Statement::CreateRole { .. } | Statement::CreateUser { .. } => "CREATE ROLE",
+        Statement::CreateExtension { .. } => "CREATE EXTENSION",
+        Statement::CreateStage { .. } => "CREATE STAGE",
+        Statement::CreateSecret { .. } => "CREATE SECRET",
+        Statement::AlterTable { .. } | Statement::RenameTable { .. } => "ALTER TABLE",
+        Statement::AlterView { .. } => "ALTER VIEW",
+        Statement::AlterIndex { .. } => "ALTER INDEX",
+        Statement::AlterSchema { .. } => "ALTER SCHEMA",
+        Statement::AlterRole { .. } | Statement::AlterUser { .. } => "ALTER ROLE",
+        Statement::AlterFunction { .. } => "ALTER FUNCTION",
+        Statement::AlterType { .. } => "ALTER TYPE",
+        Statement::DropFunction { .. } => "DROP FUNCTION",
+        Statement::DropProcedure { .. } => "DROP PROCEDURE",
+        Statement::DropTrigger { .. } => "DROP TRIGGER",
+        Statement::DropExtension { .. } => "DROP EXTENSION",
+        Statement::DropSecret { .. } => "DROP SECRET",
+        Statement::Grant { .. } => "GRANT",
+        Statement::Revoke { .. } => "REVOKE",
+        Statement::Deny { .. } => "DENY",
+        Statement::Call { .. } => "CALL",
+        Statement::Execute { .. } => "EXECUTE",
+        Statement::Prepare { .. } => "PREPARE",
+        Statement::StartTransaction { .. } => "START TRANSACTION",
+        Statement::Commit { .. } => "COMMIT",
+        Statement::Rollback { .. } => "ROLLBACK",
+        Statement::Savepoint { .. } => "SAVEPOINT",
+        Statement::Comment { .. } => "COMMENT",
+        Statement::Kill { .. } => "KILL",
+        Statement::Lock { .. } | Statement::LockTables { .. } => "LOCK",
+        Statement::Unload { .. } | Statement::ExportData { .. } => "UNLOAD",
+        Statement::LoadData { .. } | Statement::Load { .. } => "LOAD",
+        Statement::Install { .. } => "INSTALL",
+        Statement::AttachDatabase { .. } | Statement::AttachDuckDBDatabase { .. } => "ATTACH",
+        Statement::DetachDuckDBDatabase { .. } => "DETACH",
+        Statement::OptimizeTable { .. } => "OPTIMIZE",
+        Statement::Cache { .. } => "CACHE",
+        Statement::Pragma { .. } => "PRAGMA",
+        Statement::Declare { .. } => "DECLARE",
+        Statement::Directory { .. } => "INSERT OVERWRITE DIRECTORY",
+        _ => "a non-query statement",
+    };
+    kind.to_string()
 }
 
 fn refusal(kind: String) -> Finding {
@@ -116,4 +160,50 @@ fn refusal(kind: String) -> Finding {
         format!("{kind} is not a read-only query: analytics jobs only read"),
         "run only SELECT queries (or EXPLAIN/SHOW); make changes to data outside Flightline",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(sql: &str) -> Vec<String> {
+        let ctx = ValidationContext::new(sql);
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(ReadOnlyValidator.validate(&ctx)).into_iter().map(|f| f.message).collect()
+    }
+
+    #[test]
+    fn the_refusal_names_the_statement() {
+        for (sql, kind) in [
+            ("INSERT INTO t VALUES (1)", "INSERT"),
+            ("DELETE FROM t WHERE x = 1", "DELETE"),
+            ("UPDATE t SET x = 1", "UPDATE"),
+            ("DROP TABLE t", "DROP TABLE"),
+            ("DROP VIEW v", "DROP VIEW"),
+            ("CREATE TABLE c AS SELECT 1", "CREATE TABLE"),
+            ("TRUNCATE TABLE t", "TRUNCATE"),
+            ("COPY t TO '/tmp/x.csv'", "COPY"),
+            ("SET x = 1", "SET"),
+            ("EXPLAIN ANALYZE DELETE FROM t", "DELETE"),
+            ("SELECT x INTO backup FROM t", "SELECT INTO"),
+        ] {
+            assert_eq!(
+                kinds(sql),
+                [format!("{kind} is not a read-only query: analytics jobs only read")],
+                "{sql}"
+            );
+        }
+    }
+
+    /// A huge generated `DELETE` is refused on a 2 MiB stack (a test or tokio worker thread)
+    /// without formatting it.
+    #[test]
+    fn a_huge_delete_is_refused_without_overflowing_the_stack() {
+        let ors = (0..100_000).map(|i| format!("process_id = 'p{i}'")).collect::<Vec<_>>();
+        let sql = format!("DELETE FROM log_entries WHERE {}", ors.join(" OR "));
+        let worker =
+            std::thread::Builder::new().stack_size(2 << 20).spawn(move || kinds(&sql)).unwrap();
+        let found = worker.join().expect("the validation thread overflowed or panicked");
+        assert_eq!(found, ["DELETE is not a read-only query: analytics jobs only read"]);
+    }
 }

@@ -1,17 +1,27 @@
 //! `no_time_filter`.
 
-use async_trait::async_trait;
-use flightline_core::validate::{Finding, QueryValidator, Severity, ValidationContext};
 use std::ops::ControlFlow;
 
-use sqlparser::ast::{BinaryOperator, Expr, Select, Statement, visit_relations};
+use async_trait::async_trait;
+use flightline_core::validate::{Finding, QueryValidator, Severity, ValidationContext};
+use sqlparser::ast::{
+    BinaryOperator, Expr, ObjectName, Query, Select, Statement, TableFactor, Visit, Visitor,
+};
 
-use super::ast::{column_refs, cte_names, for_each_select, is_comparison, operands};
+use super::ast::{column_refs, is_comparison, operands};
 use super::codes;
 
-/// Warns when a query reads tables with nothing restricting it in time: no time range sent with
-/// it, and no `WHERE` (in the query, a CTE, a derived table or a subquery) that restricts a
-/// time column.
+/// Warns when a query reads a table with nothing restricting it in time: no time range is sent
+/// with it, and some `SELECT` that reads a table (anywhere: the outer query, a CTE, a derived
+/// table, a subquery in `WHERE`, a `UNION` branch) has no `WHERE` restricting a time column.
+///
+/// Each `SELECT` answers for the tables in its own `FROM`: one restricted `SELECT` does not
+/// cover another, so `SELECT * FROM log_entries WHERE level IN (SELECT level FROM measures
+/// WHERE time > ...)` warns, because `log_entries` is scanned over all time. A `SELECT` that
+/// reads only CTEs, derived tables or no table at all answers for nothing: those are checked
+/// where they read their tables. A filter written outside the `SELECT` that reads the table
+/// (`WITH a AS (SELECT * FROM t) SELECT * FROM a WHERE time > ...`) does not count: write it
+/// inside.
 ///
 /// A `WHERE` restricts time when its `AND`-chain holds a comparison (`<`, `<=`, `=`, `>=`, `>`),
 /// a `BETWEEN` or an `IN` list between an expression of a time column (`time`,
@@ -60,8 +70,8 @@ impl QueryValidator for TimeFilterValidator {
         statements
             .iter()
             .filter(|s| matches!(s, Statement::Query(_)))
-            .filter(|s| reads_a_table(s) && !restricts_time_anywhere(s, &is_time))
-            .map(|_| finding())
+            .filter_map(|s| unrestricted_table(s, &is_time))
+            .map(|table| finding(&table))
             .collect()
     }
 }
@@ -74,28 +84,98 @@ impl TimeFilterValidator {
     }
 }
 
-/// Whether `statement` names a relation other than its own CTEs (`SELECT 1`,
-/// `SELECT * FROM (VALUES ...)` and `WITH x AS (SELECT 1) SELECT * FROM x` read nothing).
-fn reads_a_table(statement: &Statement) -> bool {
-    let ctes = cte_names(statement);
-    visit_relations(statement, |name| {
-        let last = name.0.last().and_then(|part| part.as_ident()).map(|i| i.value.to_lowercase());
-        match last {
-            Some(table) if ctes.contains(&table) && name.0.len() == 1 => ControlFlow::Continue(()),
-            _ => ControlFlow::Break(()),
-        }
-    })
-    .is_break()
+/// The first table that a `SELECT` of `statement` reads without restricting time itself.
+fn unrestricted_table(statement: &Statement, is_time: &dyn Fn(&str) -> bool) -> Option<String> {
+    let mut scan = Scan { ctes: Vec::new(), is_time, found: None };
+    let _ = statement.visit(&mut scan);
+    scan.found
 }
 
-fn restricts_time_anywhere(statement: &Statement, is_time: &dyn Fn(&str) -> bool) -> bool {
-    let mut found = false;
-    for_each_select(statement, |select: &Select| {
-        found = found
-            || select.selection.as_ref().is_some_and(|w| restricts_time(w, is_time))
-            || select.prewhere.as_ref().is_some_and(|w| restricts_time(w, is_time));
-    });
-    found
+/// Walks every `SELECT`, knowing which CTE names are in scope (those of the enclosing `WITH`s;
+/// a CTE's body also sees its own name, which only matters for a CTE shadowing its table).
+struct Scan<'a> {
+    ctes: Vec<Vec<String>>,
+    is_time: &'a dyn Fn(&str) -> bool,
+    found: Option<String>,
+}
+
+impl Scan<'_> {
+    fn is_cte(&self, name: &ObjectName) -> bool {
+        match name.0.as_slice() {
+            [part] => part.as_ident().is_some_and(|ident| {
+                let name = ident.value.to_lowercase();
+                self.ctes.iter().flatten().any(|cte| *cte == name)
+            }),
+            _ => false,
+        }
+    }
+
+    /// The tables `factor` reads itself (not through a subquery, which is a `SELECT` of its
+    /// own), other than CTEs.
+    fn base_tables(&self, factor: &TableFactor, out: &mut Vec<String>) {
+        match factor {
+            TableFactor::Table { name, .. } if !self.is_cte(name) => out.push(display(name)),
+            TableFactor::NestedJoin { table_with_joins, .. } => {
+                self.base_tables(&table_with_joins.relation, out);
+                for join in &table_with_joins.joins {
+                    self.base_tables(&join.relation, out);
+                }
+            }
+            TableFactor::Pivot { table, .. }
+            | TableFactor::Unpivot { table, .. }
+            | TableFactor::MatchRecognize { table, .. } => self.base_tables(table, out),
+            _ => {}
+        }
+    }
+
+    fn restricts(&self, select: &Select) -> bool {
+        [&select.selection, &select.prewhere]
+            .into_iter()
+            .flatten()
+            .any(|filter| restricts_time(filter, self.is_time))
+    }
+}
+
+impl Visitor for Scan<'_> {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+        let names = query.with.iter().flat_map(|with| &with.cte_tables);
+        self.ctes.push(names.map(|cte| cte.alias.name.value.to_lowercase()).collect());
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
+        self.ctes.pop();
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_select(&mut self, select: &Select) -> ControlFlow<()> {
+        if self.restricts(select) {
+            return ControlFlow::Continue(());
+        }
+        let mut tables = Vec::new();
+        for from in &select.from {
+            self.base_tables(&from.relation, &mut tables);
+            for join in &from.joins {
+                self.base_tables(&join.relation, &mut tables);
+            }
+        }
+        match tables.into_iter().next() {
+            Some(table) => {
+                self.found = Some(table);
+                ControlFlow::Break(())
+            }
+            None => ControlFlow::Continue(()),
+        }
+    }
+}
+
+/// `schema.table` as written, without quoting (a table function shows its name only).
+fn display(name: &ObjectName) -> String {
+    let parts: Vec<&str> =
+        name.0.iter().filter_map(|part| part.as_ident()).map(|i| i.value.as_str()).collect();
+    parts.join(".")
 }
 
 /// Chains of `AND`/`OR` are flattened rather than recursed into, so recursion only follows
@@ -132,13 +212,15 @@ fn bounds(subject: &Expr, limits: &[&Expr], is_time: &dyn Fn(&str) -> bool) -> b
         && limits.iter().all(|limit| column_refs(limit).is_empty())
 }
 
-fn finding() -> Finding {
+fn finding(table: &str) -> Finding {
     Finding::new(
         Severity::Warn,
         codes::NO_TIME_FILTER,
-        "no time restriction: no time range is given and no WHERE clause restricts a time column, \
-         so the server scans all of history",
+        format!(
+            "no time restriction on {table}: no time range is given and the SELECT reading it \
+             has no WHERE restricting a time column, so the server scans all of its history"
+        ),
         "pass a time range (--begin/--end or --last 1h; query_range_begin/query_range_end headers) \
-         or add WHERE time >= now() - interval '1 day'",
+         or add WHERE time >= now() - interval '1 day' to every SELECT that reads a table",
     )
 }

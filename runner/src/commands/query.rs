@@ -45,7 +45,15 @@ pub struct QueryArgs {
     /// Use the Micromegas direct-ticket path (DoGet with the SQL) instead of GetFlightInfo.
     #[arg(long)]
     pub direct_ticket: bool,
+    /// With --format table: show at most this many rows, then stop reading the result and
+    /// say so below the table. The table is built in memory to size its columns; for large
+    /// results use --format csv, json or parquet, which stream.
+    #[arg(long, value_name = "ROWS", default_value_t = DEFAULT_TABLE_ROWS)]
+    pub table_rows: usize,
 }
+
+/// How many rows `--format table` shows by default.
+pub const DEFAULT_TABLE_ROWS: usize = 1000;
 
 /// How `flightline query` renders the result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -72,40 +80,38 @@ pub async fn run(args: QueryArgs) -> Result<ExitCode, RunnerError> {
         headers: Vec::new(),
     };
     let mut stream = client.query_stream_with(&args.sql, range, &options).await?;
+    // Dropped on every early return below, which deletes the unfinished `.partial` file.
     let (target, out) = Target::open(args.output.as_deref())?;
-    let mut sink = Sink::new(args.format, out, stream.schema().cloned());
-    let mut rows = 0;
+    let mut sink = Sink::new(args.format, out, stream.schema().cloned(), args.table_rows);
     while let Some(batch) = stream.next().await {
-        let batch = match batch {
-            Ok(batch) => batch,
-            Err(err) => {
-                target.discard();
-                return Err(err.into());
-            }
-        };
-        rows += batch.num_rows();
-        if let Err(err) = sink.write(batch) {
-            target.discard();
-            return broken_pipe_is_success(err, &target.name);
+        match sink.write(batch?) {
+            Ok(Flow::More) => {}
+            Ok(Flow::Stop) => break,
+            Err(err) => return broken_pipe_is_success(target.io_error(err)),
         }
     }
-    if let Err(err) = sink.finish().and_then(|()| target.commit()) {
-        return broken_pipe_is_success(err, &target.name);
+    let rows = sink.rows();
+    let finished = sink.finish().map_err(|err| target.io_error(err));
+    if let Err(err) = finished.and_then(|()| target.commit()) {
+        return broken_pipe_is_success(err);
     }
     eprintln!("{rows} row{}", if rows == 1 { "" } else { "s" });
     Ok(ExitCode::SUCCESS)
 }
 
 /// `flightline query ... | head` closing the pipe early is not a failure.
-fn broken_pipe_is_success(err: io::Error, name: &str) -> Result<ExitCode, RunnerError> {
-    if err.kind() == io::ErrorKind::BrokenPipe {
-        return Ok(ExitCode::SUCCESS);
+fn broken_pipe_is_success(err: RunnerError) -> Result<ExitCode, RunnerError> {
+    match &err {
+        RunnerError::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe => {
+            Ok(ExitCode::SUCCESS)
+        }
+        _ => Err(err),
     }
-    Err(RunnerError::Io { path: name.to_string(), source: err })
 }
 
 /// Where the output goes: standard output, or a file written under a temporary name and
-/// renamed when complete, so a failed query never leaves a truncated file behind.
+/// renamed when complete, so a failed query never leaves a truncated file behind: until
+/// [`commit`](Self::commit) succeeds, dropping the target deletes the temporary file.
 struct Target {
     name: String,
     file: Option<(PathBuf, PathBuf)>,
@@ -128,14 +134,22 @@ impl Target {
         Ok((target, Box::new(BufWriter::new(file))))
     }
 
-    fn commit(&self) -> io::Result<()> {
-        match &self.file {
-            Some((partial, path)) => std::fs::rename(partial, path),
-            None => Ok(()),
+    /// Renames the finished file into place; on failure the drop deletes it.
+    fn commit(mut self) -> Result<(), RunnerError> {
+        if let Some((partial, path)) = &self.file {
+            std::fs::rename(partial, path).map_err(|err| self.io_error(err))?;
         }
+        self.file = None;
+        Ok(())
     }
 
-    fn discard(&self) {
+    fn io_error(&self, source: io::Error) -> RunnerError {
+        RunnerError::Io { path: self.name.clone(), source }
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
         if let Some((partial, _)) = &self.file {
             let _ = std::fs::remove_file(partial);
         }
@@ -144,65 +158,135 @@ impl Target {
 
 type Output = Box<dyn Write + Send>;
 
-/// Renders batches as they arrive (the table needs them all to size its columns).
+/// Whether the sink wants more batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    More,
+    Stop,
+}
+
+/// The rows kept for `--format table`, at most `cap`.
+struct TableRows {
+    out: Output,
+    schema: Option<SchemaRef>,
+    batches: Vec<RecordBatch>,
+    rows: usize,
+    cap: usize,
+    truncated: bool,
+}
+
+impl TableRows {
+    fn write(&mut self, batch: RecordBatch) -> Flow {
+        let room = self.cap - self.rows;
+        if batch.num_rows() > room {
+            self.truncated = true;
+        }
+        let kept = batch.num_rows().min(room);
+        if kept > 0 {
+            self.batches.push(batch.slice(0, kept));
+            self.rows += kept;
+        }
+        if self.truncated { Flow::Stop } else { Flow::More }
+    }
+
+    fn finish(mut self) -> io::Result<()> {
+        let table = match (self.schema, self.batches.is_empty()) {
+            (Some(schema), true) => {
+                arrow::util::pretty::pretty_format_batches_with_schema(schema, &self.batches)
+                    .map(|table| table.to_string())
+            }
+            _ => arrow::util::pretty::pretty_format_batches(&self.batches)
+                .map(|table| table.to_string()),
+        }
+        .map_err(io::Error::other)?;
+        writeln!(self.out, "{table}")?;
+        if self.truncated {
+            writeln!(self.out, "{}", truncation_note(self.cap))?;
+        }
+        self.out.flush()
+    }
+}
+
+/// The line under a table that stopped at `cap` rows.
+fn truncation_note(cap: usize) -> String {
+    format!(
+        "… more rows not shown: the table stops at {cap} rows (--table-rows); use --format csv, \
+         json or parquet for the whole result"
+    )
+}
+
+/// Renders batches as they arrive (the table keeps up to its cap to size its columns).
 enum Sink {
-    Table { out: Output, schema: Option<SchemaRef>, batches: Vec<RecordBatch> },
-    Csv(arrow::csv::Writer<Output>),
-    Json(arrow::json::ArrayWriter<Output>),
-    Parquet { out: Option<Output>, schema: Option<SchemaRef>, writer: Option<ArrowWriter<Output>> },
+    Table(TableRows),
+    Csv(arrow::csv::Writer<Output>, usize),
+    Json(arrow::json::ArrayWriter<Output>, usize),
+    Parquet {
+        out: Option<Output>,
+        schema: Option<SchemaRef>,
+        writer: Option<ArrowWriter<Output>>,
+        rows: usize,
+    },
 }
 
 impl Sink {
-    fn new(format: Format, out: Output, schema: Option<SchemaRef>) -> Self {
+    fn new(format: Format, out: Output, schema: Option<SchemaRef>, table_rows: usize) -> Self {
         match format {
-            Format::Table => Sink::Table { out, schema, batches: Vec::new() },
-            Format::Csv => Sink::Csv(arrow::csv::Writer::new(out)),
-            Format::Json => Sink::Json(arrow::json::ArrayWriter::new(out)),
-            Format::Parquet => Sink::Parquet { out: Some(out), schema, writer: None },
+            Format::Table => Sink::Table(TableRows {
+                out,
+                schema,
+                batches: Vec::new(),
+                rows: 0,
+                cap: table_rows,
+                truncated: false,
+            }),
+            Format::Csv => Sink::Csv(arrow::csv::Writer::new(out), 0),
+            Format::Json => Sink::Json(arrow::json::ArrayWriter::new(out), 0),
+            Format::Parquet => Sink::Parquet { out: Some(out), schema, writer: None, rows: 0 },
         }
     }
 
-    fn write(&mut self, batch: RecordBatch) -> io::Result<()> {
+    /// Rows written (for the table: rows kept).
+    fn rows(&self) -> usize {
         match self {
-            Sink::Table { batches, .. } => {
-                batches.push(batch);
-                Ok(())
+            Sink::Table(table) => table.rows,
+            Sink::Csv(_, rows) | Sink::Json(_, rows) | Sink::Parquet { rows, .. } => *rows,
+        }
+    }
+
+    fn write(&mut self, batch: RecordBatch) -> io::Result<Flow> {
+        let count = batch.num_rows();
+        match self {
+            Sink::Table(table) => return Ok(table.write(batch)),
+            Sink::Csv(writer, rows) => {
+                writer.write(&batch).map_err(io::Error::other)?;
+                *rows += count;
             }
-            Sink::Csv(writer) => writer.write(&batch).map_err(io::Error::other),
-            Sink::Json(writer) => writer.write(&batch).map_err(io::Error::other),
-            Sink::Parquet { out, writer, .. } => {
+            Sink::Json(writer, rows) => {
+                writer.write(&batch).map_err(io::Error::other)?;
+                *rows += count;
+            }
+            Sink::Parquet { out, writer, rows, .. } => {
                 if writer.is_none() {
                     *writer = Some(parquet_writer(out, batch.schema())?);
                 }
-                match writer {
-                    Some(writer) => writer.write(&batch).map_err(io::Error::other),
-                    None => Ok(()),
+                if let Some(writer) = writer {
+                    writer.write(&batch).map_err(io::Error::other)?;
                 }
+                *rows += count;
             }
         }
+        Ok(Flow::More)
     }
 
     fn finish(self) -> io::Result<()> {
         match self {
-            Sink::Table { mut out, schema, batches } => {
-                let table = match (schema, batches.is_empty()) {
-                    (Some(schema), true) => {
-                        arrow::util::pretty::pretty_format_batches_with_schema(schema, &batches)
-                            .map(|table| table.to_string())
-                    }
-                    _ => arrow::util::pretty::pretty_format_batches(&batches)
-                        .map(|table| table.to_string()),
-                }
-                .map_err(io::Error::other)?;
-                writeln!(out, "{table}")?;
-                out.flush()
-            }
-            Sink::Csv(writer) => writer.into_inner().flush(),
-            Sink::Json(mut writer) => {
+            Sink::Table(table) => table.finish(),
+            Sink::Csv(writer, _) => writer.into_inner().flush(),
+            Sink::Json(mut writer, _) => {
                 writer.finish().map_err(io::Error::other)?;
                 writer.into_inner().flush()
             }
-            Sink::Parquet { mut out, schema, writer } => {
+            Sink::Parquet { mut out, schema, writer, .. } => {
                 // An empty result still makes a valid Parquet file with the announced schema.
                 let writer = match writer {
                     Some(writer) => writer,
@@ -255,6 +339,7 @@ mod tests {
             preserve_dictionary: false,
             parallel: 1,
             direct_ticket: false,
+            table_rows: DEFAULT_TABLE_ROWS,
         }
     }
 
@@ -330,5 +415,78 @@ mod tests {
         );
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
         server.shutdown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_failed_rename_leaves_no_partial_file() {
+        let server = server().await;
+        let dir = tempfile::tempdir().unwrap();
+        // A directory that is not empty where the file should go: the rename fails.
+        let path = dir.path().join("out.csv");
+        std::fs::create_dir(&path).unwrap();
+        std::fs::write(path.join("keep"), "x").unwrap();
+        let err = run(args(&server, SQL, Format::Csv, &path)).await.unwrap_err();
+        assert!(matches!(&err, RunnerError::Io { path: name, .. } if name.ends_with("out.csv")));
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["out.csv"]);
+        assert!(path.join("keep").exists());
+        server.shutdown().await.unwrap();
+    }
+
+    fn table_lines(text: &str) -> usize {
+        // The header line and one line per row start with '|'.
+        text.lines().filter(|line| line.starts_with('|')).count() - 1
+    }
+
+    #[tokio::test]
+    async fn the_table_stops_at_its_row_cap_and_says_so() {
+        let server = server().await;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("table.txt");
+        let mut capped = args(&server, SQL, Format::Table, &path);
+        capped.table_rows = 5;
+        run(capped).await.unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(table_lines(&text), 5, "{text}");
+        assert!(text.trim_end().ends_with(&truncation_note(5)), "{text}");
+        assert!(text.contains("--format csv"), "{text}");
+
+        // Under the cap: every row, no note.
+        run(args(&server, SQL, Format::Table, &path)).await.unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(table_lines(&text), 25, "{text}");
+        assert!(!text.contains("more rows"), "{text}");
+        server.shutdown().await.unwrap();
+    }
+
+    #[test]
+    fn the_table_keeps_exactly_cap_rows_across_batches() {
+        use arrow::array::Int32Array;
+        let schema =
+            std::sync::Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
+                "n",
+                arrow::datatypes::DataType::Int32,
+                false,
+            )]));
+        let batch = |n: i32| {
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![std::sync::Arc::new(Int32Array::from((0..n).collect::<Vec<_>>()))],
+            )
+            .unwrap()
+        };
+        let out: Output = Box::new(io::sink());
+        let mut sink = Sink::new(Format::Table, out, None, 7);
+        assert_eq!(sink.write(batch(4)).unwrap(), Flow::More);
+        assert_eq!(sink.write(batch(3)).unwrap(), Flow::More);
+        assert_eq!(sink.rows(), 7);
+        assert_eq!(sink.write(batch(0)).unwrap(), Flow::More);
+        assert_eq!(sink.write(batch(2)).unwrap(), Flow::Stop);
+        assert_eq!(sink.rows(), 7);
+        assert!(matches!(&sink, Sink::Table(table) if table.truncated));
     }
 }

@@ -51,6 +51,8 @@ pub struct ValidateArgs {
 }
 
 /// Runs the command: prints the findings; exit status 1 on any `deny` finding, 0 otherwise.
+/// A server that refuses the credentials is an error (exit status 2 from `main`), not a
+/// finding: validating without the schema would hide a wrong token until the job runs.
 pub async fn run(args: ValidateArgs) -> Result<ExitCode, RunnerError> {
     let pipeline = pipeline(&args)?;
     let mut ctx = ValidationContext::new(args.sql.as_str());
@@ -58,23 +60,22 @@ pub async fn run(args: ValidateArgs) -> Result<ExitCode, RunnerError> {
 
     let local = pipeline.run(&ctx).await;
     // Only a query that passed the local rules goes to the server: preparing DDL can run it.
-    let mut findings = if args.offline || local.has_severity(Severity::Deny) {
-        local.findings
+    let mut report = if args.offline || local.is_denied() {
+        local
     } else {
-        match ask_server_for_schema(&args).await {
-            Ok(analysis) => pipeline.run(&ctx.with_schema(analysis)).await.findings,
+        match ask_server_for_schema(&args).await? {
+            Ok(analysis) => pipeline.run(&ctx.with_schema(analysis)).await,
             Err(finding) => {
-                let mut findings = local.findings;
-                findings.extend(pipeline.adjust(finding));
-                findings
+                let mut report = local;
+                report.findings.extend(pipeline.adjust(finding));
+                report
             }
         }
     };
-    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    report.findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
 
-    print_findings(&findings, args.json)?;
-    let denied = findings.iter().any(|f| f.severity == Severity::Deny);
-    Ok(if denied { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    print_findings(&report.findings, args.json)?;
+    Ok(if report.is_denied() { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 fn pipeline(args: &ValidateArgs) -> Result<ValidationPipeline, RunnerError> {
@@ -106,27 +107,36 @@ fn parse_override(spec: &str) -> Result<(&str, Override), RunnerError> {
 }
 
 /// The result schema from the server, or the finding that says why there is none: `deny` when
-/// the server refused the query, `info` when it could not be asked.
-async fn ask_server_for_schema(args: &ValidateArgs) -> Result<SchemaAnalysis, Finding> {
+/// the server refused the query, `info` when it could not be reached. Credentials the server
+/// refuses and client options that cannot work (a malformed URI or header) are errors: they
+/// are the caller's to fix and would fail every real run too.
+async fn ask_server_for_schema(
+    args: &ValidateArgs,
+) -> Result<Result<SchemaAnalysis, Finding>, RunnerError> {
     let prepared = match args.connect.connect().await {
         Ok(client) => client.prepare(&args.sql).await.map_err(RunnerError::Core),
         Err(err) => Err(err),
     };
     match prepared {
-        Ok(prepared) => Ok(SchemaAnalysis::from_prepared(&prepared, &args.size.options())),
-        Err(RunnerError::Core(Error::InvalidQuery { message })) => Err(Finding::new(
+        Ok(prepared) => Ok(Ok(SchemaAnalysis::from_prepared(&prepared, &args.size.options()))),
+        Err(RunnerError::Core(Error::InvalidQuery { message })) => Ok(Err(Finding::new(
             Severity::Deny,
             codes::SERVER_REJECTED,
             format!("the server refused the query: {message}"),
             "fix the query: check table and column names and the functions used",
-        )),
-        Err(err) => Err(Finding::new(
+        ))),
+        Err(
+            err @ RunnerError::Core(
+                Error::Unauthenticated { .. } | Error::PermissionDenied { .. } | Error::Config(_),
+            ),
+        ) => Err(err),
+        Err(err) => Ok(Err(Finding::new(
             Severity::Info,
             codes::SCHEMA_UNAVAILABLE,
             format!("could not ask {} for the result schema: {err}", args.connect.uri),
             "start the server or pass --uri (or --offline); the column and row-size rules were \
              skipped",
-        )),
+        ))),
     }
 }
 
