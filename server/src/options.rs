@@ -1,20 +1,13 @@
-//! Per-call options carried in gRPC headers (the Micromegas dialect).
-//!
-//! `query_range_begin` / `query_range_end` (RFC 3339, both needed to apply, empty means absent),
-//! `limit` (row cap) and `preserve_dictionary` (`true` keeps dictionary columns).
+//! Per-call options carried in gRPC headers (the Micromegas dialect), read the way
+//! [`flightline_core::wire`] defines them, so that the SDK client and this server cannot drift.
 
 use chrono::{DateTime, Utc};
+use flightline_core::wire::{
+    LIMIT, PRESERVE_DICTIONARY, QUERY_RANGE_BEGIN as RANGE_BEGIN, QUERY_RANGE_END as RANGE_END,
+    parse_instant as parse_rfc3339,
+};
 use tonic::Status;
 use tonic::metadata::MetadataMap;
-
-/// Header carrying the start of the time range (inclusive).
-pub const RANGE_BEGIN: &str = "query_range_begin";
-/// Header carrying the end of the time range (exclusive).
-pub const RANGE_END: &str = "query_range_end";
-/// Header carrying a row cap.
-pub const LIMIT: &str = "limit";
-/// Header asking to keep dictionary-encoded columns.
-pub const PRESERVE_DICTIONARY: &str = "preserve_dictionary";
 
 /// What a request's headers ask of query execution.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -76,11 +69,7 @@ fn header<'a>(md: &'a MetadataMap, name: &str) -> Result<Option<&'a str>, Status
 }
 
 fn parse_instant(name: &str, value: &str) -> Result<DateTime<Utc>, Status> {
-    DateTime::parse_from_rfc3339(value.trim()).map(|t| t.with_timezone(&Utc)).map_err(|e| {
-        Status::invalid_argument(format!(
-            "header {name}: {value:?} is not an RFC 3339 instant ({e}); write e.g. 2024-01-01T12:00:00+00:00"
-        ))
-    })
+    parse_rfc3339(value).map_err(|e| Status::invalid_argument(format!("header {name}: {e}")))
 }
 
 #[cfg(test)]
