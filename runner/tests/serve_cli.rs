@@ -54,37 +54,26 @@ fn serve_prints_its_port_answers_and_stops_on_sigint_and_sigterm() {
     }
 }
 
+/// Runs `flightline ARGS`, asserts it fails, and returns what it printed on stderr.
+fn refused(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_flightline")).args(args).output().unwrap();
+    assert!(!out.status.success(), "{args:?} should fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn serve_refuses_a_busy_port_and_a_bad_table_with_a_clear_error() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let busy = listener.local_addr().unwrap().to_string();
-    let out = Command::new(env!("CARGO_BIN_EXE_flightline"))
-        .args(["serve", "--listen", &busy, "--demo-rows", "10"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(&["serve", "--listen", &busy, "--demo-rows", "10"]);
     assert!(err.contains("cannot listen on") && err.contains(&busy), "{err}");
 
-    let out = Command::new(env!("CARGO_BIN_EXE_flightline"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--table", "t=/nonexistent/x.parquet"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(&["serve", "--listen", "127.0.0.1:0", "--table", "t=/nonexistent/x.parquet"]);
     assert!(err.contains("\"t\"") && err.contains("no such file"), "{err}");
 
-    let out = Command::new(env!("CARGO_BIN_EXE_flightline"))
-        .args(["serve", "--token", ""])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("must not be empty"));
+    let err = refused(&["serve", "--token", ""]);
+    assert!(err.contains("must not be empty"), "{err}");
 
-    let out = Command::new(env!("CARGO_BIN_EXE_flightline"))
-        .args(["serve", "--table", "no-equals-sign"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("name=path"));
+    let err = refused(&["serve", "--table", "no-equals-sign"]);
+    assert!(err.contains("name=path"), "{err}");
 }

@@ -13,6 +13,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Fields, Int32Type, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, Duration, Utc};
+use futures::StreamExt;
 use std::ops::Range;
 
 use datafusion::catalog::streaming::StreamingTable;
@@ -407,8 +408,6 @@ impl PartitionStream for DemoPartition {
         Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream))
     }
 }
-
-use futures::StreamExt;
 
 fn make_chunk(s: &Shared, kind: Kind, chunk: u64) -> Result<RecordBatch, arrow::error::ArrowError> {
     let first = chunk * CHUNK_ROWS;

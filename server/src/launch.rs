@@ -104,9 +104,8 @@ impl ServerBuilder {
     }
 
     /// Serves a Parquet, CSV or NDJSON file as table `name`.
-    pub fn table(mut self, name: impl Into<String>, path: impl Into<PathBuf>) -> Self {
-        self.tables.push(UserTable { name: name.into(), path: path.into() });
-        self
+    pub fn table(self, name: impl Into<String>, path: impl Into<PathBuf>) -> Self {
+        self.user_table(UserTable { name: name.into(), path: path.into() })
     }
 
     /// Serves a user table given as `name=path`.

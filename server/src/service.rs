@@ -117,25 +117,6 @@ impl FlightSqlServer {
             .map_err(Status::from);
         Ok(Response::new(Box::pin(flight)))
     }
-
-    fn flight_info(
-        &self,
-        schema: &Schema,
-        sql: &str,
-        descriptor: FlightDescriptor,
-    ) -> Result<Response<FlightInfo>, Status> {
-        let ticket = TicketStatementQuery { statement_handle: Bytes::from(sql.to_owned()) };
-        let endpoint =
-            FlightEndpoint::new().with_ticket(Ticket::new(ticket.as_any().encode_to_vec()));
-        let info = FlightInfo::new()
-            .try_with_schema(schema)
-            .map_err(|e| Status::internal(format!("cannot encode the result schema: {e}")))?
-            .with_endpoint(endpoint)
-            .with_descriptor(descriptor)
-            .with_total_records(-1)
-            .with_total_bytes(-1);
-        Ok(Response::new(info))
-    }
 }
 
 fn utf8_handle(bytes: &[u8], what: &str) -> Result<String, Status> {
@@ -209,7 +190,7 @@ impl FlightSqlService for FlightSqlServer {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = self.result_schema(&query.query, request.metadata()).await?;
-        self.flight_info(&schema, &query.query, request.into_inner())
+        single_endpoint_info(&schema, statement_ticket(&query.query), request.into_inner())
     }
 
     async fn get_flight_info_prepared_statement(
@@ -219,7 +200,7 @@ impl FlightSqlService for FlightSqlServer {
     ) -> Result<Response<FlightInfo>, Status> {
         let sql = utf8_handle(&query.prepared_statement_handle, "prepared statement handle")?;
         let schema = self.result_schema(&sql, request.metadata()).await?;
-        self.flight_info(&schema, &sql, request.into_inner())
+        single_endpoint_info(&schema, statement_ticket(&sql), request.into_inner())
     }
 
     async fn do_get_statement(
@@ -290,7 +271,7 @@ impl FlightSqlService for FlightSqlServer {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder(&self.sql_info).schema();
-        self.metadata_info(&schema, query.as_any(), request.into_inner())
+        single_endpoint_info(&schema, query.as_any(), request.into_inner())
     }
 
     async fn do_get_sql_info(
@@ -308,7 +289,7 @@ impl FlightSqlService for FlightSqlServer {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder().schema();
-        self.metadata_info(&schema, query.as_any(), request.into_inner())
+        single_endpoint_info(&schema, query.as_any(), request.into_inner())
     }
 
     async fn do_get_tables(
@@ -331,7 +312,7 @@ impl FlightSqlService for FlightSqlServer {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.into_builder().schema();
-        self.metadata_info(&schema, query.as_any(), request.into_inner())
+        single_endpoint_info(&schema, query.as_any(), request.into_inner())
     }
 
     async fn do_get_catalogs(
@@ -350,7 +331,7 @@ impl FlightSqlService for FlightSqlServer {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder().schema();
-        self.metadata_info(&schema, query.as_any(), request.into_inner())
+        single_endpoint_info(&schema, query.as_any(), request.into_inner())
     }
 
     async fn do_get_schemas(
@@ -369,7 +350,7 @@ impl FlightSqlService for FlightSqlServer {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.into_builder().schema();
-        self.metadata_info(&schema, query.as_any(), request.into_inner())
+        single_endpoint_info(&schema, query.as_any(), request.into_inner())
     }
 
     async fn do_get_table_types(
@@ -385,21 +366,27 @@ impl FlightSqlService for FlightSqlServer {
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
 }
 
-impl FlightSqlServer {
-    fn metadata_info(
-        &self,
-        schema: &Schema,
-        command: Any,
-        descriptor: FlightDescriptor,
-    ) -> Result<Response<FlightInfo>, Status> {
-        let endpoint = FlightEndpoint::new().with_ticket(Ticket::new(command.encode_to_vec()));
-        let info = FlightInfo::new()
-            .try_with_schema(schema)
-            .map_err(|e| Status::internal(format!("cannot encode the schema: {e}")))?
-            .with_endpoint(endpoint)
-            .with_descriptor(descriptor);
-        Ok(Response::new(info))
-    }
+/// A FlightInfo with one endpoint whose ticket is `ticket`, served by this same server (no
+/// location), size unknown. Query tickets carry their SQL; metadata tickets carry the command.
+fn single_endpoint_info(
+    schema: &Schema,
+    ticket: Any,
+    descriptor: FlightDescriptor,
+) -> Result<Response<FlightInfo>, Status> {
+    let endpoint = FlightEndpoint::new().with_ticket(Ticket::new(ticket.encode_to_vec()));
+    let info = FlightInfo::new()
+        .try_with_schema(schema)
+        .map_err(|e| Status::internal(format!("cannot encode the schema: {e}")))?
+        .with_endpoint(endpoint)
+        .with_descriptor(descriptor)
+        .with_total_records(-1)
+        .with_total_bytes(-1);
+    Ok(Response::new(info))
+}
+
+/// The ticket of a query: its SQL, as the Micromegas Python client also sends it.
+fn statement_ticket(sql: &str) -> Any {
+    TicketStatementQuery { statement_handle: Bytes::from(sql.to_owned()) }.as_any()
 }
 
 fn one_batch<E: Into<FlightError>>(

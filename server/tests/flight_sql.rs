@@ -57,17 +57,11 @@ async fn fetch(
     Ok(out)
 }
 
-fn status(e: impl Into<FlightErr>) -> tonic::Status {
-    e.into().0
-}
-
-struct FlightErr(tonic::Status);
-impl From<arrow_flight::error::FlightError> for FlightErr {
-    fn from(e: arrow_flight::error::FlightError) -> Self {
-        match e {
-            arrow_flight::error::FlightError::Tonic(s) => FlightErr(*s),
-            other => FlightErr(tonic::Status::unknown(other.to_string())),
-        }
+/// The gRPC status behind a client error (the client wraps every call's status in `Tonic`).
+fn status(e: arrow_flight::error::FlightError) -> tonic::Status {
+    match e {
+        arrow_flight::error::FlightError::Tonic(s) => *s,
+        other => tonic::Status::unknown(other.to_string()),
     }
 }
 
