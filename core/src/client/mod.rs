@@ -23,15 +23,15 @@
 //! time ranges.
 
 mod auth;
+mod builder;
+mod cache;
 mod endpoint;
 mod options;
 mod stream;
 mod tls;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -51,13 +51,15 @@ use prost::Message;
 use tonic::transport::Channel;
 
 pub use auth::{EnvToken, FileToken, StaticToken, TokenProvider, is_secret_header};
+pub use builder::{ClientBuilder, DEFAULT_MAX_LOCATION_CONNECTIONS};
 pub use options::QueryOptions;
 pub use stream::QueryStream;
 
 use crate::TimeRange;
-use crate::error::{Error, Result, with_causes};
-use auth::{HeaderSet, Redacted, bearer_value};
-use tls::{ConnectSettings, Target, parse_target};
+use crate::error::{Error, Result};
+use auth::{CredentialScope, Credentials, HeaderSet, Redacted, bearer_value};
+use cache::LruCache;
+use tls::{ConnectSettings, Target};
 
 /// The server `from_env` talks to when `FLIGHTLINE_URI` is not set.
 pub const DEFAULT_URI: &str = "grpc://127.0.0.1:50051";
@@ -81,10 +83,14 @@ pub(crate) struct Shared {
     flight: FlightServiceClient<Channel>,
     headers: HeaderSet,
     token_provider: Option<Arc<dyn TokenProvider>>,
+    /// Which endpoint locations besides the server itself receive credentials.
+    credentials: CredentialScope,
+    allow_insecure_locations: bool,
     settings: ConnectSettings,
     request_timeout: Option<Duration>,
-    /// Connections to endpoint locations on other servers, by `http(s)://host:port`.
-    locations: Mutex<HashMap<String, FlightServiceClient<Channel>>>,
+    /// Connections to endpoint locations on other servers, by `http(s)://host:port`, the
+    /// least recently used closed past the builder's limit.
+    locations: Mutex<LruCache<FlightServiceClient<Channel>>>,
 }
 
 /// A prepared statement's schemas, read without executing the query.
@@ -151,19 +157,16 @@ impl FlightSqlClient {
         let shared = &self.shared;
         if options.direct_ticket {
             let ticket = TicketStatementQuery { statement_handle: Bytes::from(sql.to_string()) };
-            let fetch = endpoint::Fetch {
-                index: 0,
-                uri: shared.uri.clone(),
-                client: shared.flight.clone(),
-                ticket: Ticket::new(ticket.as_any().encode_to_vec()),
-            };
+            let fetch = shared.main_fetch(0, Ticket::new(ticket.as_any().encode_to_vec()));
             let batches = shared.do_get(fetch, &call).await?;
-            return Ok(QueryStream::new(None, 1, batches));
+            return Ok(QueryStream::new(None, 1, endpoint::stop_after_error(batches)));
         }
 
         let command = CommandStatementQuery { query: sql.to_string(), transaction_id: None };
         let descriptor = FlightDescriptor::new_cmd(command.as_any().encode_to_vec());
-        let request = shared.request(descriptor, &call, "GetFlightInfo", &shared.uri).await?;
+        let request = shared
+            .request(descriptor, &call, "GetFlightInfo", &shared.uri, Credentials::Send)
+            .await?;
         let mut flight = shared.flight.clone();
         let info =
             shared.answer("GetFlightInfo", &shared.uri, flight.get_flight_info(request)).await?;
@@ -237,6 +240,8 @@ impl fmt::Debug for FlightSqlClient {
             .field("uri", &shared.uri)
             .field("headers", &shared.headers)
             .field("token_provider", &shared.token_provider.is_some())
+            .field("credentials", &shared.credentials)
+            .field("allow_insecure_locations", &shared.allow_insecure_locations)
             .field("settings", &shared.settings)
             .field("request_timeout", &shared.request_timeout)
             .finish()
@@ -245,28 +250,31 @@ impl fmt::Debug for FlightSqlClient {
 
 impl Shared {
     /// Wraps `message` in a request carrying the client's headers, a fresh token and the
-    /// call's own headers, in that order of precedence.
+    /// call's own headers, in that order of precedence. Secret headers and the token are left
+    /// out when `credentials` says this destination must not see them.
     async fn request<T>(
         &self,
         message: T,
         call: &HeaderSet,
         what: &str,
         uri: &str,
+        credentials: Credentials,
     ) -> Result<tonic::Request<T>> {
         let mut request = tonic::Request::new(message);
         let metadata = request.metadata_mut();
-        self.headers.apply(metadata);
-        if let Some(provider) = &self.token_provider {
+        self.headers.apply(metadata, credentials);
+        if let (Some(provider), Credentials::Send) = (&self.token_provider, credentials) {
             let token = provider.token().await?;
             metadata.insert("authorization", bearer_value(&token)?);
         }
-        call.apply(metadata);
+        call.apply(metadata, credentials);
         tracing::debug!(
             uri,
             call = what,
             headers = ?Redacted(self.headers.raw()),
             call_headers = ?Redacted(call.raw()),
             token_provider = self.token_provider.is_some(),
+            ?credentials,
             "flight request"
         );
         Ok(request)
@@ -291,7 +299,7 @@ impl Shared {
 
     async fn first_action_result(&self, action: Action, call: &HeaderSet) -> Result<Bytes> {
         let what = format!("DoAction {}", action.r#type);
-        let request = self.request(action, call, &what, &self.uri).await?;
+        let request = self.request(action, call, &what, &self.uri, Credentials::Send).await?;
         let mut flight = self.flight.clone();
         let mut results = self.answer(&what, &self.uri, flight.do_action(request)).await?;
         let first =
@@ -308,12 +316,10 @@ impl Shared {
             ActionClosePreparedStatementRequest { prepared_statement_handle: handle.clone() };
         let action = Action::new("ClosePreparedStatement", body.as_any().encode_to_vec());
         let outcome = async {
-            let request =
-                self.request(action, call, "DoAction ClosePreparedStatement", &self.uri).await?;
+            let what = "DoAction ClosePreparedStatement";
+            let request = self.request(action, call, what, &self.uri, Credentials::Send).await?;
             let mut flight = self.flight.clone();
-            let results = self
-                .answer("DoAction ClosePreparedStatement", &self.uri, flight.do_action(request))
-                .await?;
+            let results = self.answer(what, &self.uri, flight.do_action(request)).await?;
             results
                 .map_err(|status| Error::from_status(&status, &self.uri))
                 .try_for_each(|_| async { Ok(()) })
@@ -349,193 +355,9 @@ fn decode_schema(bytes: &[u8], which: &str) -> Result<SchemaRef> {
     })
 }
 
-/// Configures and connects a [`FlightSqlClient`].
-#[derive(Clone)]
-pub struct ClientBuilder {
-    uri: String,
-    headers: Vec<(String, String)>,
-    token_provider: Option<Arc<dyn TokenProvider>>,
-    ca_pem: Option<Vec<u8>>,
-    ca_file: Option<PathBuf>,
-    domain: Option<String>,
-    connect_timeout: Duration,
-    request_timeout: Option<Duration>,
-    max_message_size: usize,
-}
-
-impl ClientBuilder {
-    /// A builder for `uri` with the defaults: no headers, system TLS roots, a 10 s connect
-    /// timeout, no request timeout, a 256 MiB message limit.
-    pub fn new(uri: impl Into<String>) -> Self {
-        Self {
-            uri: uri.into(),
-            headers: Vec::new(),
-            token_provider: None,
-            ca_pem: None,
-            ca_file: None,
-            domain: None,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            request_timeout: None,
-            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
-        }
-    }
-
-    /// A builder for `FLIGHTLINE_URI` (default [`DEFAULT_URI`]) that sends
-    /// `authorization: Bearer $FLIGHTLINE_TOKEN` when that variable is set and not empty.
-    pub fn from_env() -> Self {
-        let uri = non_empty_env("FLIGHTLINE_URI").unwrap_or_else(|| DEFAULT_URI.to_string());
-        let builder = Self::new(uri);
-        match non_empty_env("FLIGHTLINE_TOKEN") {
-            Some(token) => builder.bearer_token(token),
-            None => builder,
-        }
-    }
-
-    /// Sends `name: value` with every request (`authorization`, `x-api-key`, `x-tenant-id`,
-    /// ...). Repeating a name replaces the earlier value. Checked by [`connect`](Self::connect).
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        let name = name.into().trim().to_ascii_lowercase();
-        self.headers.retain(|(existing, _)| *existing != name);
-        self.headers.push((name, value.into()));
-        self
-    }
-
-    /// Sends `authorization: Bearer <token>` with every request.
-    pub fn bearer_token(self, token: impl AsRef<str>) -> Self {
-        let value = format!("Bearer {}", token.as_ref());
-        self.header("authorization", value)
-    }
-
-    /// Sends `x-api-key: <key>` with every request.
-    pub fn api_key(self, key: impl Into<String>) -> Self {
-        self.header("x-api-key", key)
-    }
-
-    /// Asks `provider` for a token before every request and sends it as
-    /// `authorization: Bearer <token>`, overriding a static `authorization` header.
-    pub fn token_provider(mut self, provider: Arc<dyn TokenProvider>) -> Self {
-        self.token_provider = Some(provider);
-        self
-    }
-
-    /// Trusts these CA certificates (PEM) instead of the system roots.
-    pub fn tls_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        self.ca_pem = Some(pem.into());
-        self
-    }
-
-    /// Trusts the CA certificates in this PEM file instead of the system roots; the file is
-    /// read by [`connect`](Self::connect).
-    pub fn tls_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.ca_file = Some(path.into());
-        self
-    }
-
-    /// Verifies the server certificate against this name instead of the URI's host (for a
-    /// server reached by IP address or through a tunnel).
-    pub fn tls_domain(mut self, domain: impl Into<String>) -> Self {
-        self.domain = Some(domain.into());
-        self
-    }
-
-    /// How long to wait for the connection to be established.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// How long to wait for the server to answer each call (GetFlightInfo, the start of a
-    /// DoGet, DoAction). Reading a long result is not limited by it.
-    pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.request_timeout = Some(timeout);
-        self
-    }
-
-    /// The largest gRPC message accepted or sent (default [`DEFAULT_MAX_MESSAGE_SIZE`]).
-    pub fn max_message_size(mut self, bytes: usize) -> Self {
-        self.max_message_size = bytes;
-        self
-    }
-
-    /// Checks the options and connects; fails early when the server cannot be reached.
-    pub async fn connect(self) -> Result<FlightSqlClient> {
-        let target = parse_target(&self.uri)?;
-        let headers = HeaderSet::parse(&self.headers)?;
-        let ca_pem = match (self.ca_pem, &self.ca_file) {
-            (Some(pem), _) => Some(pem),
-            (None, Some(path)) => Some(tokio::fs::read(path).await.map_err(|err| {
-                Error::Config(format!("cannot read the CA file {}: {err}", path.display()))
-            })?),
-            (None, None) => None,
-        };
-        let settings = ConnectSettings {
-            ca_pem,
-            domain: self.domain,
-            connect_timeout: self.connect_timeout,
-            max_message_size: self.max_message_size,
-        };
-        let endpoint = settings.endpoint(&self.uri, &target, true)?;
-        tracing::debug!(uri = %self.uri, headers = ?Redacted(headers.raw()), "connecting");
-        let channel = endpoint.connect().await.map_err(|err| Error::Transport {
-            uri: self.uri.clone(),
-            message: with_causes(err.to_string(), std::error::Error::source(&err)),
-        })?;
-        let flight = settings.flight_client(channel);
-        Ok(FlightSqlClient {
-            shared: Arc::new(Shared {
-                uri: self.uri,
-                target,
-                flight,
-                headers,
-                token_provider: self.token_provider,
-                settings,
-                request_timeout: self.request_timeout,
-                locations: Mutex::new(HashMap::new()),
-            }),
-        })
-    }
-}
-
-impl fmt::Debug for ClientBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientBuilder")
-            .field("uri", &self.uri)
-            .field("headers", &Redacted(&self.headers))
-            .field("token_provider", &self.token_provider.is_some())
-            .field("custom_ca", &(self.ca_pem.is_some() || self.ca_file.is_some()))
-            .field("domain", &self.domain)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("request_timeout", &self.request_timeout)
-            .field("max_message_size", &self.max_message_size)
-            .finish()
-    }
-}
-
-fn non_empty_env(name: &str) -> Option<String> {
-    std::env::var(name).ok().map(|value| value.trim().to_string()).filter(|value| !value.is_empty())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn builder_debug_hides_secrets() {
-        let builder = FlightSqlClient::builder("grpc://127.0.0.1:1")
-            .bearer_token("hunter2")
-            .api_key("key-123")
-            .header("X-Tenant-Id", "production");
-        let shown = format!("{builder:?}");
-        assert!(!shown.contains("hunter2") && !shown.contains("key-123"), "{shown}");
-        assert!(shown.contains("x-tenant-id") && shown.contains("production"), "{shown}");
-    }
-
-    #[test]
-    fn repeating_a_header_replaces_it() {
-        let builder =
-            ClientBuilder::new("grpc://h:1").header("authorization", "Bearer a").bearer_token("b");
-        assert_eq!(builder.headers, vec![("authorization".to_string(), "Bearer b".to_string())]);
-    }
 
     #[test]
     fn empty_schema_bytes_mean_an_empty_schema() {
