@@ -12,6 +12,7 @@
 //! | [`schema`] | [`schema::SchemaAnalysis`]: column types and estimated row size, from `prepare` |
 //! | [`validate`] | [`validate::QueryValidator`], [`validate::ValidationPipeline`], findings and policies |
 //! | [`process`] | [`process::BatchProcessor`]: `open`, `process` each batch, `finish` with a [`process::Report`] |
+//! | [`exec`] | [`exec::QueryExecutor`]: estimate, re-batching, fan-out to processors, progress, statistics, cancellation |
 //! | [`metrics`] | metric names and label keys the executor and the runner emit |
 //! | [`error`] | [`Error`]: tells "fix your query" from "retry" |
 //! | [`wire`] | the Micromegas header names (`query_range_begin`, `limit`, ...) shared with servers |
@@ -47,6 +48,7 @@
 
 pub mod client;
 pub mod error;
+pub mod exec;
 pub mod metrics;
 pub mod process;
 pub mod schema;
