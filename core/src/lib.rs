@@ -10,6 +10,7 @@
 //! | [`time`] | [`TimeRange`]: RFC 3339 or relative (`15m`, `2h`, `7d`), sent per call |
 //! | [`schema`] | [`schema::SchemaAnalysis`]: column types and estimated row size, from `prepare` |
 //! | [`validate`] | [`validate::QueryValidator`], [`validate::ValidationPipeline`], findings and policies |
+//! | [`plugin`] | dynamic plugins: the C ABI, the loader, the export macro for Rust authors |
 //! | [`error`] | [`Error`]: tells "fix your query" from "retry" |
 //! | [`wire`] | the Micromegas header names (`query_range_begin`, `limit`, ...) shared with servers |
 //!
@@ -44,6 +45,7 @@
 
 pub mod client;
 pub mod error;
+pub mod plugin;
 pub mod schema;
 pub mod time;
 pub mod validate;
