@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use crate::plugin::PluginErrorKind;
+use crate::process::{ProcessError, ProcessStage};
 use crate::validate::Finding;
 
 /// Result alias for this crate.
@@ -126,6 +127,20 @@ pub enum Error {
         path: PathBuf,
         /// What went wrong.
         kind: PluginErrorKind,
+    },
+    /// A processor failed; names the processor, the stage and the batch. Not retryable: the
+    /// same data would fail the same way.
+    #[error("processor `{processor}` failed in {stage}{}: {source}", batch.map(|b| format!(" at batch {b}")).unwrap_or_default())]
+    Processor {
+        /// The processor's name.
+        processor: String,
+        /// Which call failed.
+        stage: ProcessStage,
+        /// The 0-based batch index, for a failure in `process`.
+        batch: Option<u64>,
+        /// What the processor said.
+        #[source]
+        source: ProcessError,
     },
 }
 
