@@ -48,8 +48,8 @@
 
 pub mod client;
 pub mod error;
-pub mod plugin;
 pub mod metrics;
+pub mod plugin;
 pub mod process;
 pub mod schema;
 pub mod time;

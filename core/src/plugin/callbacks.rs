@@ -61,10 +61,14 @@ unsafe extern "C" fn log(host_data: *mut c_void, level: i32, message: *const c_c
         let message = unsafe { text(message) };
         let (plugin, job) = (data.plugin.as_str(), data.job());
         match level {
-            abi::LOG_ERROR => tracing::error!(target: "flightline::plugin", plugin, job, "{message}"),
+            abi::LOG_ERROR => {
+                tracing::error!(target: "flightline::plugin", plugin, job, "{message}")
+            }
             abi::LOG_WARN => tracing::warn!(target: "flightline::plugin", plugin, job, "{message}"),
             abi::LOG_INFO => tracing::info!(target: "flightline::plugin", plugin, job, "{message}"),
-            abi::LOG_DEBUG => tracing::debug!(target: "flightline::plugin", plugin, job, "{message}"),
+            abi::LOG_DEBUG => {
+                tracing::debug!(target: "flightline::plugin", plugin, job, "{message}")
+            }
             _ => tracing::trace!(target: "flightline::plugin", plugin, job, "{message}"),
         }
     });
@@ -92,12 +96,19 @@ unsafe extern "C" fn metric(
         };
         let mut all: Vec<Label> = given
             .iter()
-            .map(|l| Label::new(unsafe { text(l.key) }.into_owned(), unsafe { text(l.value) }.into_owned()))
+            .map(|l| {
+                Label::new(
+                    unsafe { text(l.key) }.into_owned(),
+                    unsafe { text(l.value) }.into_owned(),
+                )
+            })
             .collect();
         all.push(Label::new(crate::plugin::LABEL_PLUGIN, data.plugin.clone()));
-        all.push(Label::new("job", data.job()));
+        all.push(Label::new(crate::metrics::LABEL_JOB, data.job()));
         match kind {
-            abi::METRIC_COUNTER if value >= 0.0 => metrics::counter!(name, all).increment(value as u64),
+            abi::METRIC_COUNTER if value >= 0.0 => {
+                metrics::counter!(name, all).increment(value as u64)
+            }
             abi::METRIC_GAUGE => metrics::gauge!(name, all).set(value),
             abi::METRIC_HISTOGRAM => metrics::histogram!(name, all).record(value),
             _ => {}

@@ -105,7 +105,11 @@ impl BatchProcessor for DynamicProcessor {
         &self.name
     }
 
-    async fn open(&mut self, schema: &SchemaRef, ctx: &ProcessContext) -> std::result::Result<(), ProcessError> {
+    async fn open(
+        &mut self,
+        schema: &SchemaRef,
+        ctx: &ProcessContext,
+    ) -> std::result::Result<(), ProcessError> {
         let ffi_schema = FFI_ArrowSchema::try_from(schema.as_ref())?;
         let job = ctx.job.clone();
         let ctx = OwnedContext::new(ctx);
@@ -122,7 +126,11 @@ impl BatchProcessor for DynamicProcessor {
         result.map_err(|e| process_error(&self.plugin, e))
     }
 
-    async fn process(&mut self, batch: &RecordBatch, ctx: &ProcessContext) -> std::result::Result<(), ProcessError> {
+    async fn process(
+        &mut self,
+        batch: &RecordBatch,
+        ctx: &ProcessContext,
+    ) -> std::result::Result<(), ProcessError> {
         // Zero-copy: the C structs point at the batch's buffers; the Arcs they hold keep them
         // alive however long the plugin keeps the batch.
         let array = StructArray::from(batch.clone()).into_data();
@@ -133,7 +141,13 @@ impl BatchProcessor for DynamicProcessor {
             let result = instance.call("process", |ptr, error| match process {
                 // SAFETY: as in `open`; the plugin may move `ffi_array` out (release set to NULL).
                 Some(process) => unsafe {
-                    process(ptr, &mut ffi_array as *mut FFI_ArrowArray, &ffi_schema, ctx.as_ptr(), error)
+                    process(
+                        ptr,
+                        &mut ffi_array as *mut FFI_ArrowArray,
+                        &ffi_schema,
+                        ctx.as_ptr(),
+                        error,
+                    )
                 },
                 None => super::abi::STATUS_NOT_IMPLEMENTED,
             });
@@ -162,7 +176,10 @@ impl BatchProcessor for DynamicProcessor {
         let text = result.map_err(|e| process_error(&self.plugin, e))?;
         let text = text.unwrap_or_else(|| "{}".into());
         serde_json::from_str(&text).map_err(|e| {
-            ProcessError::new(format!("plugin {:?}: finish returned an unreadable report: {e}", self.name))
+            ProcessError::new(format!(
+                "plugin {:?}: finish returned an unreadable report: {e}",
+                self.name
+            ))
         })
     }
 
@@ -209,24 +226,30 @@ impl QueryValidator for DynamicValidator {
 
 impl DynamicValidator {
     async fn findings(&self, ctx: &ValidationContext) -> std::result::Result<Vec<Finding>, String> {
-        let sql = CString::new(ctx.sql()).map_err(|_| "the SQL contains a NUL character".to_string())?;
+        let sql =
+            CString::new(ctx.sql()).map_err(|_| "the SQL contains a NUL character".to_string())?;
         let schema = match ctx.schema() {
             Some(analysis) => {
-                let fields = analysis
-                    .columns
-                    .iter()
-                    .map(|c| arrow::datatypes::Field::new(&c.name, c.data_type.clone(), c.nullable));
-                Some(FFI_ArrowSchema::try_from(Schema::new(fields.collect::<Vec<_>>())).map_err(|e| e.to_string())?)
+                let fields = analysis.columns.iter().map(|c| {
+                    arrow::datatypes::Field::new(&c.name, c.data_type.clone(), c.nullable)
+                });
+                Some(
+                    FFI_ArrowSchema::try_from(Schema::new(fields.collect::<Vec<_>>()))
+                        .map_err(|e| e.to_string())?,
+                )
             }
             None => None,
         };
         let result = run(&self.instance, move |instance| {
             let validate = instance.plugin().table.validate;
             let mut out = std::ptr::null_mut();
-            let schema_ptr = schema.as_ref().map_or(std::ptr::null(), |s| s as *const FFI_ArrowSchema);
+            let schema_ptr =
+                schema.as_ref().map_or(std::ptr::null(), |s| s as *const FFI_ArrowSchema);
             let result = instance.call("validate", |ptr, error| match validate {
                 // SAFETY: as in `open`; `schema_ptr` is NULL or valid for the call.
-                Some(validate) => unsafe { validate(ptr, sql.as_ptr(), schema_ptr, &mut out, error) },
+                Some(validate) => unsafe {
+                    validate(ptr, sql.as_ptr(), schema_ptr, &mut out, error)
+                },
                 None => super::abi::STATUS_NOT_IMPLEMENTED,
             });
             let text = unsafe { instance.take_string(out) };

@@ -7,7 +7,9 @@ use super::abi::{ENTRY_SYMBOL, HOST_ABI_VERSIONS};
 #[non_exhaustive]
 pub enum PluginErrorKind {
     /// The file does not exist.
-    #[error("file not found (check the `plugin` path; relative paths start at the working directory)")]
+    #[error(
+        "file not found (check the `plugin` path; relative paths start at the working directory)"
+    )]
     NotFound,
     /// The file could not be read (for its SHA-256).
     #[error("cannot read the file: {message}")]

@@ -109,10 +109,15 @@ type Outcome = Result<(), (Status, String)>;
 /// # Safety
 /// The caller follows the header: `table` points to a zeroed table at least as large as the
 /// requested version's, `error` to a zeroed error.
-pub unsafe fn init<S: Spec>(version: u32, table: *mut c_void, error: *mut FlightlineError) -> Status {
+pub unsafe fn init<S: Spec>(
+    version: u32,
+    table: *mut c_void,
+    error: *mut FlightlineError,
+) -> Status {
     let outcome = catch_unwind(|| {
         if version != abi::ABI_1 {
-            let message = format!("this plugin speaks ABI version {} only, not {version}", abi::ABI_1);
+            let message =
+                format!("this plugin speaks ABI version {} only, not {version}", abi::ABI_1);
             return Err((abi::STATUS_NOT_IMPLEMENTED, message));
         }
         let Some(table) = (unsafe { table.cast::<PluginTable>().as_mut() }) else {
@@ -160,13 +165,18 @@ unsafe extern "C" fn create<S: Spec>(
                 *out = Box::into_raw(Box::new(exported)).cast();
                 abi::STATUS_OK
             }
-            None => report(Err((abi::STATUS_INVALID_ARGUMENT, "instance is NULL".into())), error, None),
+            None => {
+                report(Err((abi::STATUS_INVALID_ARGUMENT, "instance is NULL".into())), error, None)
+            }
         },
         Err(e) => report(Err(e), error, None),
     }
 }
 
-fn make<S: Spec>(options_json: *const c_char, host: *const FlightlineHost) -> Result<Exported, (Status, String)> {
+fn make<S: Spec>(
+    options_json: *const c_char,
+    host: *const FlightlineHost,
+) -> Result<Exported, (Status, String)> {
     let refused = |m: String| (abi::STATUS_INVALID_ARGUMENT, m);
     let text = if options_json.is_null() {
         "{}".into()
@@ -281,7 +291,10 @@ unsafe extern "C" fn validate(
     unsafe {
         guarded(instance, error, |this| {
             let Some(v) = this.validator.as_ref() else {
-                return Err((abi::STATUS_NOT_IMPLEMENTED, "this plugin exports no validator".into()));
+                return Err((
+                    abi::STATUS_NOT_IMPLEMENTED,
+                    "this plugin exports no validator".into(),
+                ));
             };
             if sql.is_null() {
                 return Err((abi::STATUS_INVALID_ARGUMENT, "sql is NULL".into()));
@@ -289,7 +302,8 @@ unsafe extern "C" fn validate(
             let mut ctx = ValidationContext::new(CStr::from_ptr(sql).to_string_lossy());
             if !schema.is_null() {
                 let schema = import_schema(schema)?;
-                ctx = ctx.with_schema(SchemaAnalysis::from_schema(&schema, &SizeOptions::default()));
+                ctx =
+                    ctx.with_schema(SchemaAnalysis::from_schema(&schema, &SizeOptions::default()));
             }
             let findings = block_on(v.validate(&ctx));
             let json = serde_json::to_string(&findings).map_err(|e| internal(e.to_string()))?;
@@ -352,7 +366,8 @@ unsafe fn import_batch(
     }
     let schema = unsafe { schema.as_ref() }.ok_or_else(|| invalid("schema is NULL".into()))?;
     let array = unsafe { FFI_ArrowArray::from_raw(batch) };
-    let data = unsafe { from_ffi(array, schema) }.map_err(|e| invalid(format!("unreadable batch: {e}")))?;
+    let data = unsafe { from_ffi(array, schema) }
+        .map_err(|e| invalid(format!("unreadable batch: {e}")))?;
     if !matches!(data.data_type(), arrow::datatypes::DataType::Struct(_)) {
         return Err(invalid(format!("a batch must be a struct array, got {}", data.data_type())));
     }
@@ -360,7 +375,8 @@ unsafe fn import_batch(
 }
 
 unsafe fn write_string(out: *mut *mut c_char, text: String) -> Outcome {
-    let out = unsafe { out.as_mut() }.ok_or_else(|| (abi::STATUS_INVALID_ARGUMENT, "output is NULL".into()))?;
+    let out = unsafe { out.as_mut() }
+        .ok_or_else(|| (abi::STATUS_INVALID_ARGUMENT, "output is NULL".into()))?;
     *out = CString::new(text).map_err(|e| internal(e.to_string()))?.into_raw();
     Ok(())
 }

@@ -103,10 +103,8 @@ fn send(kind: i32, name: &str, labels: &[(&str, &str)], value: f64) -> bool {
     let c = |s: &str| CString::new(s.replace('\0', " ")).unwrap_or_default();
     let name = c(name);
     let owned: Vec<(CString, CString)> = labels.iter().map(|(k, v)| (c(k), c(v))).collect();
-    let raw: Vec<FlightlineLabel> = owned
-        .iter()
-        .map(|(k, v)| FlightlineLabel { key: k.as_ptr(), value: v.as_ptr() })
-        .collect();
+    let raw: Vec<FlightlineLabel> =
+        owned.iter().map(|(k, v)| FlightlineLabel { key: k.as_ptr(), value: v.as_ptr() }).collect();
     // SAFETY: every pointer lives until the call returns; `host` as in `log`.
     unsafe { metric((*host).host_data, kind, name.as_ptr(), raw.as_ptr(), raw.len(), value) };
     true

@@ -22,7 +22,9 @@ impl CallError {
     /// The error kind for calls outside a processor run (create, validate).
     pub(crate) fn into_kind(self) -> PluginErrorKind {
         match self.status {
-            abi::STATUS_PANICKED => PluginErrorKind::Panicked { call: self.call, message: self.message },
+            abi::STATUS_PANICKED => {
+                PluginErrorKind::Panicked { call: self.call, message: self.message }
+            }
             _ => PluginErrorKind::CallFailed {
                 call: self.call,
                 status: abi::status_name(self.status),
@@ -70,7 +72,8 @@ impl Instance {
         let host = host_table(&data);
         let create = plugin.table.create.ok_or_else(|| missing(&plugin, "create"))?;
         let mut ptr = std::ptr::null_mut();
-        let result = call("create", |error| unsafe { create(json.as_ptr(), &*host, &mut ptr, error) });
+        let result =
+            call("create", |error| unsafe { create(json.as_ptr(), &*host, &mut ptr, error) });
         match result {
             Ok(()) if !ptr.is_null() => Ok(Self { plugin, ptr, _host: host, data }),
             Ok(()) => Err(plugin.error(PluginErrorKind::CallFailed {
@@ -107,7 +110,8 @@ impl Instance {
         let ptr = self.ptr;
         call(name, |error| f(ptr, error)).map_err(|mut e| {
             if e.message.is_empty() {
-                e.message = self.last_error().unwrap_or_else(|| "the plugin gave no message".into());
+                e.message =
+                    self.last_error().unwrap_or_else(|| "the plugin gave no message".into());
             }
             e
         })
@@ -117,7 +121,8 @@ impl Instance {
         let last_error = self.plugin.table.last_error?;
         // SAFETY: the header: NULL or a string owned by the instance, valid until the next call.
         let message = unsafe { last_error(self.ptr) };
-        (!message.is_null()).then(|| unsafe { CStr::from_ptr(message) }.to_string_lossy().into_owned())
+        (!message.is_null())
+            .then(|| unsafe { CStr::from_ptr(message) }.to_string_lossy().into_owned())
     }
 
     /// Takes a string the plugin returned and frees it with `release_string`.
@@ -153,7 +158,10 @@ fn missing(plugin: &Plugin, function: &str) -> crate::Error {
 }
 
 /// Runs `f` with a zeroed error; maps a non-OK status to [`CallError`] with the plugin's message.
-pub(crate) fn call(name: &'static str, f: impl FnOnce(*mut FlightlineError) -> Status) -> Result<(), CallError> {
+pub(crate) fn call(
+    name: &'static str,
+    f: impl FnOnce(*mut FlightlineError) -> Status,
+) -> Result<(), CallError> {
     let mut error = FlightlineError::empty();
     let status = f(&mut error);
     // SAFETY: the plugin filled `error` per the header, or left it zeroed.

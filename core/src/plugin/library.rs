@@ -256,11 +256,10 @@ fn init_version(init: InitFn, version: u32) -> Result<PluginTable, String> {
     let mut table = PluginTable::zeroed();
     let mut error = FlightlineError::empty();
     // SAFETY: `table` is a zeroed table as large as the newest version this host speaks, and
-    // `error` a zeroed error, as the header requires.
-    let status = std::panic::catch_unwind(|| unsafe {
-        init(version, (&mut table as *mut PluginTable).cast::<c_void>(), &mut error)
-    });
-    let status = status.map_err(|_| "init panicked".to_string())?;
+    // `error` a zeroed error, as the header requires. (A panic cannot unwind out of an
+    // `extern "C"` function; Rust plugins catch their own in the export glue.)
+    let status =
+        unsafe { init(version, (&mut table as *mut PluginTable).cast::<c_void>(), &mut error) };
     // SAFETY: the plugin filled `error` per the header, or left it zeroed.
     let message = unsafe { take_error(&mut error) };
     if status != abi::STATUS_OK {
@@ -269,13 +268,19 @@ fn init_version(init: InitFn, version: u32) -> Result<PluginTable, String> {
     }
     let wanted = abi::table_size(version).unwrap_or(u32::MAX);
     if table.size < wanted {
-        return Err(format!("init filled {} bytes of table, version {version} needs {wanted}", table.size));
+        return Err(format!(
+            "init filled {} bytes of table, version {version} needs {wanted}",
+            table.size
+        ));
     }
     Ok(table)
 }
 
 /// Reads and checks the declared name, version and kind, and the functions the kind needs.
-fn describe(table: &PluginTable, version: u32) -> Result<(String, String, PluginKind), PluginErrorKind> {
+fn describe(
+    table: &PluginTable,
+    version: u32,
+) -> Result<(String, String, PluginKind), PluginErrorKind> {
     let bad = |message: &str| PluginErrorKind::BadTable { version, message: message.into() };
     // SAFETY: the header makes `name` and `version` static NUL-terminated strings (or NULL).
     let name = unsafe { static_str(table.name) }.ok_or_else(|| bad("`name` is NULL"))?;
@@ -324,7 +329,10 @@ mod tests {
     fn missing_files_and_non_libraries_have_their_own_errors() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope.so");
-        assert!(matches!(load(&missing, None), Err(Error::Plugin { kind: PluginErrorKind::NotFound, .. })));
+        assert!(matches!(
+            load(&missing, None),
+            Err(Error::Plugin { kind: PluginErrorKind::NotFound, .. })
+        ));
         let text = dir.path().join("text.so");
         std::fs::write(&text, "not a library").unwrap();
         match load(&text, None) {
@@ -344,7 +352,9 @@ mod tests {
         let actual = sha256_file(&text).unwrap();
         let err = load(&text, Some(&"0".repeat(64))).unwrap_err();
         match err {
-            Error::Plugin { kind: PluginErrorKind::HashMismatch { expected, actual: got }, .. } => {
+            Error::Plugin {
+                kind: PluginErrorKind::HashMismatch { expected, actual: got }, ..
+            } => {
                 assert_eq!(expected, "0".repeat(64));
                 assert_eq!(got, actual);
             }

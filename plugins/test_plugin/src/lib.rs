@@ -64,12 +64,17 @@ impl BatchProcessor for Probe {
 
     async fn open(&mut self, schema: &SchemaRef, ctx: &ProcessContext) -> Result<(), ProcessError> {
         self.options.check("open")?;
-        let message = format!("probe opened for job {} with {} columns", ctx.job, schema.fields().len());
+        let message =
+            format!("probe opened for job {} with {} columns", ctx.job, schema.fields().len());
         host::log(tracing::Level::WARN, &message);
         Ok(())
     }
 
-    async fn process(&mut self, batch: &RecordBatch, _ctx: &ProcessContext) -> Result<(), ProcessError> {
+    async fn process(
+        &mut self,
+        batch: &RecordBatch,
+        _ctx: &ProcessContext,
+    ) -> Result<(), ProcessError> {
         self.options.check("process")?;
         self.rows += batch.num_rows() as u64;
         self.batches += 1;
@@ -111,7 +116,10 @@ impl QueryValidator for DenyTable {
             panic!("probe panics in validate, as configured");
         }
         let Some(table) = &self.options.deny_table else { return Vec::new() };
-        let mentioned = ctx.sql().split(|c: char| !c.is_alphanumeric() && c != '_').any(|w| w.eq_ignore_ascii_case(table));
+        let mentioned = ctx
+            .sql()
+            .split(|c: char| !c.is_alphanumeric() && c != '_')
+            .any(|w| w.eq_ignore_ascii_case(table));
         if !mentioned {
             return Vec::new();
         }

@@ -62,11 +62,14 @@ impl TopTargets {
         Self { options, ..Self::default() }
     }
 
-    fn columns<'a>(&self, batch: &'a RecordBatch) -> Result<(&'a Int32Array, &'a dyn Array), ProcessError> {
+    fn columns<'a>(
+        &self,
+        batch: &'a RecordBatch,
+    ) -> Result<(&'a Int32Array, &'a dyn Array), ProcessError> {
         let column = |name: &str| {
-            batch
-                .column_by_name(name)
-                .ok_or_else(|| ProcessError::new(format!("top_targets: the result has no column `{name}`")))
+            batch.column_by_name(name).ok_or_else(|| {
+                ProcessError::new(format!("top_targets: the result has no column `{name}`"))
+            })
         };
         let levels = column(&self.options.level_column)?
             .as_primitive_opt::<Int32Type>()
@@ -75,7 +78,11 @@ impl TopTargets {
     }
 
     /// Counts per dictionary key first: one hash lookup per distinct target, not per row.
-    fn count_dictionary(&mut self, levels: &Int32Array, targets: &dyn Array) -> Result<(), ProcessError> {
+    fn count_dictionary(
+        &mut self,
+        levels: &Int32Array,
+        targets: &dyn Array,
+    ) -> Result<(), ProcessError> {
         let dict = targets
             .as_dictionary_opt::<Int32Type>()
             .ok_or_else(|| ProcessError::new("top_targets: dictionary keys must be Int32"))?;
@@ -100,11 +107,18 @@ impl TopTargets {
         Ok(())
     }
 
-    fn count_strings(&mut self, levels: &Int32Array, targets: &dyn Array) -> Result<(), ProcessError> {
+    fn count_strings(
+        &mut self,
+        levels: &Int32Array,
+        targets: &dyn Array,
+    ) -> Result<(), ProcessError> {
         let targets = arrow::compute::cast(targets, &DataType::Utf8)?;
         let targets = targets.as_string::<i32>();
         for i in 0..levels.len() {
-            if levels.is_valid(i) && levels.value(i) <= self.options.max_level && targets.is_valid(i) {
+            if levels.is_valid(i)
+                && levels.value(i) <= self.options.max_level
+                && targets.is_valid(i)
+            {
                 self.matched += 1;
                 *self.per_target.entry(targets.value(i).to_string()).or_default() += 1;
             }
@@ -127,16 +141,26 @@ impl BatchProcessor for TopTargets {
         "top_targets"
     }
 
-    async fn open(&mut self, schema: &SchemaRef, _ctx: &ProcessContext) -> Result<(), ProcessError> {
+    async fn open(
+        &mut self,
+        schema: &SchemaRef,
+        _ctx: &ProcessContext,
+    ) -> Result<(), ProcessError> {
         for name in [&self.options.level_column, &self.options.target_column] {
             if schema.column_with_name(name).is_none() {
-                return Err(ProcessError::new(format!("top_targets: the result has no column `{name}`")));
+                return Err(ProcessError::new(format!(
+                    "top_targets: the result has no column `{name}`"
+                )));
             }
         }
         Ok(())
     }
 
-    async fn process(&mut self, batch: &RecordBatch, _ctx: &ProcessContext) -> Result<(), ProcessError> {
+    async fn process(
+        &mut self,
+        batch: &RecordBatch,
+        _ctx: &ProcessContext,
+    ) -> Result<(), ProcessError> {
         let (levels, targets) = self.columns(batch)?;
         self.rows += batch.num_rows() as u64;
         if matches!(targets.data_type(), DataType::Dictionary(..)) {
@@ -157,7 +181,10 @@ impl BatchProcessor for TopTargets {
         report.counts.insert("error_rows".into(), self.matched);
         report.counts.insert("targets".into(), self.per_target.len() as u64);
         report.tables.push(ReportTable {
-            title: format!("top {} targets with level <= {}", self.options.top, self.options.max_level),
+            title: format!(
+                "top {} targets with level <= {}",
+                self.options.top, self.options.max_level
+            ),
             columns: vec!["target".into(), "rows".into()],
             rows: ranked.iter().map(|(t, n)| vec![(*t).clone().into(), (**n).into()]).collect(),
         });
@@ -166,7 +193,11 @@ impl BatchProcessor for TopTargets {
         }
         host::log(
             tracing::Level::INFO,
-            &format!("top_targets: {} error rows in {} targets", self.matched, self.per_target.len()),
+            &format!(
+                "top_targets: {} error rows in {} targets",
+                self.matched,
+                self.per_target.len()
+            ),
         );
         Ok(report)
     }
