@@ -3,6 +3,9 @@
 //! Each variant says what failed in the caller's terms, so a caller can tell "fix your query"
 //! ([`Error::InvalidQuery`]) from "retry" ([`Error::is_retryable`]).
 
+use std::path::PathBuf;
+
+use crate::plugin::PluginErrorKind;
 use crate::process::{ProcessError, ProcessStage};
 use crate::validate::Finding;
 
@@ -117,6 +120,14 @@ pub enum Error {
     /// undecodable Arrow IPC data, an endpoint without a usable location.
     #[error("unexpected response from the server: {0}")]
     Protocol(String),
+    /// A plugin library could not be loaded or used; names the file.
+    #[error("plugin {}: {kind}", path.display())]
+    Plugin {
+        /// The library's path, as given.
+        path: PathBuf,
+        /// What went wrong.
+        kind: PluginErrorKind,
+    },
     /// A processor failed; names the processor, the stage and the batch. Not retryable: the
     /// same data would fail the same way.
     #[error("processor `{processor}` failed in {stage}{}: {source}", batch.map(|b| format!(" at batch {b}")).unwrap_or_default())]

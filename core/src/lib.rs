@@ -11,6 +11,7 @@
 //! | [`time`] | [`TimeRange`]: RFC 3339 or relative (`15m`, `2h`, `7d`), sent per call |
 //! | [`schema`] | [`schema::SchemaAnalysis`]: column types and estimated row size, from `prepare` |
 //! | [`validate`] | [`validate::QueryValidator`], [`validate::ValidationPipeline`], findings and policies |
+//! | [`plugin`] | dynamic plugins: the C ABI, the loader, the export macro for Rust authors |
 //! | [`process`] | [`process::BatchProcessor`]: `open`, `process` each batch, `finish` with a [`process::Report`] |
 //! | [`exec`] | [`exec::QueryExecutor`]: estimate, re-batching, fan-out to processors, progress, statistics, cancellation |
 //! | [`metrics`] | metric names and label keys the executor and the runner emit |
@@ -50,6 +51,7 @@ pub mod client;
 pub mod error;
 pub mod exec;
 pub mod metrics;
+pub mod plugin;
 pub mod process;
 pub mod schema;
 pub mod time;

@@ -1,0 +1,134 @@
+//! Plugin instances at work: the C plugin as a processor and a validator, a Rust validator, and a
+//! panicking plugin that fails its run while the host and other instances go on.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::Int32Type;
+use flightline_core::Error;
+use flightline_core::plugin;
+use flightline_core::process::BatchProcessor;
+use flightline_core::validate::{Severity, ValidationContext, ValidationPipeline};
+use serde_json::json;
+
+/// What `top_levels` should report, computed here in Rust.
+fn expected_level_counts(batches: &[RecordBatch]) -> BTreeMap<String, u64> {
+    let mut counts = BTreeMap::new();
+    for batch in batches {
+        *counts.entry("rows".to_string()).or_default() += batch.num_rows() as u64;
+        for level in batch.column(1).as_primitive::<Int32Type>().values() {
+            *counts.entry(format!("level_{level}")).or_default() += 1;
+        }
+    }
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_c_plugin_counts_levels_over_zero_copy_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = plugin::load(support::top_levels(dir.path()), None).unwrap();
+    let mut batches = support::log_batches(4, 1000);
+    // A sliced batch has non-zero offsets: the plugin must honour them.
+    batches.push(support::log_batches(1, 500)[0].slice(123, 200));
+    let mut processor = plugin.processor(&json!({})).unwrap();
+    assert_eq!(processor.name(), "top_levels");
+    let report = support::drive(&mut processor, "levels", &batches).await.unwrap();
+    assert_eq!(report.counts, expected_level_counts(&batches));
+    assert_eq!(report.counts["rows"], 4200);
+}
+
+#[tokio::test]
+async fn the_c_plugin_refuses_a_result_without_its_column_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = plugin::load(support::top_levels(dir.path()), None).unwrap();
+    let mut processor = plugin.processor(&json!({})).unwrap();
+    let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
+        "msg",
+        arrow::datatypes::DataType::Utf8,
+        false,
+    )]));
+    let err = processor
+        .open(&schema, &flightline_core::process::ProcessContext::new("j"))
+        .await
+        .unwrap_err();
+    assert!(err.message().contains("no column `level`"), "{err}");
+    assert!(err.message().contains("top_levels"), "{err}");
+}
+
+#[tokio::test]
+async fn a_dynamic_c_validator_blocks_a_query_with_a_deny_finding() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = plugin::load(support::top_levels(dir.path()), None).unwrap();
+    let validator = plugin.validator(&json!({"deny_table": "secrets"})).unwrap();
+    let pipeline = ValidationPipeline::new().with_validator(validator);
+    let denied = pipeline.run(&ValidationContext::new("SELECT * FROM Secrets WHERE x = 1")).await;
+    assert!(denied.is_denied(), "{denied:?}");
+    assert_eq!(denied.findings[0].code, "table_denied");
+    let err = pipeline.check(&ValidationContext::new("SELECT * FROM secrets")).await.unwrap_err();
+    assert!(matches!(err, Error::ValidationDenied { .. }), "{err:?}");
+    let allowed = pipeline.run(&ValidationContext::new("SELECT * FROM secrets_archive")).await;
+    assert!(allowed.findings.is_empty(), "{allowed:?}");
+}
+
+#[tokio::test]
+async fn a_dynamic_rust_validator_blocks_a_query_with_a_deny_finding() {
+    let plugin = plugin::load(support::probe(), None).unwrap();
+    let pipeline =
+        ValidationPipeline::new().with_validator(plugin.validator(&json!({"deny_table": "payroll"})).unwrap());
+    let report = pipeline.run(&ValidationContext::new("SELECT name FROM payroll")).await;
+    assert!(report.is_denied(), "{report:?}");
+    assert_eq!(report.findings[0].severity, Severity::Deny);
+    assert!(!pipeline.run(&ValidationContext::new("SELECT 1")).await.is_denied());
+}
+
+#[tokio::test]
+async fn a_panicking_validator_gives_a_warning_not_a_crash() {
+    let plugin = plugin::load(support::probe(), None).unwrap();
+    let validator = plugin.validator(&json!({"panic_in": "validate"})).unwrap();
+    let report = ValidationPipeline::new().with_validator(validator).run(&ValidationContext::new("SELECT 1")).await;
+    assert_eq!(report.findings.len(), 1, "{report:?}");
+    assert_eq!(report.findings[0].code, "plugin_error");
+    assert!(report.findings[0].message.contains("panicked"), "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_that_panics_fails_its_run_and_everything_else_goes_on() {
+    let probe = plugin::load(support::probe(), None).unwrap();
+    let batches = support::log_batches(3, 100);
+
+    let mut panicking = probe.processor(&json!({"panic_in": "process"})).unwrap();
+    let err = support::drive(&mut panicking, "bad", &batches).await.unwrap_err();
+    assert!(err.message().contains("panicked in process"), "{err}");
+    assert!(err.message().contains("probe panics in process"), "{err}");
+    // The poisoned instance refuses further calls instead of running on broken state.
+    let again = panicking.finish(&flightline_core::process::ProcessContext::new("bad")).await.unwrap_err();
+    assert!(again.message().contains("refuses further calls"), "{again}");
+
+    // Another instance of the same library, and another plugin, still work.
+    let mut healthy = probe.processor(&json!({})).unwrap();
+    let report = support::drive(&mut healthy, "good", &batches).await.unwrap();
+    assert_eq!((report.counts["rows"], report.counts["batches"]), (300, 3));
+    let dir = tempfile::tempdir().unwrap();
+    let c = plugin::load(support::top_levels(dir.path()), None).unwrap();
+    let report = support::drive(&mut c.processor(&json!({})).unwrap(), "good", &batches).await.unwrap();
+    assert_eq!(report.counts["rows"], 300);
+}
+
+#[tokio::test]
+async fn a_failing_plugin_call_carries_the_plugins_message() {
+    let probe = plugin::load(support::probe(), None).unwrap();
+    let mut failing = probe.processor(&json!({"fail_in": "finish"})).unwrap();
+    let err = support::drive(&mut failing, "j", &support::log_batches(1, 10)).await.unwrap_err();
+    assert!(err.message().contains("probe fails in finish, as configured"), "{err}");
+    assert!(err.message().contains("INTERNAL"), "{err}");
+}
+
+#[test]
+fn plugin_calls_also_run_without_a_tokio_runtime() {
+    let probe = plugin::load(support::probe(), None).unwrap();
+    let mut processor = probe.processor(&json!({})).unwrap();
+    let report = futures::executor::block_on(support::drive(&mut processor, "j", &support::log_batches(2, 5))).unwrap();
+    assert_eq!(report.counts["rows"], 10);
+}
