@@ -3,6 +3,7 @@
 //! Each variant says what failed in the caller's terms, so a caller can tell "fix your query"
 //! ([`Error::InvalidQuery`]) from "retry" ([`Error::is_retryable`]).
 
+use crate::process::{ProcessError, ProcessStage};
 use crate::validate::Finding;
 
 /// Result alias for this crate.
@@ -116,6 +117,20 @@ pub enum Error {
     /// undecodable Arrow IPC data, an endpoint without a usable location.
     #[error("unexpected response from the server: {0}")]
     Protocol(String),
+    /// A processor failed; names the processor, the stage and the batch. Not retryable: the
+    /// same data would fail the same way.
+    #[error("processor `{processor}` failed in {stage}{}: {source}", batch.map(|b| format!(" at batch {b}")).unwrap_or_default())]
+    Processor {
+        /// The processor's name.
+        processor: String,
+        /// Which call failed.
+        stage: ProcessStage,
+        /// The 0-based batch index, for a failure in `process`.
+        batch: Option<u64>,
+        /// What the processor said.
+        #[source]
+        source: ProcessError,
+    },
 }
 
 impl Error {

@@ -1,8 +1,9 @@
 //! # flightline-core
 //!
 //! The Flightline SDK: a Flight SQL client that speaks both standard Flight SQL and the
-//! Micromegas dialect, schema analysis without running a query, and a pluggable
-//! query-validation pipeline.
+//! Micromegas dialect, schema analysis without running a query, a pluggable
+//! query-validation pipeline, and a streaming executor that feeds query results to batch
+//! processors with bounded memory.
 //!
 //! | module | concept |
 //! |---|---|
@@ -10,6 +11,9 @@
 //! | [`time`] | [`TimeRange`]: RFC 3339 or relative (`15m`, `2h`, `7d`), sent per call |
 //! | [`schema`] | [`schema::SchemaAnalysis`]: column types and estimated row size, from `prepare` |
 //! | [`validate`] | [`validate::QueryValidator`], [`validate::ValidationPipeline`], findings and policies |
+//! | [`process`] | [`process::BatchProcessor`]: `open`, `process` each batch, `finish` with a [`process::Report`] |
+//! | [`exec`] | [`exec::QueryExecutor`]: estimate, re-batching, fan-out to processors, progress, statistics, cancellation |
+//! | [`metrics`] | metric names and label keys the executor and the runner emit |
 //! | [`error`] | [`Error`]: tells "fix your query" from "retry" |
 //! | [`wire`] | the Micromegas header names (`query_range_begin`, `limit`, ...) shared with servers |
 //!
@@ -44,6 +48,9 @@
 
 pub mod client;
 pub mod error;
+pub mod exec;
+pub mod metrics;
+pub mod process;
 pub mod schema;
 pub mod time;
 pub mod validate;

@@ -1,0 +1,133 @@
+//! Batch processing: the [`BatchProcessor`] trait every consumer of a query result implements,
+//! the [`ProcessContext`] it reads, the [`Report`] it returns and the [`ProcessError`] it fails
+//! with.
+//!
+//! A processor sees the result schema once ([`BatchProcessor::open`]), every batch in order
+//! ([`BatchProcessor::process`]), then either [`BatchProcessor::finish`] when every batch
+//! succeeded or [`BatchProcessor::abort`] when the run failed or was cancelled. The executor
+//! ([`crate::exec::QueryExecutor`]) runs each processor on its own task behind a bounded queue;
+//! the built-in processors (`count_by`, `aggregate`, sinks, gauges) live in `flightline-plugins`.
+//!
+//! A processor counting rows per `level`:
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use std::sync::Arc;
+//!
+//! use arrow::array::{Array, Int32Array};
+//! use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+//! use arrow::record_batch::RecordBatch;
+//! use flightline_core::process::*;
+//!
+//! #[derive(Default)]
+//! struct RowsPerLevel {
+//!     counts: BTreeMap<i32, u64>,
+//! }
+//!
+//! #[async_trait]
+//! impl BatchProcessor for RowsPerLevel {
+//!     fn name(&self) -> &str { "rows_per_level" }
+//!
+//!     async fn process(&mut self, batch: &RecordBatch, ctx: &ProcessContext)
+//!         -> Result<(), ProcessError> {
+//!         let levels = batch
+//!             .column_by_name("level")
+//!             .and_then(|c| c.as_any().downcast_ref::<Int32Array>())
+//!             .ok_or_else(|| ProcessError::new(format!(
+//!                 "batch {}: expected an Int32 column `level`", ctx.batch_index)))?;
+//!         for level in levels.iter().flatten() {
+//!             *self.counts.entry(level).or_default() += 1;
+//!         }
+//!         Ok(())
+//!     }
+//!
+//!     async fn finish(&mut self, _ctx: &ProcessContext) -> Result<Report, ProcessError> {
+//!         let mut report = Report::default();
+//!         for (level, rows) in &self.counts {
+//!             report.counts.insert(format!("level_{level}"), *rows);
+//!         }
+//!         Ok(report)
+//!     }
+//! }
+//!
+//! # futures::executor::block_on(async {
+//! let schema: SchemaRef = Arc::new(Schema::new(vec![Field::new("level", DataType::Int32, false)]));
+//! let batch = RecordBatch::try_new(
+//!     schema.clone(), vec![Arc::new(Int32Array::from(vec![2, 4, 2]))]).unwrap();
+//!
+//! let mut processor = RowsPerLevel::default();
+//! let ctx = ProcessContext::new("demo");
+//! processor.open(&schema, &ctx).await.unwrap();
+//! processor.process(&batch, &ctx).await.unwrap();
+//! let report = processor.finish(&ctx).await.unwrap();
+//! assert_eq!(report.counts["level_2"], 2);
+//! assert_eq!(report.counts["level_4"], 1);
+//! # });
+//! ```
+
+mod context;
+mod error;
+mod report;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+
+/// The attribute that makes `async fn` usable in a [`BatchProcessor`] impl, re-exported so that
+/// processor authors need no direct dependency: `#[flightline_core::process::async_trait]`.
+pub use async_trait::async_trait;
+pub use context::{ProcessContext, RowEstimate};
+pub use error::{ProcessError, ProcessStage};
+pub use report::{Report, ReportTable};
+
+/// A consumer of a query result, batch by batch. Processors may keep state between batches;
+/// the executor calls one processor from one task at a time, in batch order.
+#[async_trait]
+pub trait BatchProcessor: Send {
+    /// Stable name, used in errors, metric labels and reports.
+    fn name(&self) -> &str;
+
+    /// Called once, before the first batch, with the result schema. A processor that needs
+    /// certain columns checks them here, so a wrong configuration fails before any work.
+    async fn open(&mut self, schema: &SchemaRef, ctx: &ProcessContext) -> Result<(), ProcessError> {
+        let _ = (schema, ctx);
+        Ok(())
+    }
+
+    /// Called once per batch, in order.
+    async fn process(
+        &mut self,
+        batch: &RecordBatch,
+        ctx: &ProcessContext,
+    ) -> Result<(), ProcessError>;
+
+    /// Called once after the last batch when every batch succeeded. Commits output: sinks
+    /// rename their temporary file here.
+    async fn finish(&mut self, ctx: &ProcessContext) -> Result<Report, ProcessError>;
+
+    /// Called instead of [`finish`](Self::finish) when the run failed or was cancelled:
+    /// discard partial output. Never called after `finish`.
+    async fn abort(&mut self) {}
+}
+
+#[async_trait]
+impl<P: BatchProcessor + ?Sized> BatchProcessor for Box<P> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    async fn open(&mut self, schema: &SchemaRef, ctx: &ProcessContext) -> Result<(), ProcessError> {
+        (**self).open(schema, ctx).await
+    }
+    async fn process(
+        &mut self,
+        batch: &RecordBatch,
+        ctx: &ProcessContext,
+    ) -> Result<(), ProcessError> {
+        (**self).process(batch, ctx).await
+    }
+    async fn finish(&mut self, ctx: &ProcessContext) -> Result<Report, ProcessError> {
+        (**self).finish(ctx).await
+    }
+    async fn abort(&mut self) {
+        (**self).abort().await
+    }
+}
