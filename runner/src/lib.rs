@@ -10,6 +10,10 @@ pub mod commands;
 pub mod config;
 pub mod connect;
 pub mod error;
+pub mod metrics;
+pub mod orchestrate;
+pub mod processors;
+pub mod progress;
 pub mod schedule;
 pub mod sql_time;
 

@@ -82,7 +82,7 @@ fn walk_value(value: &DeValue<'_>, offset: usize, path: &mut Vec<String>) {
     match value {
         DeValue::Table(table) => walk_table(table, offset, path),
         DeValue::Array(items) => {
-            let found = items.iter().enumerate().filter(|(_, v)| v.span().start <= offset).last();
+            let found = items.iter().enumerate().rfind(|(_, v)| v.span().start <= offset);
             if let Some((index, item)) = found {
                 path.push(format!("[{index}]"));
                 walk_value(item.get_ref(), offset, path);
