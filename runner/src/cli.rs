@@ -22,6 +22,12 @@ pub enum Command {
     /// The main job on the embedded default: start the demo server, run the sample jobs with
     /// progress, print a summary.
     Demo(commands::demo::DemoArgs),
+    /// Run the jobs of a job file: concurrently, on their schedules, with checkpoints,
+    /// retries and Prometheus metrics.
+    Run(commands::run::RunArgs),
+    /// Check a job file: parse it, build every processor, prepare every job's SQL on its
+    /// server; run nothing.
+    Check(commands::check::CheckArgs),
     /// Run the embedded Flight SQL server with demo telemetry and user tables.
     Serve(commands::serve::ServeArgs),
     /// Run one SQL query and print or write the result.

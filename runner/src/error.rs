@@ -1,5 +1,8 @@
 //! The one error type of `flightline-runner`.
 
+use std::fmt;
+use std::path::PathBuf;
+
 /// Everything a `flightline` command can fail with.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -18,4 +21,121 @@ pub enum RunnerError {
         /// What went wrong.
         source: std::io::Error,
     },
+    /// The job file has problems; every one found is listed, each with its line and key.
+    #[error("{}", ConfigIssues(.0))]
+    Config(Vec<ConfigIssue>),
+    /// Another runner holds the state directory.
+    #[error(
+        "state directory {dir} is in use by another runner{} (lock file {lock}); stop it, or give \
+         this runner its own [runner].state_dir",
+        .holder.as_ref().map(|h| format!(" ({h})")).unwrap_or_default()
+    )]
+    Locked {
+        /// The state directory.
+        dir: PathBuf,
+        /// The lock file.
+        lock: PathBuf,
+        /// What the lock file says about its holder (`pid 1234`), if readable.
+        holder: Option<String>,
+    },
+    /// A job's checkpoint was written for a different version of the job.
+    #[error(
+        "job {job:?}: its checkpoint {path} (up to {end}) was written for a different job \
+         configuration; start over with --reset-checkpoint {job}, or keep the position with \
+         --continue-checkpoint {job}"
+    )]
+    CheckpointMismatch {
+        /// The job.
+        job: String,
+        /// The checkpoint file.
+        path: PathBuf,
+        /// Where the checkpoint stands.
+        end: String,
+    },
+    /// A checkpoint file cannot be read.
+    #[error("job {job:?}: checkpoint {path} is unreadable: {reason} (move it away to start over)")]
+    CheckpointCorrupt {
+        /// The job.
+        job: String,
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A processor could not be built from its options.
+    #[error("job {job:?}: processor {processor}: {message}")]
+    Processor {
+        /// The job.
+        job: String,
+        /// The processor's name or plugin path.
+        processor: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The Prometheus endpoint could not be started.
+    #[error("metrics endpoint on {listen}: {message} (pick another [metrics].listen address)")]
+    Metrics {
+        /// The listen address.
+        listen: String,
+        /// What the exporter reported.
+        message: String,
+    },
+    /// One or more jobs failed; each is logged with its cause.
+    #[error("{failed} of {total} jobs failed: {}", names.join(", "))]
+    JobsFailed {
+        /// How many failed.
+        failed: usize,
+        /// How many ran.
+        total: usize,
+        /// Which.
+        names: Vec<String>,
+    },
+}
+
+/// One problem in a job file: where it is, which key, what was written, what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line (0 when the problem is not at one place, e.g. "no job").
+    pub line: usize,
+    /// The key path, e.g. `job[1].every` (empty for the file as a whole).
+    pub key: String,
+    /// The text written at that place, unless it may be a secret.
+    pub value: Option<String>,
+    /// What is wrong and what to write instead.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if self.line > 0 {
+            write!(f, ":{}", self.line)?;
+        }
+        if !self.key.is_empty() {
+            write!(f, ": {}", self.key)?;
+        }
+        if let Some(value) = &self.value {
+            write!(f, " = {value}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+struct ConfigIssues<'a>(&'a [ConfigIssue]);
+
+impl fmt::Display for ConfigIssues<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            [one] => write!(f, "{one}"),
+            many => {
+                write!(f, "{} problems in the job file:", many.len())?;
+                for issue in many {
+                    write!(f, "\n  {issue}")?;
+                }
+                Ok(())
+            }
+        }
+    }
 }

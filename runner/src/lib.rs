@@ -4,12 +4,20 @@
 //! job runner. The binary only parses arguments and calls into here.
 #![warn(missing_docs)]
 
+pub mod checkpoint;
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod connect;
 pub mod error;
+pub mod metrics;
+pub mod orchestrate;
+pub mod processors;
+pub mod progress;
+pub mod schedule;
+pub mod sql_time;
 
-pub use error::RunnerError;
+pub use error::{ConfigIssue, RunnerError};
 
 /// Installs the log subscriber: `RUST_LOG` wins, else `-v` raises the default level.
 pub fn init_tracing(verbose: u8) {

@@ -12,6 +12,8 @@ async fn main() -> ExitCode {
     flightline_runner::init_tracing(cli.verbose);
     let outcome = match cli.command {
         Command::Demo(args) => commands::demo::run(args).await,
+        Command::Run(args) => commands::run::run(args).await,
+        Command::Check(args) => commands::check::run(args).await,
         Command::Serve(args) => commands::serve::run(args).await,
         Command::Query(args) => commands::query::run(args).await,
         Command::Schema(args) => commands::schema::run(args).await,

@@ -1,19 +1,25 @@
-//! `flightline demo`: the main job on the embedded default.
+//! `flightline demo`: the runner on the embedded default.
 //!
-//! Starts the demo Flight SQL server in-process, runs the sample jobs against it through the
-//! SDK client (streaming, with progress), and prints a summary. Nothing to install or configure.
+//! Starts the demo Flight SQL server in-process on a free port, runs the jobs of
+//! `examples/jobs/demo.toml` (built into the binary) concurrently with progress, prints the
+//! summary and the processors' reports, then scrapes its own `/metrics` endpoint and shows a
+//! few lines. Nothing to install or configure.
 
-use std::io::IsTerminal;
+use std::path::Path;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use flightline_core::TimeRange;
-use flightline_core::client::FlightSqlClient;
 use flightline_server::ServerBuilder;
-use futures::TryStreamExt;
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::RunnerError;
+use crate::config::Config;
+use crate::metrics::{MetricsEndpoint, scrape};
+use crate::orchestrate::{self, RunOptions, RunSummary};
+use crate::progress::{Display, ProgressMode, summary_table};
+
+/// The demo's job file, as shipped.
+pub const DEMO_JOBS: &str = include_str!("../../../examples/jobs/demo.toml");
+const DEMO_JOBS_PATH: &str = "examples/jobs/demo.toml";
 
 /// Arguments of `flightline demo`.
 #[derive(Debug, clap::Args)]
@@ -21,52 +27,16 @@ pub struct DemoArgs {
     /// Rows in each demo table (`log_entries`, `measures`).
     #[arg(long, default_value_t = 1_000_000)]
     pub demo_rows: u64,
+    /// Progress bars: auto (on a terminal), always, never.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
 }
 
-/// A sample job: one streaming query over a time range.
-struct Job {
-    name: &'static str,
-    sql: &'static str,
-    last: &'static str,
-}
-
-const JOBS: [Job; 4] = [
-    Job {
-        name: "errors by level",
-        sql: "SELECT level, count(*) AS entries FROM log_entries GROUP BY level ORDER BY level",
-        last: "7d",
-    },
-    Job {
-        name: "noisiest error targets",
-        sql: "SELECT target, count(*) AS errors FROM log_entries WHERE level <= 2 \
-              GROUP BY target ORDER BY errors DESC LIMIT 5",
-        last: "7d",
-    },
-    Job {
-        name: "latency per hour",
-        sql: "SELECT date_trunc('hour', time) AS hour, avg(value) AS avg_ms, max(value) AS max_ms \
-              FROM measures WHERE name = 'request_latency' GROUP BY 1 ORDER BY 1",
-        last: "1d",
-    },
-    Job {
-        name: "stream all logs of a day",
-        sql: "SELECT time, process_id, target, level, msg FROM log_entries",
-        last: "1d",
-    },
-];
-
-/// What one job did.
-struct Outcome {
-    name: &'static str,
-    rows: usize,
-    batches: usize,
-    bytes: usize,
-    elapsed: Duration,
-}
-
-/// Runs the demo and prints a summary; exit status 1 if any job failed.
+/// Runs the demo; exit status 1 if any job failed.
 pub async fn run(args: DemoArgs) -> Result<ExitCode, RunnerError> {
     let started = Instant::now();
+    let mut config =
+        Config::parse(Path::new(DEMO_JOBS_PATH), DEMO_JOBS, &|name| std::env::var(name).ok())?;
     let server =
         ServerBuilder::new().demo_rows(args.demo_rows).spawn(([127, 0, 0, 1], 0).into()).await?;
     eprintln!(
@@ -75,84 +45,68 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode, RunnerError> {
         args.demo_rows,
         started.elapsed().as_secs_f64()
     );
-    let client = FlightSqlClient::builder(server.uri()).connect().await?;
-    let mut outcomes = Vec::new();
-    let mut failed = 0;
-    for job in &JOBS {
-        match run_job(&client, job).await {
-            Ok(o) => outcomes.push(o),
-            Err(e) => {
-                failed += 1;
-                eprintln!("flightline: job {:?} failed: {e}", job.name);
+    for s in config.servers.values_mut() {
+        s.uri = server.uri().to_string();
+    }
+    // A fresh state directory each time, so the scheduled job shows its windows on every run.
+    let state = std::env::temp_dir().join(format!("flightline-demo-{}", std::process::id()));
+    config.runner.state_dir = state.clone();
+    let metrics = MetricsEndpoint::install(([127, 0, 0, 1], 0).into())?;
+    eprintln!(
+        "flightline: running the {} jobs of {DEMO_JOBS_PATH} concurrently",
+        config.jobs.len()
+    );
+
+    let options = RunOptions { once: true, ..Default::default() };
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let outcome = orchestrate::run(&config, options, Display::new(args.progress), shutdown).await;
+    let _ = std::fs::remove_dir_all(&state);
+    let summary = outcome?;
+    print_reports(&summary);
+    println!("\n# summary ({:.1}s in all)", started.elapsed().as_secs_f64());
+    print!("{}", summary_table(&summary));
+    print_metrics(&metrics).await;
+    server.shutdown().await?;
+    Ok(if summary.failed_jobs().is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn print_reports(summary: &RunSummary) {
+    for job in &summary.jobs {
+        let windows = match job.windows.len() {
+            0 | 1 => String::new(),
+            n => format!(", {n} windows"),
+        };
+        println!("\n# {}{windows}", job.name);
+        for (processor, report) in &job.reports {
+            let text = report.to_string();
+            if !text.trim().is_empty() {
+                println!("[{processor}]\n{}", text.trim_end());
             }
         }
     }
-    print_summary(&outcomes, failed);
-    server.shutdown().await?;
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-async fn run_job(client: &FlightSqlClient, job: &Job) -> Result<Outcome, RunnerError> {
-    let range = TimeRange::parse_relative(job.last)?;
-    let progress = progress_bar(job.name);
-    let started = Instant::now();
-    let mut stream = client.query_stream(job.sql, Some(range)).await?;
-    let (mut rows, mut batches, mut bytes) = (0, 0, 0);
-    let mut preview = None;
-    while let Some(batch) = stream.try_next().await? {
-        rows += batch.num_rows();
-        batches += 1;
-        bytes += batch_bytes(&batch);
-        progress.set_message(format!("{} rows, {} batches", rows, batches));
-        if preview.is_none() && batch.num_rows() > 0 {
-            preview = Some(batch.slice(0, batch.num_rows().min(6)));
+/// Scrapes the endpoint like Prometheus would and shows the lines a reader cares about.
+async fn print_metrics(metrics: &MetricsEndpoint) {
+    let url = format!("http://{}/metrics", metrics.listen());
+    println!("\n# metrics served on {url} (a few of the scraped lines)");
+    match scrape(metrics.listen()).await {
+        Ok(page) => {
+            let wanted = [
+                "flightline_rows_total{",
+                "flightline_job_runs_total{",
+                "flightline_batch_duration_seconds_count{",
+                "flightline_demo_log_entries{",
+                "flightline_checkpoint_lag_seconds{",
+            ];
+            for prefix in wanted {
+                for line in page.lines().filter(|l| l.starts_with(prefix)).take(3) {
+                    println!("{line}");
+                }
+            }
         }
+        Err(err) => println!("(scraping {url} failed: {err})"),
     }
-    progress.finish_and_clear();
-    println!("\n# {} (last {})", job.name, job.last);
-    if let Some(p) = preview {
-        match arrow::util::pretty::pretty_format_batches(&[p]) {
-            Ok(table) => println!("{table}"),
-            Err(e) => println!("(cannot print a preview: {e})"),
-        }
-    }
-    Ok(Outcome { name: job.name, rows, batches, bytes, elapsed: started.elapsed() })
-}
-
-/// Bytes the batch's values take (its slice of shared IPC buffers, not the whole buffers).
-fn batch_bytes(batch: &arrow::array::RecordBatch) -> usize {
-    batch.columns().iter().map(|c| c.to_data().get_slice_memory_size().unwrap_or(0)).sum()
-}
-
-fn progress_bar(name: &str) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new_spinner().with_prefix(name.to_string());
-    if let Ok(style) = ProgressStyle::with_template("{spinner} {prefix}: {msg} [{elapsed}]") {
-        bar.set_style(style);
-    }
-    bar.enable_steady_tick(Duration::from_millis(100));
-    bar
-}
-
-fn print_summary(outcomes: &[Outcome], failed: usize) {
-    println!("\n# summary");
-    println!(
-        "{:<26} {:>10} {:>8} {:>10} {:>9} {:>12}",
-        "job", "rows", "batches", "MiB", "seconds", "rows/s"
-    );
-    for o in outcomes {
-        let secs = o.elapsed.as_secs_f64();
-        println!(
-            "{:<26} {:>10} {:>8} {:>10.1} {:>9.3} {:>12.0}",
-            o.name,
-            o.rows,
-            o.batches,
-            o.bytes as f64 / 1_048_576.0,
-            secs,
-            o.rows as f64 / secs.max(1e-9)
-        );
-    }
-    println!("{} jobs succeeded, {failed} failed", outcomes.len());
 }

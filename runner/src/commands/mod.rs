@@ -1,7 +1,9 @@
 //! One module per subcommand.
 
+pub mod check;
 pub mod demo;
 pub mod query;
+pub mod run;
 pub mod schema;
 pub mod serve;
 pub mod validate;

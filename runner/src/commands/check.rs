@@ -1,0 +1,51 @@
+//! `flightline check jobs.toml`: everything short of running the jobs.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use flightline_core::TimeRange;
+
+use crate::RunnerError;
+use crate::config::{Config, JobConfig};
+use crate::orchestrate::{check_processors, connect};
+use crate::sql_time;
+
+/// Arguments of `flightline check`.
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// The job file (TOML).
+    pub jobs: PathBuf,
+}
+
+/// Parses the file, builds every processor, and asks each job's server to prepare its SQL
+/// (which checks tables and columns without running the query). Exit status 0 when all is
+/// well, 1 when a job's SQL is refused; a bad file is an error (status 2).
+pub async fn run(args: CheckArgs) -> Result<ExitCode, RunnerError> {
+    let config = Config::load(&args.jobs)?;
+    check_processors(&config)?;
+    let mut bad = 0;
+    for job in &config.jobs {
+        match check_job(&config, job).await {
+            Ok(columns) => println!("ok      {} ({} result columns)", job.name, columns),
+            Err(err) => {
+                bad += 1;
+                println!("FAILED  {}: {err}", job.name);
+            }
+        }
+    }
+    println!("{} jobs checked, {bad} failed", config.jobs.len());
+    Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+async fn check_job(config: &Config, job: &JobConfig) -> Result<usize, RunnerError> {
+    let server = config.servers.get(&job.server).ok_or_else(|| {
+        flightline_core::Error::Config(format!("no server named {:?}", job.server))
+    })?;
+    let client = connect(server).await?;
+    let sql = match (job.time_range.uses_sql(), TimeRange::last(chrono::Duration::hours(1))) {
+        (true, Ok(sample)) => sql_time::render(&job.sql, &sample),
+        _ => job.sql.clone(),
+    };
+    let prepared = client.prepare(&sql).await?;
+    Ok(prepared.dataset_schema.fields().len())
+}

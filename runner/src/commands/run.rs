@@ -1,0 +1,59 @@
+//! `flightline run jobs.toml`: the worker.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::RunnerError;
+use crate::commands::serve::shutdown_signal;
+use crate::config::Config;
+use crate::metrics::MetricsEndpoint;
+use crate::orchestrate::{self, RunOptions};
+use crate::progress::{Display, ProgressMode, summary_table};
+
+/// Arguments of `flightline run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The job file (TOML).
+    pub jobs: PathBuf,
+    /// Process what is due now (every one-shot job, every due window) and exit.
+    #[arg(long)]
+    pub once: bool,
+    /// Progress bars: auto (on a terminal), always, never (log lines only).
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+    /// Forget JOB's checkpoint when its configuration changed and start over (`all`: every
+    /// job). Repeatable.
+    #[arg(long = "reset-checkpoint", value_name = "JOB")]
+    pub reset_checkpoint: Vec<String>,
+    /// Keep JOB's checkpoint position although its configuration changed (`all`: every job).
+    /// Repeatable.
+    #[arg(long = "continue-checkpoint", value_name = "JOB")]
+    pub continue_checkpoint: Vec<String>,
+}
+
+/// Runs the jobs until they are done or a signal stops them. Exit status 0 when every job
+/// succeeded or a signal stopped the run, 1 when a job failed.
+pub async fn run(args: RunArgs) -> Result<ExitCode, RunnerError> {
+    let config = Config::load(&args.jobs)?;
+    let metrics = config.metrics_listen.map(MetricsEndpoint::install).transpose()?;
+    if let Some(endpoint) = &metrics {
+        // Scripts and tests read this line to learn where to scrape.
+        let mut out = std::io::stdout();
+        let _ = writeln!(out, "flightline: metrics on http://{}/metrics", endpoint.listen());
+        let _ = out.flush();
+    }
+    let options = RunOptions {
+        once: args.once,
+        reset_checkpoint: args.reset_checkpoint,
+        continue_checkpoint: args.continue_checkpoint,
+    };
+    let summary =
+        orchestrate::run(&config, options, Display::new(args.progress), shutdown_signal()).await?;
+    println!("{}", summary_table(&summary));
+    if summary.interrupted {
+        eprintln!("flightline: stopped by a signal; unfinished windows will run again next time");
+    }
+    let failed = summary.failed_jobs();
+    Ok(if failed.is_empty() || summary.interrupted { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

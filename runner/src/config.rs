@@ -1,0 +1,769 @@
+//! The job file: `[server]` / `[servers.NAME]`, `[metrics]`, `[runner]` and `[[job]]`s.
+//!
+//! [`Config::load`] reads the whole file and reports every problem it finds, each with the
+//! file, line, key and the value written (see [`ConfigIssue`]), before any job starts.
+//! Relative paths (state directory, CA file, plugin, sink paths) are relative to the working
+//! directory, as they are on the command line.
+//!
+//! ```toml
+//! [server]
+//! uri = "grpc://127.0.0.1:50051"
+//! headers = { authorization = "Bearer ${FLIGHTLINE_TOKEN}" }
+//!
+//! [[job]]
+//! name = "errors"
+//! sql = "SELECT target, count(*) AS n FROM log_entries WHERE level <= 2 GROUP BY target"
+//! last = "7d"
+//! processors = [{ name = "print" }]
+//! ```
+
+mod env;
+mod locate;
+mod raw;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use flightline_core::TimeRange;
+use flightline_core::client::is_secret_header;
+use flightline_core::validate::Policy;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+pub use raw::TimeRangeMode;
+use raw::{RawFile, RawJob, RawProcessor, RawRetries, RawServer};
+
+use crate::error::{ConfigIssue, RunnerError};
+use locate::Source;
+
+/// Default number of queries running at once, over all jobs.
+pub const DEFAULT_MAX_CONCURRENT_QUERIES: usize = 4;
+/// Default time in-flight windows get to finish after SIGINT / SIGTERM.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// Default number of windows a scheduled job catches up per tick.
+pub const DEFAULT_MAX_WINDOWS_PER_TICK: u32 = 10;
+
+/// A checked job file.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// Servers by name (`[server]` is named `default`).
+    pub servers: BTreeMap<String, ServerConfig>,
+    /// Where to serve `/metrics`, if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
+    /// `[runner]`.
+    pub runner: RunnerSettings,
+    /// The jobs, in file order.
+    pub jobs: Vec<JobConfig>,
+}
+
+/// A Flight SQL server jobs query.
+#[derive(Clone)]
+pub struct ServerConfig {
+    /// Its name in the file.
+    pub name: String,
+    /// `grpc://`, `grpc+tls://`, `http://` or `https://`.
+    pub uri: String,
+    /// Headers sent with every call, `${ENV}` already expanded.
+    pub headers: Vec<(String, String)>,
+    /// The default time-range mode of its jobs.
+    pub time_range: TimeRangeMode,
+    /// CA certificates to trust instead of the system roots.
+    pub tls_ca: Option<PathBuf>,
+    /// Name to verify the certificate against.
+    pub tls_domain: Option<String>,
+    /// How long to wait for a connection.
+    pub connect_timeout: Option<Duration>,
+    /// How long to wait for each answer.
+    pub request_timeout: Option<Duration>,
+}
+
+impl fmt::Debug for ServerConfig {
+    // Header values are often credentials.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: Vec<String> =
+            self.headers
+                .iter()
+                .map(|(k, v)| {
+                    if is_secret_header(k) { format!("{k}=<redacted>") } else { format!("{k}={v}") }
+                })
+                .collect();
+        f.debug_struct("ServerConfig")
+            .field("name", &self.name)
+            .field("uri", &self.uri)
+            .field("headers", &headers)
+            .field("time_range", &self.time_range)
+            .field("tls_ca", &self.tls_ca)
+            .field("tls_domain", &self.tls_domain)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `[runner]`.
+#[derive(Debug, Clone)]
+pub struct RunnerSettings {
+    /// Queries running at once over all jobs.
+    pub max_concurrent_queries: usize,
+    /// Checkpoints and the lock live here.
+    pub state_dir: PathBuf,
+    /// How long in-flight windows may take to finish after a stop signal.
+    pub shutdown_grace: Duration,
+}
+
+/// One `[[job]]`.
+#[derive(Debug, Clone)]
+pub struct JobConfig {
+    /// Unique name: metric label, checkpoint file name.
+    pub name: String,
+    /// Line of its `name` key, for messages.
+    pub line: usize,
+    /// Name of the server it queries.
+    pub server: String,
+    /// The SQL, with `{begin}` / `{end}` placeholders in `sql` time-range mode.
+    pub sql: String,
+    /// The time range of a one-shot job, or where a scheduled job starts and stops.
+    pub range: RangeSpec,
+    /// Present for scheduled jobs.
+    pub schedule: Option<Schedule>,
+    /// How the time range reaches the server.
+    pub time_range: TimeRangeMode,
+    /// What validation findings do.
+    pub validation: Policy,
+    /// Ask the server for a row count first.
+    pub estimate: bool,
+    /// Re-batch to about this many bytes.
+    pub target_batch_bytes: Option<usize>,
+    /// Retries of retryable failures.
+    pub retries: RetryPolicy,
+    /// Processors, in order.
+    pub processors: Vec<ProcessorSpec>,
+    /// Hash of what decides the job's output; a checkpoint written under another is refused.
+    pub config_hash: String,
+}
+
+/// The time range of a job as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeSpec {
+    /// No range.
+    None,
+    /// `last = "7d"`: that span up to now (for a scheduled job: where it starts).
+    Last(chrono::Duration),
+    /// `begin` and, optionally, `end` (a one-shot job needs both).
+    Absolute {
+        /// First instant.
+        begin: DateTime<Utc>,
+        /// First instant excluded; a scheduled job stops there.
+        end: Option<DateTime<Utc>>,
+    },
+}
+
+/// `every`, `window`, `lag`, `max_windows_per_tick`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    /// How often the job wakes up.
+    pub every: Duration,
+    /// Length of each window (default: `every`).
+    pub window: chrono::Duration,
+    /// How far behind now a window must end (late data).
+    pub lag: chrono::Duration,
+    /// Most windows processed per tick when catching up.
+    pub max_windows_per_tick: u32,
+}
+
+/// Exponential backoff with jitter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub max: u32,
+    /// Wait before the first retry; doubles each time.
+    pub initial_backoff: Duration,
+    /// Ceiling of the wait.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max: 3,
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A processor of a job.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessorSpec {
+    /// Built in or a dynamic plugin.
+    pub kind: ProcessorKind,
+    /// Its options (a JSON object, `{}` when none).
+    pub options: serde_json::Value,
+    /// Line of the entry, for messages.
+    #[serde(skip)]
+    pub line: usize,
+}
+
+/// Where a processor comes from.
+#[derive(Debug, Clone, Serialize)]
+pub enum ProcessorKind {
+    /// A built-in processor by name.
+    Builtin(String),
+    /// A dynamic plugin library, optionally pinned by SHA-256.
+    Plugin {
+        /// The library.
+        path: PathBuf,
+        /// Expected SHA-256 of the file, lowercase hex.
+        sha256: Option<String>,
+    },
+}
+
+impl ProcessorSpec {
+    /// How the processor is named in messages.
+    pub fn label(&self) -> String {
+        match &self.kind {
+            ProcessorKind::Builtin(name) => name.clone(),
+            ProcessorKind::Plugin { path, .. } => path.display().to_string(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and checks `path`; every problem found is in the error.
+    pub fn load(path: &Path) -> Result<Config, RunnerError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| RunnerError::Io { path: path.display().to_string(), source })?;
+        Self::parse(path, &text, &|name| std::env::var(name).ok())
+    }
+
+    /// Checks `text` as if read from `path`, with `env` for `${NAME}`.
+    pub fn parse(
+        path: &Path,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, RunnerError> {
+        let mut checker =
+            Checker { path, source: Source::new(text), issues: Vec::new(), servers_known: true };
+        let config = checker.check(text, env);
+        match (config, checker.issues.is_empty()) {
+            (Some(config), true) => Ok(config),
+            _ => Err(RunnerError::Config(checker.issues)),
+        }
+    }
+
+    /// The job called `name`.
+    pub fn job(&self, name: &str) -> Option<&JobConfig> {
+        self.jobs.iter().find(|j| j.name == name)
+    }
+}
+
+/// Collects issues while turning the raw file into a [`Config`].
+struct Checker<'a> {
+    path: &'a Path,
+    source: Source<'a>,
+    issues: Vec<ConfigIssue>,
+    /// False when the sections outside the jobs could not be read: then a job's server
+    /// reference cannot be judged, and saying "no such server" would only add noise.
+    servers_known: bool,
+}
+
+impl Checker<'_> {
+    fn check(&mut self, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Option<Config> {
+        let mut root = match DeTable::parse(text) {
+            Ok(root) => root,
+            Err(err) => {
+                self.toml_error(&err, false);
+                return None;
+            }
+        };
+        let jobs = root.get_mut().remove("job");
+        let (raw, sections_ok) =
+            match serde::Deserialize::deserialize(toml::de::Deserializer::from(root)) {
+                Ok(raw) => (raw, true),
+                Err(err) => {
+                    self.toml_error(&err, true);
+                    (RawFile::default(), false)
+                }
+            };
+        self.servers_known = sections_ok;
+        let servers = self.servers(&raw, env);
+        let metrics_listen = raw.metrics.as_ref().and_then(|m| {
+            self.value(&m.listen, |text| {
+                text.parse::<SocketAddr>()
+                    .map_err(|_| "not a listen address; write it like 127.0.0.1:9464".to_string())
+            })
+        });
+        let runner = self.runner(&raw);
+        let jobs = self.jobs(jobs, &servers);
+        Some(Config { path: self.path.to_path_buf(), servers, metrics_listen, runner, jobs })
+    }
+
+    fn issue(&mut self, span: Option<Range<usize>>, value: Option<String>, message: String) {
+        let (line, key) = match &span {
+            Some(span) => (self.source.line(span.start), self.source.key_path(span.start)),
+            None => (0, String::new()),
+        };
+        self.issues.push(ConfigIssue { file: self.path.to_path_buf(), line, key, value, message });
+    }
+
+    /// An issue at `span`, showing what is written there unless it may be a secret.
+    fn at(&mut self, span: Range<usize>, message: impl Into<String>) {
+        let key = self.source.key_path(span.start);
+        let value = if key.contains("headers") { None } else { self.source.snippet(&span) };
+        self.issue(Some(span), value, message.into());
+    }
+
+    fn toml_error(&mut self, err: &toml::de::Error, show_value: bool) {
+        let message = err.message().trim().to_string();
+        let value =
+            if show_value { err.span().and_then(|s| self.source.snippet(&s)) } else { None };
+        let value = value.filter(|_| !self.secret_at(err.span()));
+        self.issue(err.span(), value, message);
+    }
+
+    fn secret_at(&self, span: Option<Range<usize>>) -> bool {
+        span.is_some_and(|s| self.source.key_path(s.start).contains("headers"))
+    }
+
+    /// Runs `parse` on a spanned string; on failure records the issue and returns `None`.
+    fn value<T>(
+        &mut self,
+        spanned: &Spanned<String>,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        match parse(spanned.get_ref()) {
+            Ok(value) => Some(value),
+            Err(message) => {
+                self.at(spanned.span(), message);
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, spanned: &Option<Spanned<String>>) -> Option<Duration> {
+        spanned.as_ref().and_then(|s| self.value(s, parse_duration))
+    }
+
+    fn servers(
+        &mut self,
+        raw: &RawFile,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> BTreeMap<String, ServerConfig> {
+        let mut out = BTreeMap::new();
+        if let (Some(single), false) = (&raw.server, raw.servers.is_empty()) {
+            self.at(
+                single.span(),
+                "both [server] and [servers.NAME] are given; move [server] under [servers.NAME]",
+            );
+        }
+        let named = raw.server.iter().map(|s| ("default".to_string(), s));
+        let all: Vec<_> = named.chain(raw.servers.iter().map(|(k, v)| (k.clone(), v))).collect();
+        for (name, server) in all {
+            if let Some(config) = self.server(&name, server.get_ref(), env) {
+                out.insert(name, config);
+            }
+        }
+        out
+    }
+
+    fn server(
+        &mut self,
+        name: &str,
+        raw: &RawServer,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Option<ServerConfig> {
+        let uri = self.value(&raw.uri, check_uri);
+        let mut headers = Vec::new();
+        for (key, value) in &raw.headers {
+            if let Some(v) = self.value(value, |text| env::expand(text, env)) {
+                headers.push((key.clone(), v));
+            }
+        }
+        let connect_timeout = self.duration(&raw.connect_timeout);
+        let request_timeout = self.duration(&raw.request_timeout);
+        // A server with a bad URI stays known, so its jobs do not also report "no such server";
+        // the file is refused anyway.
+        Some(ServerConfig {
+            name: name.to_string(),
+            uri: uri.unwrap_or_else(|| raw.uri.get_ref().clone()),
+            headers,
+            time_range: raw.time_range.unwrap_or_default(),
+            tls_ca: raw.tls_ca.clone(),
+            tls_domain: raw.tls_domain.clone(),
+            connect_timeout,
+            request_timeout,
+        })
+    }
+
+    fn runner(&mut self, raw: &RawFile) -> RunnerSettings {
+        let runner = raw.runner.as_ref();
+        let max = runner
+            .and_then(|r| r.max_concurrent_queries.as_ref())
+            .and_then(|m| self.positive(m, "max_concurrent_queries must be at least 1"));
+        let grace = runner.and_then(|r| self.duration(&r.shutdown_grace));
+        RunnerSettings {
+            max_concurrent_queries: max.map_or(DEFAULT_MAX_CONCURRENT_QUERIES, |m| m as usize),
+            state_dir: runner
+                .and_then(|r| r.state_dir.clone())
+                .unwrap_or_else(|| PathBuf::from("flightline-state")),
+            shutdown_grace: grace.unwrap_or(DEFAULT_SHUTDOWN_GRACE),
+        }
+    }
+
+    fn positive(&mut self, value: &Spanned<i64>, message: &str) -> Option<u64> {
+        match u64::try_from(*value.get_ref()) {
+            Ok(v) if v > 0 => Some(v),
+            _ => {
+                self.at(value.span(), message);
+                None
+            }
+        }
+    }
+
+    fn jobs(
+        &mut self,
+        jobs: Option<Spanned<DeValue<'_>>>,
+        servers: &BTreeMap<String, ServerConfig>,
+    ) -> Vec<JobConfig> {
+        let items = match jobs.map(|j| (j.span(), j.into_inner())) {
+            Some((_, DeValue::Array(items))) => items,
+            Some((span, _)) => {
+                self.at(span, "`job` must be an array of tables: write each job as [[job]]");
+                return Vec::new();
+            }
+            None => {
+                self.issue(None, None, "no [[job]] in the file; add at least one".into());
+                return Vec::new();
+            }
+        };
+        let mut out: Vec<JobConfig> = Vec::new();
+        let mut names = BTreeSet::new();
+        for item in items {
+            let raw: RawJob =
+                match serde::Deserialize::deserialize(toml::de::ValueDeserializer::from(item)) {
+                    Ok(raw) => raw,
+                    Err(err) => {
+                        self.toml_error(&err, true);
+                        continue;
+                    }
+                };
+            if !names.insert(raw.name.get_ref().clone()) {
+                self.at(raw.name.span(), "another job has this name; job names must be unique");
+            }
+            if let Some(job) = self.job(raw, servers) {
+                out.push(job);
+            }
+        }
+        out
+    }
+
+    fn job(&mut self, raw: RawJob, servers: &BTreeMap<String, ServerConfig>) -> Option<JobConfig> {
+        let issues_before = self.issues.len();
+        let name = self.value(&raw.name, check_job_name);
+        let server = self.job_server(&raw, servers);
+        let range = self.range(&raw);
+        let schedule = self.schedule(&raw);
+        let mode = raw
+            .time_range
+            .or_else(|| server.as_ref().and_then(|s| servers.get(s)).map(|s| s.time_range))
+            .unwrap_or_default();
+        self.placeholders(
+            &raw.sql,
+            mode,
+            range.is_some_and(|r| r != RangeSpec::None) || schedule.is_some(),
+        );
+        let retries = self.retries(raw.retries.as_ref());
+        let target = raw.target_batch_bytes.as_ref().and_then(|t| {
+            self.positive(t, "target_batch_bytes must be a positive number of bytes")
+        });
+        let processors = self.processors(&raw.processors);
+        if let (Some(RangeSpec::Absolute { end: None, .. }), None) = (range, schedule) {
+            let span = raw.begin.as_ref().map(Spanned::span);
+            self.issue(span, None, "a job without `every` needs `end` beside `begin`".into());
+        }
+        if self.issues.len() > issues_before {
+            return None;
+        }
+        let mut job = JobConfig {
+            name: name?,
+            line: self.source.line(raw.name.span().start),
+            server: server?,
+            sql: raw.sql.into_inner(),
+            range: range?,
+            schedule,
+            time_range: mode,
+            validation: raw.validation.unwrap_or(Policy::Warn),
+            estimate: raw.estimate,
+            target_batch_bytes: target.map(|t| t as usize),
+            retries: retries?,
+            processors,
+            config_hash: String::new(),
+        };
+        job.config_hash = config_hash(&job);
+        Some(job)
+    }
+
+    fn job_server(
+        &mut self,
+        raw: &RawJob,
+        servers: &BTreeMap<String, ServerConfig>,
+    ) -> Option<String> {
+        if !self.servers_known {
+            return Some(raw.server.as_ref().map_or_else(String::new, |s| s.get_ref().clone()));
+        }
+        match &raw.server {
+            Some(name) if servers.contains_key(name.get_ref()) => Some(name.get_ref().clone()),
+            Some(name) => {
+                let known: Vec<&str> = servers.keys().map(String::as_str).collect();
+                self.at(name.span(), format!("no such server; defined: {}", list_or_none(&known)));
+                None
+            }
+            None if servers.len() == 1 => servers.keys().next().cloned(),
+            None if servers.is_empty() => {
+                self.at(raw.name.span(), "no server to query: add [server] with a uri");
+                None
+            }
+            None => {
+                self.at(
+                    raw.name.span(),
+                    "several servers are defined: say which with `server = \"NAME\"`",
+                );
+                None
+            }
+        }
+    }
+
+    fn range(&mut self, raw: &RawJob) -> Option<RangeSpec> {
+        let instant = |s: &str| flightline_core::time::parse_instant(s).map_err(|e| e.to_string());
+        match (&raw.last, &raw.begin, &raw.end) {
+            (None, None, None) => Some(RangeSpec::None),
+            (Some(last), None, None) => self
+                .value(last, |s| flightline_core::time::parse_span(s).map_err(|e| e.to_string()))
+                .map(RangeSpec::Last),
+            (None, Some(begin), end) => {
+                let b = self.value(begin, instant);
+                let e = end.as_ref().map(|e| self.value(e, instant));
+                let (b, e) = (b?, e.map_or(Some(None), |e| e.map(Some))?);
+                if let Some(end_at) = e
+                    && TimeRange::new(b, end_at).is_err()
+                {
+                    let span = end.as_ref().map(Spanned::span);
+                    self.issue(span, None, "`end` must be after `begin`".into());
+                    return None;
+                }
+                Some(RangeSpec::Absolute { begin: b, end: e })
+            }
+            (None, None, Some(end)) => {
+                self.at(end.span(), "`end` needs `begin`");
+                None
+            }
+            (Some(last), _, _) => {
+                self.at(last.span(), "give either `last` or `begin`/`end`, not both");
+                None
+            }
+        }
+    }
+
+    fn schedule(&mut self, raw: &RawJob) -> Option<Schedule> {
+        let Some(every) = &raw.every else {
+            for key in [&raw.window, &raw.lag].into_iter().flatten() {
+                self.at(key.span(), "only a scheduled job has windows: add `every = \"1m\"`");
+            }
+            if let Some(cap) = &raw.max_windows_per_tick {
+                self.at(cap.span(), "only a scheduled job has windows: add `every = \"1m\"`");
+            }
+            return None;
+        };
+        let every_d = self.value(every, parse_duration)?;
+        let window = match &raw.window {
+            Some(w) => self.value(w, parse_duration)?,
+            None => every_d,
+        };
+        let lag =
+            match &raw.lag {
+                Some(l) => self.value(l, |s| {
+                    if s.trim() == "0" { Ok(Duration::ZERO) } else { parse_duration(s) }
+                })?,
+                None => Duration::ZERO,
+            };
+        let cap = match &raw.max_windows_per_tick {
+            Some(c) => self.positive(c, "max_windows_per_tick must be at least 1")? as u32,
+            None => DEFAULT_MAX_WINDOWS_PER_TICK,
+        };
+        let chrono_of = |d: Duration| chrono::Duration::from_std(d).ok();
+        let (Some(window), Some(lag)) = (chrono_of(window), chrono_of(lag)) else {
+            self.at(every.span(), "the window or lag is too long");
+            return None;
+        };
+        Some(Schedule { every: every_d, window, lag, max_windows_per_tick: cap })
+    }
+
+    fn placeholders(&mut self, sql: &Spanned<String>, mode: TimeRangeMode, has_range: bool) {
+        let text = sql.get_ref();
+        let has = |p: &str| text.contains(p);
+        if mode.uses_sql() {
+            if !has("{begin}") || !has("{end}") {
+                self.at(
+                    sql.span(),
+                    "time_range = \"sql\"/\"both\" needs {begin} and {end} in the SQL, e.g. \
+                     WHERE time >= {begin} AND time < {end}",
+                );
+            } else if !has_range {
+                self.at(sql.span(), "the SQL has {begin}/{end} but the job has no time range: add `last`, `begin`/`end` or `every`");
+            }
+        } else if has("{begin}") || has("{end}") {
+            self.at(
+                sql.span(),
+                "{begin}/{end} are only replaced with time_range = \"sql\" or \"both\" (on the job \
+                 or its server)",
+            );
+        }
+    }
+
+    fn retries(&mut self, raw: Option<&RawRetries>) -> Option<RetryPolicy> {
+        let mut policy = RetryPolicy::default();
+        let Some(raw) = raw else { return Some(policy) };
+        if let Some(max) = &raw.max {
+            match u32::try_from(*max.get_ref()) {
+                Ok(m) => policy.max = m,
+                Err(_) => {
+                    self.at(max.span(), "retries.max must be 0 or more");
+                    return None;
+                }
+            }
+        }
+        if raw.initial_backoff.is_some() {
+            policy.initial_backoff = self.duration(&raw.initial_backoff)?;
+        }
+        if raw.max_backoff.is_some() {
+            policy.max_backoff = self.duration(&raw.max_backoff)?;
+        }
+        Some(policy)
+    }
+
+    fn processors(&mut self, raw: &[Spanned<RawProcessor>]) -> Vec<ProcessorSpec> {
+        let mut out = Vec::new();
+        for entry in raw {
+            let span = entry.span();
+            let p = entry.get_ref();
+            let options = p.options.clone().unwrap_or_else(|| serde_json::json!({}));
+            if !options.is_object() {
+                self.at(
+                    span.clone(),
+                    "`options` must be a table, e.g. options = { by = \"level\" }",
+                );
+                continue;
+            }
+            let kind = match (&p.name, &p.plugin) {
+                (Some(name), None) => {
+                    if p.sha256.is_some() {
+                        self.at(span, "`sha256` pins a plugin file; a built-in processor has none");
+                        continue;
+                    }
+                    ProcessorKind::Builtin(name.clone())
+                }
+                (None, Some(path)) => {
+                    let sha256 = match &p.sha256 {
+                        Some(h) => match self.value(h, check_sha256) {
+                            Some(h) => Some(h),
+                            None => continue,
+                        },
+                        None => None,
+                    };
+                    ProcessorKind::Plugin { path: path.clone(), sha256 }
+                }
+                _ => {
+                    self.at(span, "a processor needs exactly one of `name` (built in) or `plugin` (a library path)");
+                    continue;
+                }
+            };
+            out.push(ProcessorSpec { kind, options, line: self.source.line(entry.span().start) });
+        }
+        out
+    }
+}
+
+fn list_or_none(items: &[&str]) -> String {
+    if items.is_empty() { "none".to_string() } else { items.join(", ") }
+}
+
+fn check_uri(uri: &str) -> Result<String, String> {
+    const SCHEMES: [&str; 4] = ["grpc://", "grpc+tls://", "http://", "https://"];
+    if SCHEMES.iter().any(|s| uri.starts_with(s) && uri.len() > s.len()) {
+        Ok(uri.to_string())
+    } else {
+        Err("not a server URI; write grpc://HOST:PORT (or grpc+tls://, http://, https://)".into())
+    }
+}
+
+fn check_job_name(name: &str) -> Result<String, String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && !name.starts_with('.');
+    if ok {
+        Ok(name.to_string())
+    } else {
+        Err("a job name is 1 to 64 letters, digits, `_`, `-` or `.` (it names the checkpoint \
+             file and the metric label), not starting with `.`"
+            .into())
+    }
+}
+
+fn check_sha256(hash: &str) -> Result<String, String> {
+    if hash.len() == 64 && hash.chars().all(|c| c.is_ascii_hexdigit()) {
+        Ok(hash.to_ascii_lowercase())
+    } else {
+        Err("not a SHA-256: expected 64 hex digits (`sha256sum FILE`)".into())
+    }
+}
+
+/// `250ms`, `30s`, `15m`, `2h`, `7d`, `1w`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let trimmed = text.trim();
+    if let Some(ms) = trimmed.strip_suffix("ms") {
+        return match ms.trim().parse::<u64>() {
+            Ok(n) if n > 0 => Ok(Duration::from_millis(n)),
+            _ => Err("not a duration; write it like 250ms, 30s, 15m, 2h or 7d".into()),
+        };
+    }
+    let span = flightline_core::time::parse_span(trimmed)
+        .map_err(|_| "not a duration; write it like 250ms, 30s, 15m, 2h or 7d".to_string())?;
+    span.to_std().map_err(|_| "not a duration; write it like 250ms, 30s, 15m, 2h or 7d".into())
+}
+
+/// What decides a job's output: a checkpoint is only valid for the same values. The schedule's
+/// `every`, `lag`, retries and display settings are left out: changing them does not change
+/// which rows land in which window.
+fn config_hash(job: &JobConfig) -> String {
+    #[derive(Serialize)]
+    struct Identity<'a> {
+        sql: &'a str,
+        server: &'a str,
+        window_seconds: Option<i64>,
+        begin: Option<String>,
+        time_range: TimeRangeMode,
+        processors: &'a [ProcessorSpec],
+    }
+    let begin = match job.range {
+        RangeSpec::Absolute { begin, .. } => Some(begin.to_rfc3339()),
+        _ => None,
+    };
+    let identity = Identity {
+        sql: &job.sql,
+        server: &job.server,
+        window_seconds: job.schedule.map(|s| s.window.num_seconds()),
+        begin,
+        time_range: job.time_range,
+        processors: &job.processors,
+    };
+    let bytes = serde_json::to_vec(&identity).unwrap_or_default();
+    hex::encode(Sha256::digest(&bytes))
+}

@@ -1,0 +1,120 @@
+//! The file as serde sees it: every section and key, spans kept where a later check needs a
+//! line number. Nothing here is validated beyond types and unknown keys.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use flightline_core::validate::Policy;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// Everything but the `[[job]]` array, which is read job by job so that every bad job is
+/// reported, not only the first.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFile {
+    pub server: Option<Spanned<RawServer>>,
+    #[serde(default)]
+    pub servers: BTreeMap<String, Spanned<RawServer>>,
+    pub metrics: Option<RawMetrics>,
+    pub runner: Option<RawRunner>,
+}
+
+/// `[server]` or `[servers.NAME]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawServer {
+    pub uri: Spanned<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, Spanned<String>>,
+    pub time_range: Option<TimeRangeMode>,
+    pub tls_ca: Option<PathBuf>,
+    pub tls_domain: Option<String>,
+    pub connect_timeout: Option<Spanned<String>>,
+    pub request_timeout: Option<Spanned<String>>,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMetrics {
+    pub listen: Spanned<String>,
+}
+
+/// `[runner]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRunner {
+    pub max_concurrent_queries: Option<Spanned<i64>>,
+    pub state_dir: Option<PathBuf>,
+    pub shutdown_grace: Option<Spanned<String>>,
+}
+
+/// One `[[job]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawJob {
+    pub name: Spanned<String>,
+    pub server: Option<Spanned<String>>,
+    pub sql: Spanned<String>,
+    pub last: Option<Spanned<String>>,
+    pub begin: Option<Spanned<String>>,
+    pub end: Option<Spanned<String>>,
+    pub every: Option<Spanned<String>>,
+    pub window: Option<Spanned<String>>,
+    pub lag: Option<Spanned<String>>,
+    pub max_windows_per_tick: Option<Spanned<i64>>,
+    pub time_range: Option<TimeRangeMode>,
+    pub validation: Option<Policy>,
+    #[serde(default)]
+    pub estimate: bool,
+    pub target_batch_bytes: Option<Spanned<i64>>,
+    pub retries: Option<RawRetries>,
+    #[serde(default)]
+    pub processors: Vec<Spanned<RawProcessor>>,
+}
+
+/// `retries = { max = 3, initial_backoff = "200ms", max_backoff = "10s" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRetries {
+    pub max: Option<Spanned<i64>>,
+    pub initial_backoff: Option<Spanned<String>>,
+    pub max_backoff: Option<Spanned<String>>,
+}
+
+/// `{ name = "count_by", options = {...} }` or `{ plugin = "lib.so", sha256 = "...", options = {...} }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProcessor {
+    pub name: Option<String>,
+    pub plugin: Option<PathBuf>,
+    pub sha256: Option<Spanned<String>>,
+    #[serde(default)]
+    pub options: Option<serde_json::Value>,
+}
+
+/// How a job's time range reaches the server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimeRangeMode {
+    /// The Micromegas headers `query_range_begin` / `query_range_end` (servers that read them).
+    #[default]
+    Headers,
+    /// `{begin}` / `{end}` in the SQL, replaced by timestamp literals (any Flight SQL server).
+    Sql,
+    /// Both: the headers and the placeholders.
+    Both,
+}
+
+impl TimeRangeMode {
+    /// True when the SQL's placeholders are replaced.
+    pub fn uses_sql(self) -> bool {
+        matches!(self, TimeRangeMode::Sql | TimeRangeMode::Both)
+    }
+
+    /// True when the headers are sent.
+    pub fn uses_headers(self) -> bool {
+        matches!(self, TimeRangeMode::Headers | TimeRangeMode::Both)
+    }
+}

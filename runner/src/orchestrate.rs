@@ -1,0 +1,512 @@
+//! Running the jobs of a [`Config`]: concurrently under one limit, with schedules,
+//! checkpoints, retries and a graceful stop.
+//!
+//! Each job is a tokio task. A run (one window of a scheduled job, or the single run of a
+//! one-shot job) waits for a permit of the global semaphore, builds fresh processors and
+//! streams the query through them with the [`QueryExecutor`]. A slow or failing job only
+//! holds its own permit, so the others keep going.
+//!
+//! Stopping: when `shutdown` resolves, no new run starts; runs in flight get
+//! `[runner].shutdown_grace` to finish, then they are cancelled, their processors aborted and
+//! their checkpoints left where they were. A cancelled window is processed again next time.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use flightline_core::exec::{CancellationToken, ExecOutcome, QueryExecutor};
+use flightline_core::process::Report;
+use flightline_core::validate::{Policy, Severity, ValidationContext};
+use flightline_core::{FlightSqlClient, QueryOptions, TimeRange};
+use rand::Rng;
+use tokio::sync::{Mutex, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::RunnerError;
+use crate::checkpoint::{OnMismatch, StateDir};
+use crate::config::{Config, JobConfig, RangeSpec, RetryPolicy, Schedule, ServerConfig};
+use crate::error::ConfigIssue;
+use crate::metrics::{self as m, RunStatus};
+use crate::processors;
+use crate::progress::Display;
+use crate::schedule;
+use crate::sql_time;
+
+/// How to run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Process what is due now and exit, instead of running scheduled jobs forever.
+    pub once: bool,
+    /// Jobs whose checkpoint from another configuration is forgotten (`all` for every job).
+    pub reset_checkpoint: Vec<String>,
+    /// Jobs whose checkpoint from another configuration is kept (`all` for every job).
+    pub continue_checkpoint: Vec<String>,
+}
+
+impl RunOptions {
+    fn on_mismatch(&self, job: &str) -> OnMismatch {
+        let named = |list: &[String]| list.iter().any(|n| n == job || n == "all");
+        if named(&self.reset_checkpoint) {
+            OnMismatch::Reset
+        } else if named(&self.continue_checkpoint) {
+            OnMismatch::Continue
+        } else {
+            OnMismatch::Refuse
+        }
+    }
+}
+
+/// What one job did during this process's life.
+#[derive(Debug, Clone, Default)]
+pub struct JobSummary {
+    /// The job.
+    pub name: String,
+    /// Its server.
+    pub server: String,
+    /// Runs (windows) that finished.
+    pub runs_ok: u64,
+    /// Runs that failed for good (after their retries).
+    pub runs_failed: u64,
+    /// Failed attempts that were retried.
+    pub retries: u64,
+    /// Runs cancelled by a shutdown.
+    pub runs_cancelled: u64,
+    /// Rows received over all finished runs.
+    pub rows: u64,
+    /// Batches delivered over all finished runs.
+    pub batches: u64,
+    /// Bytes received over all finished runs.
+    pub bytes: u64,
+    /// Time spent in finished runs.
+    pub busy: Duration,
+    /// The windows that finished, in order.
+    pub windows: Vec<TimeRange>,
+    /// The last error, if the job failed.
+    pub last_error: Option<String>,
+    /// The reports of the last finished run, by processor.
+    pub reports: Vec<(String, Report)>,
+    /// Where the checkpoint stands at the end.
+    pub checkpoint: Option<DateTime<Utc>>,
+}
+
+impl JobSummary {
+    /// True when the job's last attempt failed for good.
+    pub fn failed(&self) -> bool {
+        self.last_error.is_some()
+    }
+}
+
+/// What the whole run did.
+#[derive(Debug, Clone, Default)]
+pub struct RunSummary {
+    /// One entry per job, in file order.
+    pub jobs: Vec<JobSummary>,
+    /// True when a signal stopped the run.
+    pub interrupted: bool,
+}
+
+impl RunSummary {
+    /// Names of the jobs that failed.
+    pub fn failed_jobs(&self) -> Vec<String> {
+        self.jobs.iter().filter(|j| j.failed()).map(|j| j.name.clone()).collect()
+    }
+}
+
+/// Checks what can be checked before anything runs: every processor builds from its options.
+pub fn check_processors(config: &Config) -> Result<(), RunnerError> {
+    let mut issues = Vec::new();
+    for (index, job) in config.jobs.iter().enumerate() {
+        for (p, spec) in job.processors.iter().enumerate() {
+            if let Err(err) = processors::build(job, spec) {
+                issues.push(ConfigIssue {
+                    file: config.path.clone(),
+                    line: spec.line,
+                    key: format!("job[{index}].processors[{p}]"),
+                    value: None,
+                    message: err.to_string(),
+                });
+            }
+        }
+    }
+    if issues.is_empty() { Ok(()) } else { Err(RunnerError::Config(issues)) }
+}
+
+/// Runs every job of `config` until they are done (one-shot jobs, scheduled jobs with an
+/// `end`, everything with `--once`) or `shutdown` resolves.
+pub async fn run(
+    config: &Config,
+    options: RunOptions,
+    display: Display,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<RunSummary, RunnerError> {
+    check_processors(config)?;
+    let scheduled = config.jobs.iter().any(|j| j.schedule.is_some());
+    let state =
+        if scheduled { Some(Arc::new(StateDir::open(&config.runner.state_dir)?)) } else { None };
+    let mut starts = BTreeMap::new();
+    if let Some(state) = &state {
+        let mut errors = Vec::new();
+        for job in config.jobs.iter().filter(|j| j.schedule.is_some()) {
+            match state.load(job, options.on_mismatch(&job.name)) {
+                Ok(at) => {
+                    starts.insert(job.name.clone(), at);
+                }
+                Err(err) => errors.push(err),
+            }
+        }
+        if let Some(first) = errors.into_iter().next() {
+            return Err(first);
+        }
+    }
+
+    let stop = CancellationToken::new();
+    let cancel = CancellationToken::new();
+    let shared = Arc::new(Shared {
+        clients: Clients::new(config.servers.clone()),
+        permits: Arc::new(Semaphore::new(config.runner.max_concurrent_queries)),
+        stop: stop.clone(),
+        cancel: cancel.clone(),
+        state,
+        display,
+        once: options.once,
+    });
+    let grace = config.runner.shutdown_grace;
+    let watcher = tokio::spawn({
+        let (stop, cancel) = (stop.clone(), cancel.clone());
+        async move {
+            tokio::select! {
+                () = shutdown => {}
+                () = stop.cancelled() => return false,
+            }
+            tracing::info!(grace = ?grace, "stopping: no new runs; in-flight runs get the grace period");
+            stop.cancel();
+            tokio::time::sleep(grace).await;
+            cancel.cancel();
+            true
+        }
+    });
+
+    let mut tasks = JoinSet::new();
+    for (index, job) in config.jobs.iter().enumerate() {
+        let job = Arc::new(job.clone());
+        let shared = Arc::clone(&shared);
+        let start = starts.get(&job.name).copied().flatten();
+        tasks.spawn(async move { (index, run_job(shared, job, start).await) });
+    }
+    let mut jobs: Vec<Option<JobSummary>> = vec![None; config.jobs.len()];
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok((index, summary)) => jobs[index] = Some(summary),
+            Err(err) => tracing::error!(error = %err, "a job task ended abnormally"),
+        }
+    }
+    let interrupted = stop.is_cancelled();
+    // Everything finished: release the watcher (it may still be counting the grace period).
+    stop.cancel();
+    watcher.abort();
+    Ok(RunSummary { jobs: jobs.into_iter().flatten().collect(), interrupted })
+}
+
+/// What every job task shares.
+struct Shared {
+    clients: Clients,
+    permits: Arc<Semaphore>,
+    /// Set on shutdown: start nothing new.
+    stop: CancellationToken,
+    /// Set when the grace period is over: abandon runs in flight.
+    cancel: CancellationToken,
+    state: Option<Arc<StateDir>>,
+    display: Display,
+    once: bool,
+}
+
+/// One client per server, connected on first use and kept (tonic reconnects by itself).
+struct Clients {
+    servers: BTreeMap<String, ServerConfig>,
+    connected: Mutex<BTreeMap<String, FlightSqlClient>>,
+}
+
+impl Clients {
+    fn new(servers: BTreeMap<String, ServerConfig>) -> Self {
+        Self { servers, connected: Mutex::new(BTreeMap::new()) }
+    }
+
+    async fn get(&self, name: &str) -> Result<FlightSqlClient, RunnerError> {
+        let mut connected = self.connected.lock().await;
+        if let Some(client) = connected.get(name) {
+            return Ok(client.clone());
+        }
+        let Some(server) = self.servers.get(name) else {
+            return Err(flightline_core::Error::Config(format!("no server named {name:?}")).into());
+        };
+        let client = connect(server).await?;
+        connected.insert(name.to_string(), client.clone());
+        Ok(client)
+    }
+}
+
+/// Connects to one configured server.
+pub async fn connect(server: &ServerConfig) -> Result<FlightSqlClient, RunnerError> {
+    let mut builder = FlightSqlClient::builder(&server.uri);
+    for (name, value) in &server.headers {
+        builder = builder.header(name, value);
+    }
+    if let Some(ca) = &server.tls_ca {
+        builder = builder.tls_ca_file(ca);
+    }
+    if let Some(domain) = &server.tls_domain {
+        builder = builder.tls_domain(domain);
+    }
+    if let Some(timeout) = server.connect_timeout {
+        builder = builder.connect_timeout(timeout);
+    }
+    if let Some(timeout) = server.request_timeout {
+        builder = builder.request_timeout(timeout);
+    }
+    Ok(builder.connect().await?)
+}
+
+/// How one window (or one-shot run) ended after its retries.
+enum Attempt {
+    Done(Box<ExecOutcome>),
+    Cancelled,
+    Failed(RunnerError),
+}
+
+async fn run_job(
+    shared: Arc<Shared>,
+    job: Arc<JobConfig>,
+    start: Option<DateTime<Utc>>,
+) -> JobSummary {
+    let mut summary =
+        JobSummary { name: job.name.clone(), server: job.server.clone(), ..Default::default() };
+    if let Err(err) = validate(&job).await {
+        tracing::error!(job = %job.name, error = %err, "job refused by validation");
+        summary.last_error = Some(err.to_string());
+        m::record_run(&job.name, &job.server, RunStatus::Failed);
+        summary.runs_failed += 1;
+        return summary;
+    }
+    match job.schedule {
+        None => {
+            let window = match job.range {
+                RangeSpec::None => None,
+                RangeSpec::Last(span) => TimeRange::last(span).ok(),
+                RangeSpec::Absolute { begin, end } => {
+                    end.and_then(|end| TimeRange::new(begin, end).ok())
+                }
+            };
+            run_window(&shared, &job, window, &mut summary).await;
+        }
+        Some(schedule) => run_scheduled(&shared, &job, schedule, start, &mut summary).await,
+    }
+    summary
+}
+
+/// Local validation of the SQL (the built-in rules, no server call) under the job's policy.
+async fn validate(job: &JobConfig) -> Result<(), RunnerError> {
+    if job.validation == Policy::Off {
+        return Ok(());
+    }
+    let pipeline = flightline_plugins::builtin_pipeline(job.validation);
+    let sample = TimeRange::last(chrono::Duration::hours(1)).ok();
+    let sql = match (&sample, job.time_range.uses_sql()) {
+        (Some(range), true) => sql_time::render(&job.sql, range),
+        _ => job.sql.clone(),
+    };
+    let mut ctx = ValidationContext::new(sql);
+    ctx.set_time_range(if job.range == RangeSpec::None && job.schedule.is_none() {
+        None
+    } else {
+        sample
+    });
+    let report = pipeline.run(&ctx).await;
+    for finding in report.findings.iter().filter(|f| f.severity >= Severity::Warn) {
+        tracing::warn!(job = %job.name, code = %finding.code, "{}", finding.message);
+    }
+    report.into_result().map(|_| ()).map_err(RunnerError::from)
+}
+
+async fn run_scheduled(
+    shared: &Shared,
+    job: &JobConfig,
+    schedule: Schedule,
+    start: Option<DateTime<Utc>>,
+    summary: &mut JobSummary,
+) {
+    let stop_at = schedule::stop(job);
+    let mut checkpoint =
+        start.unwrap_or_else(|| schedule::first_window_start(job, &schedule, Utc::now()));
+    summary.checkpoint = Some(checkpoint);
+    loop {
+        let cap = if shared.once { u32::MAX } else { schedule.max_windows_per_tick };
+        let due = schedule::due_windows(checkpoint, Utc::now(), &schedule, stop_at, cap);
+        let mut failed = false;
+        for window in &due {
+            if shared.stop.is_cancelled() {
+                break;
+            }
+            if !run_window(shared, job, Some(*window), summary).await {
+                failed = true;
+                break;
+            }
+            if let Some(state) = &shared.state
+                && let Err(err) = state.commit(job, window.end)
+            {
+                tracing::error!(job = %job.name, error = %err, "cannot write the checkpoint; stopping the job");
+                summary.last_error = Some(err.to_string());
+                return;
+            }
+            checkpoint = window.end;
+            summary.checkpoint = Some(checkpoint);
+            summary.last_error = None;
+            lag_gauge(job, checkpoint);
+        }
+        lag_gauge(job, checkpoint);
+        if shared.stop.is_cancelled() || schedule::finished(checkpoint, stop_at) {
+            return;
+        }
+        if shared.once && (due.is_empty() || failed) {
+            return;
+        }
+        if shared.once {
+            continue;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(schedule.every) => {}
+            () = shared.stop.cancelled() => return,
+        }
+    }
+}
+
+fn lag_gauge(job: &JobConfig, checkpoint: DateTime<Utc>) {
+    let lag = (Utc::now() - checkpoint).num_milliseconds().max(0) as f64 / 1000.0;
+    m::checkpoint_lag(&job.name, &job.server, lag);
+}
+
+/// One run with its retries; true when it finished (and the caller may commit).
+async fn run_window(
+    shared: &Shared,
+    job: &JobConfig,
+    window: Option<TimeRange>,
+    summary: &mut JobSummary,
+) -> bool {
+    match attempt(shared, job, window, summary).await {
+        Attempt::Done(outcome) => {
+            let stats = &outcome.stats;
+            summary.runs_ok += 1;
+            summary.rows += stats.rows;
+            summary.batches += stats.batches;
+            summary.bytes += stats.bytes;
+            summary.busy += stats.total;
+            summary.windows.extend(window);
+            summary.reports = outcome.reports;
+            true
+        }
+        Attempt::Cancelled => {
+            summary.runs_cancelled += 1;
+            false
+        }
+        Attempt::Failed(err) => {
+            tracing::error!(job = %job.name, window = ?window.map(|w| w.to_string()), error = %err, "run failed");
+            summary.runs_failed += 1;
+            summary.last_error = Some(err.to_string());
+            false
+        }
+    }
+}
+
+async fn attempt(
+    shared: &Shared,
+    job: &JobConfig,
+    window: Option<TimeRange>,
+    summary: &mut JobSummary,
+) -> Attempt {
+    let mut tries = 0;
+    loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&shared.permits).acquire_owned() => permit,
+            () = shared.stop.cancelled() => return Attempt::Cancelled,
+        };
+        let Ok(_permit) = permit else { return Attempt::Cancelled };
+        let started = Instant::now();
+        let outcome = {
+            let _in_flight = m::in_flight(&job.name, &job.server);
+            run_once(shared, job, window).await
+        };
+        let status = match &outcome {
+            Ok(o) if o.stats.cancelled => RunStatus::Cancelled,
+            Ok(_) => RunStatus::Ok,
+            Err(err)
+                if retryable(err) && tries < job.retries.max && !shared.stop.is_cancelled() =>
+            {
+                RunStatus::Retried
+            }
+            Err(_) => RunStatus::Failed,
+        };
+        m::record_run(&job.name, &job.server, status);
+        match (status, outcome) {
+            (RunStatus::Ok, Ok(o)) => return Attempt::Done(Box::new(o)),
+            (RunStatus::Cancelled, _) => return Attempt::Cancelled,
+            (RunStatus::Retried, Err(err)) => {
+                summary.retries += 1;
+                let wait = backoff(&job.retries, tries);
+                tracing::warn!(job = %job.name, attempt = tries + 1, error = %err, retry_in = ?wait, after = ?started.elapsed(), "run failed; retrying");
+                tries += 1;
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = shared.stop.cancelled() => return Attempt::Cancelled,
+                }
+            }
+            (_, Err(err)) => return Attempt::Failed(err),
+            (_, Ok(_)) => return Attempt::Cancelled,
+        }
+    }
+}
+
+fn retryable(err: &RunnerError) -> bool {
+    matches!(err, RunnerError::Core(e) if e.is_retryable())
+}
+
+/// Exponential backoff with "equal jitter": half the step fixed, half random, so retries of
+/// many jobs after one outage spread out instead of arriving together.
+pub fn backoff(policy: &RetryPolicy, tries: u32) -> Duration {
+    let step =
+        policy.initial_backoff.saturating_mul(1u32.checked_shl(tries.min(20)).unwrap_or(u32::MAX));
+    let step = step.min(policy.max_backoff);
+    let half = step / 2;
+    half + half.mul_f64(rand::rng().random::<f64>())
+}
+
+async fn run_once(
+    shared: &Shared,
+    job: &JobConfig,
+    window: Option<TimeRange>,
+) -> Result<ExecOutcome, RunnerError> {
+    let client = shared.clients.get(&job.server).await?;
+    let mut processors = processors::build_all(job)?;
+    let sql = match (&window, job.time_range.uses_sql()) {
+        (Some(range), true) => sql_time::render(&job.sql, range),
+        _ => job.sql.clone(),
+    };
+    let executor = QueryExecutor::new(client)
+        .job(job.name.as_str())
+        .target_batch_bytes(job.target_batch_bytes)
+        .estimate(job.estimate)
+        .query_options(QueryOptions::default())
+        .metric_labels(vec![(
+            flightline_core::metrics::LABEL_SERVER.to_string(),
+            job.server.clone(),
+        )]);
+    let progress = shared.display.run(&job.name, window.as_ref());
+    let header_range = if job.time_range.uses_headers() { window } else { None };
+    if header_range.is_none() && window.is_some() {
+        processors =
+            processors.into_iter().map(|p| processors::WithWindow::wrap(p, window)).collect();
+    }
+    let outcome = executor
+        .run(&sql, header_range, processors, &progress, shared.cancel.child_token())
+        .await?;
+    Ok(outcome)
+}

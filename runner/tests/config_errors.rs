@@ -1,0 +1,274 @@
+//! Every kind of bad job file gives a message naming the file, line, key and value.
+
+use std::path::Path;
+
+use flightline_runner::config::{Config, ProcessorKind, RangeSpec, TimeRangeMode};
+use flightline_runner::{ConfigIssue, RunnerError};
+
+const SERVER: &str = "[server]\nuri = \"grpc://127.0.0.1:50051\"\n";
+
+fn env(name: &str) -> Option<String> {
+    (name == "FLIGHTLINE_TEST_TOKEN").then(|| "t0ken-value".to_string())
+}
+
+fn issues(text: &str) -> Vec<ConfigIssue> {
+    match Config::parse(Path::new("jobs.toml"), text, &env) {
+        Err(RunnerError::Config(issues)) => issues,
+        Err(other) => panic!("expected config issues, got {other}"),
+        Ok(config) => panic!("expected config issues, got {config:?}"),
+    }
+}
+
+/// The single issue of `text`, which must be on `line` under `key` and mention `words`.
+fn one_issue(text: &str, line: usize, key: &str, words: &[&str]) -> ConfigIssue {
+    let found = issues(text);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let issue = found.into_iter().next().unwrap();
+    let shown = issue.to_string();
+    assert!(shown.starts_with("jobs.toml:"), "{shown}");
+    assert_eq!(issue.line, line, "{shown}");
+    assert_eq!(issue.key, key, "{shown}");
+    for word in words {
+        assert!(shown.contains(word), "{word:?} missing from {shown}");
+    }
+    issue
+}
+
+fn job(body: &str) -> String {
+    format!("{SERVER}\n[[job]]\nname = \"j\"\nsql = \"SELECT 1\"\n{body}")
+}
+
+#[test]
+fn a_good_file_loads() {
+    let text = format!(
+        "{SERVER}headers = {{ authorization = \"Bearer ${{FLIGHTLINE_TEST_TOKEN}}\" }}\n\
+         [metrics]\nlisten = \"127.0.0.1:9464\"\n[runner]\nmax_concurrent_queries = 2\n\
+         [[job]]\nname = \"errors\"\nsql = \"SELECT 1\"\nlast = \"7d\"\n\
+         processors = [{{ name = \"count_by\", options = {{ by = \"level\" }} }}]\n\
+         [[job]]\nname = \"windows\"\nsql = \"SELECT * FROM t WHERE time >= {{begin}} AND time < {{end}}\"\n\
+         time_range = \"sql\"\nevery = \"1m\"\nlag = \"30s\"\nretries = {{ max = 5, initial_backoff = \"100ms\" }}\n\
+         processors = [{{ plugin = \"lib.so\", sha256 = \"{}\" }}]\n",
+        "ab".repeat(32)
+    );
+    let config = Config::parse(Path::new("jobs.toml"), &text, &env).unwrap();
+    assert_eq!(config.jobs.len(), 2);
+    assert_eq!(config.servers["default"].headers[0].1, "Bearer t0ken-value");
+    assert!(!format!("{config:?}").contains("t0ken-value"), "Debug leaks the header");
+    assert_eq!(config.runner.max_concurrent_queries, 2);
+    assert!(matches!(config.jobs[0].range, RangeSpec::Last(_)));
+    assert_eq!(config.jobs[1].time_range, TimeRangeMode::Sql);
+    assert_eq!(config.jobs[1].retries.max, 5);
+    let schedule = config.jobs[1].schedule.unwrap();
+    assert_eq!(schedule.window, chrono::Duration::minutes(1));
+    assert!(matches!(config.jobs[1].processors[0].kind, ProcessorKind::Plugin { .. }));
+    assert_ne!(config.jobs[0].config_hash, config.jobs[1].config_hash);
+}
+
+#[test]
+fn toml_syntax_error() {
+    one_issue(&job("every = \"1m\n"), 7, "job[0].every", &["jobs.toml:7", "string"]);
+}
+
+#[test]
+fn unknown_top_level_section() {
+    one_issue(
+        &format!("{SERVER}[metric]\nlisten = \"x\"\n[[job]]\nname=\"j\"\nsql=\"SELECT 1\"\n"),
+        3,
+        "metric",
+        &["unknown field `metric`"],
+    );
+}
+
+#[test]
+fn unknown_job_key() {
+    one_issue(&job("evry = \"1m\"\n"), 7, "job[0].evry", &["unknown field `evry`", "every"]);
+}
+
+#[test]
+fn wrong_type() {
+    one_issue(&job("estimate = \"yes\"\n"), 7, "job[0].estimate", &["invalid type", "\"yes\""]);
+}
+
+#[test]
+fn missing_sql() {
+    let text = format!("{SERVER}[[job]]\nname = \"j\"\n");
+    let found = issues(&text);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(found[0].to_string().contains("missing field `sql`"), "{}", found[0]);
+    assert_eq!(found[0].line, 3, "the [[job]] header");
+}
+
+#[test]
+fn bad_duration() {
+    one_issue(&job("every = \"1x\"\n"), 7, "job[0].every", &["= \"1x\"", "not a duration", "30s"]);
+}
+
+#[test]
+fn bad_instant_and_reversed_range() {
+    one_issue(
+        &job("begin = \"yesterday\"\nend = \"2024-01-01T00:00:00Z\"\n"),
+        7,
+        "job[0].begin",
+        &["yesterday", "RFC 3339"],
+    );
+    one_issue(
+        &job("begin = \"2024-01-02T00:00:00Z\"\nend = \"2024-01-01T00:00:00Z\"\n"),
+        8,
+        "job[0].end",
+        &["after `begin`"],
+    );
+}
+
+#[test]
+fn last_and_begin_together() {
+    one_issue(
+        &job("last = \"1d\"\nbegin = \"2024-01-01T00:00:00Z\"\n"),
+        7,
+        "job[0].last",
+        &["not both"],
+    );
+}
+
+#[test]
+fn unknown_server() {
+    one_issue(&job("server = \"prod\"\n"), 7, "job[0].server", &["no such server", "default"]);
+}
+
+#[test]
+fn several_servers_and_no_choice() {
+    let text = "[servers.a]\nuri = \"grpc://a:1\"\n[servers.b]\nuri = \"grpc://b:1\"\n\
+                [[job]]\nname = \"j\"\nsql = \"SELECT 1\"\n";
+    one_issue(text, 6, "job[0].name", &["several servers", "server = "]);
+}
+
+#[test]
+fn bad_uri() {
+    let text = "[server]\nuri = \"localhost:50051\"\n[[job]]\nname = \"j\"\nsql = \"SELECT 1\"\n";
+    one_issue(text, 2, "server.uri", &["localhost:50051", "grpc://HOST:PORT"]);
+}
+
+#[test]
+fn undefined_environment_variable_without_leaking_values() {
+    let text = format!(
+        "{SERVER}headers = {{ authorization = \"Bearer ${{NOT_SET_ANYWHERE}}\" }}\n\
+         [[job]]\nname = \"j\"\nsql = \"SELECT 1\"\n"
+    );
+    let issue =
+        one_issue(&text, 3, "server.headers.authorization", &["NOT_SET_ANYWHERE is not set"]);
+    assert_eq!(issue.value, None);
+}
+
+#[test]
+fn bad_time_range_mode() {
+    one_issue(
+        &job("time_range = \"query\"\n"),
+        7,
+        "job[0].time_range",
+        &["unknown variant `query`", "sql"],
+    );
+}
+
+#[test]
+fn sql_mode_without_placeholders() {
+    one_issue(
+        &job("time_range = \"sql\"\nlast = \"1h\"\n"),
+        6,
+        "job[0].sql",
+        &["{begin} and {end}"],
+    );
+}
+
+#[test]
+fn placeholders_without_sql_mode() {
+    let text = format!(
+        "{SERVER}[[job]]\nname = \"j\"\nsql = \"SELECT * FROM t WHERE time >= {{begin}}\"\n"
+    );
+    one_issue(&text, 5, "job[0].sql", &["only replaced with time_range"]);
+}
+
+#[test]
+fn window_without_every() {
+    one_issue(&job("window = \"1m\"\n"), 7, "job[0].window", &["add `every"]);
+}
+
+#[test]
+fn processor_with_both_name_and_plugin() {
+    one_issue(
+        &job("processors = [{ name = \"print\", plugin = \"x.so\" }]\n"),
+        7,
+        "job[0].processors[0]",
+        &["exactly one of `name`"],
+    );
+}
+
+#[test]
+fn processor_unknown_key_and_bad_hash() {
+    one_issue(
+        &job("processors = [{ name = \"print\", option = {} }]\n"),
+        7,
+        "job[0].processors[0].option",
+        &["unknown field `option`"],
+    );
+    one_issue(
+        &job("processors = [{ plugin = \"x.so\", sha256 = \"abc\" }]\n"),
+        7,
+        "job[0].processors[0].sha256",
+        &["64 hex digits"],
+    );
+}
+
+#[test]
+fn bad_job_name_and_duplicates() {
+    one_issue(
+        &format!("{SERVER}[[job]]\nname = \"../etc\"\nsql = \"SELECT 1\"\n"),
+        4,
+        "job[0].name",
+        &["../etc", "letters, digits"],
+    );
+    let text = format!(
+        "{SERVER}[[job]]\nname = \"a\"\nsql = \"SELECT 1\"\n[[job]]\nname = \"a\"\nsql = \"SELECT 2\"\n"
+    );
+    one_issue(&text, 7, "job[1].name", &["unique"]);
+}
+
+#[test]
+fn bad_limits_and_listen_address() {
+    one_issue(
+        &format!(
+            "{SERVER}[runner]\nmax_concurrent_queries = 0\n[[job]]\nname = \"j\"\nsql = \"SELECT 1\"\n"
+        ),
+        4,
+        "runner.max_concurrent_queries",
+        &["at least 1"],
+    );
+    one_issue(
+        &format!(
+            "{SERVER}[metrics]\nlisten = \"everywhere\"\n[[job]]\nname = \"j\"\nsql = \"SELECT 1\"\n"
+        ),
+        4,
+        "metrics.listen",
+        &["everywhere", "127.0.0.1:9464"],
+    );
+}
+
+#[test]
+fn no_jobs() {
+    let found = issues(SERVER);
+    assert_eq!(found.len(), 1);
+    assert!(found[0].to_string().contains("no [[job]]"), "{}", found[0]);
+}
+
+#[test]
+fn every_bad_job_is_reported_not_only_the_first() {
+    let text = format!(
+        "{SERVER}[[job]]\nname = \"a\"\nsql = \"SELECT 1\"\nevery = \"soon\"\n\
+         [[job]]\nname = \"b\"\nsql = \"SELECT 1\"\nbogus = 1\n\
+         [[job]]\nname = \"c\"\nsql = \"SELECT 1\"\n\
+         [[job]]\nname = \"d\"\nsql = \"SELECT 1\"\nlast = \"7 days\"\n"
+    );
+    let found = issues(&text);
+    let lines: Vec<usize> = found.iter().map(|i| i.line).collect();
+    assert_eq!(lines, vec![6, 10, 17], "{found:#?}");
+    let all = RunnerError::Config(found).to_string();
+    assert!(all.starts_with("3 problems in the job file:"), "{all}");
+}
