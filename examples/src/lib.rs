@@ -2,8 +2,10 @@
 //!
 //! Runnable programs that follow the Micromegas advanced guide with the Flightline SDK, in
 //! `examples/examples/`: `auth_headers` (bearer token, API key, tenant header, token
-//! provider), `analyze_query_schema` (result schema and row size without running the query)
-//! and `validate_query` (the built-in validators plus one of our own).
+//! provider), `analyze_query_schema` (result schema and row size without running the query),
+//! `validate_query` (the built-in validators plus one of our own) and `large_query` (a large
+//! result streamed through the executor and the `count_by` processor, with progress and
+//! statistics).
 //!
 //! This library holds what they share: [`ServerArgs`], the `--uri` / `--token` flags (also
 //! read from `FLIGHTLINE_URI` / `FLIGHTLINE_TOKEN`, as every `flightline` command does) and

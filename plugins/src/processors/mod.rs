@@ -89,7 +89,7 @@ pub fn build_processor(
     })
 }
 
-/// Deserialises `options` for `processor`, naming it in the error.
+/// Deserialises `options` for `processor`, naming it and the bad option in the error.
 fn parse<T: DeserializeOwned>(
     processor: &str,
     options: serde_json::Value,
@@ -98,8 +98,33 @@ fn parse<T: DeserializeOwned>(
         serde_json::Value::Null => serde_json::Value::Object(Default::default()),
         other => other,
     };
-    serde_json::from_value(options)
-        .map_err(|err| options_error(processor, format!("invalid options: {err}")))
+    serde_json::from_value::<T>(options.clone()).map_err(|err| {
+        let message = match culprit::<T>(&options, &err) {
+            Some(key) if !err.to_string().contains(&format!("`{key}`")) => {
+                format!("invalid option `{key}`: {err}")
+            }
+            _ => format!("invalid options: {err}"),
+        };
+        options_error(processor, message)
+    })
+}
+
+/// The option a type error is about: serde_json names unknown and missing fields but not the
+/// field of a wrong type, so each key is left out in turn until the error changes.
+fn culprit<T: DeserializeOwned>(
+    options: &serde_json::Value,
+    err: &serde_json::Error,
+) -> Option<String> {
+    let object = options.as_object()?;
+    let original = err.to_string();
+    object.keys().find_map(|key| {
+        let mut without = object.clone();
+        without.remove(key);
+        match serde_json::from_value::<T>(serde_json::Value::Object(without)) {
+            Err(other) if other.to_string() == original => None,
+            _ => Some(key.clone()),
+        }
+    })
 }
 
 /// An options error of `processor`.

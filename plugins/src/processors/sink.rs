@@ -151,12 +151,7 @@ impl PendingFile {
             if let Err(err) = std::fs::remove_file(&self.temp)
                 && err.kind() != std::io::ErrorKind::NotFound
             {
-                {
-                    tracing::warn!(
-                        "cannot remove the temporary file {}: {err}",
-                        self.temp.display()
-                    );
-                }
+                tracing::warn!("cannot remove the temporary file {}: {err}", self.temp.display());
             }
             self.committed = true;
         }

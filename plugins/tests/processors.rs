@@ -1,0 +1,469 @@
+//! The built-in processors through the executor, against the real embedded server.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use arrow::util::display::array_value_to_string;
+use chrono::{DateTime, Utc};
+use flightline_core::exec::{CancellationToken, ExecOutcome, NoProgress, QueryExecutor};
+use flightline_core::process::{
+    BatchProcessor, ProcessContext, ProcessError, ProcessStage, Report, async_trait,
+};
+use flightline_core::{Error, FlightSqlClient, TimeRange};
+use flightline_plugins::build_processor;
+use flightline_server::{RunningServer, ServerBuilder};
+use serde_json::{Value, json};
+
+const ROWS: u64 = 20_000;
+
+fn demo_end() -> DateTime<Utc> {
+    "2024-01-08T00:00:00Z".parse().unwrap()
+}
+
+fn window() -> TimeRange {
+    TimeRange::new(demo_end() - chrono::Duration::days(3), demo_end()).unwrap()
+}
+
+async fn start() -> (RunningServer, FlightSqlClient) {
+    let server = ServerBuilder::new()
+        .demo_rows(ROWS)
+        .seed(11)
+        .demo_end(demo_end())
+        .demo_window(chrono::Duration::days(7))
+        .spawn("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let client = FlightSqlClient::builder(server.uri()).connect().await.unwrap();
+    (server, client)
+}
+
+async fn run(
+    client: &FlightSqlClient,
+    sql: &str,
+    range: Option<TimeRange>,
+    processors: Vec<Box<dyn BatchProcessor>>,
+    batch_bytes: Option<usize>,
+    cancel: CancellationToken,
+) -> flightline_core::Result<ExecOutcome> {
+    let executor =
+        QueryExecutor::new(client.clone()).job("test/job").target_batch_bytes(batch_bytes);
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        executor.run(sql, range, processors, &NoProgress, cancel),
+    )
+    .await
+    .expect("the run did not end in time")
+}
+
+fn processor(name: &str, options: Value) -> Box<dyn BatchProcessor> {
+    build_processor(name, options).unwrap()
+}
+
+/// The server's answer as rows of display strings (numbers as the server formats them).
+async fn server_rows(
+    client: &FlightSqlClient,
+    sql: &str,
+    range: Option<TimeRange>,
+) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    for batch in client.query(sql, range).await.unwrap() {
+        for row in 0..batch.num_rows() {
+            rows.push(
+                batch.columns().iter().map(|c| array_value_to_string(c, row).unwrap()).collect(),
+            );
+        }
+    }
+    rows
+}
+
+fn report_of<'a>(outcome: &'a ExecOutcome, name: &str) -> &'a Report {
+    &outcome.reports.iter().find(|(n, _)| n == name).unwrap().1
+}
+
+fn number(value: &Value) -> f64 {
+    value.as_f64().unwrap_or_else(|| panic!("{value} is not a number"))
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+#[tokio::test]
+async fn count_by_equals_the_same_count_computed_by_the_server() {
+    let (_server, client) = start().await;
+    let outcome = run(
+        &client,
+        "SELECT time, level, target FROM log_entries",
+        Some(window()),
+        vec![processor(
+            "count_by",
+            json!({ "column": "level", "threshold": 2, "group_by": ["level", "target"] }),
+        )],
+        Some(4096),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let report = report_of(&outcome, "count_by");
+    let table = &report.tables[0];
+    assert_eq!(table.columns, ["level", "target", "rows"]);
+    let ours: BTreeMap<(i64, String), u64> = table
+        .rows
+        .iter()
+        .map(|r| {
+            ((r[0].as_i64().unwrap(), r[1].as_str().unwrap().to_string()), r[2].as_u64().unwrap())
+        })
+        .collect();
+    let theirs: BTreeMap<(i64, String), u64> = server_rows(
+        &client,
+        "SELECT level, target, COUNT(*) FROM log_entries WHERE level <= 2 GROUP BY level, target",
+        Some(window()),
+    )
+    .await
+    .into_iter()
+    .map(|r| ((r[0].parse().unwrap(), r[1].clone()), r[2].parse().unwrap()))
+    .collect();
+    assert!(theirs.len() >= 3, "{theirs:?}");
+    assert_eq!(ours, theirs);
+    assert_eq!(report.counts["rows_matched"], theirs.values().sum::<u64>());
+    assert_eq!(report.counts["rows_seen"], outcome.stats.rows);
+}
+
+#[tokio::test]
+async fn aggregates_equal_the_same_aggregates_computed_by_the_server() {
+    let (_server, client) = start().await;
+    // A float column grouped by a string, and an integer column grouped by a dictionary.
+    let cases = [
+        ("SELECT name, value FROM measures", "name", "value", "measures"),
+        ("SELECT target, level FROM log_entries", "target", "level", "log_entries"),
+    ];
+    for (sql, key, column, table) in cases {
+        let outcome = run(
+            &client,
+            sql,
+            Some(window()),
+            vec![processor("aggregate", json!({ "group_by": [key], "columns": [column] }))],
+            Some(10_000),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+        let ours = &report_of(&outcome, "aggregate").tables[0];
+        assert_eq!(
+            ours.columns,
+            [
+                key,
+                "rows",
+                &format!("count({column})"),
+                &format!("sum({column})"),
+                &format!("min({column})"),
+                &format!("max({column})"),
+                &format!("mean({column})")
+            ]
+        );
+        let expected = server_rows(
+            &client,
+            &format!(
+                "SELECT {key}, COUNT(*), COUNT({column}), SUM({column}), MIN({column}), MAX({column}), \
+                 AVG({column}) FROM {table} GROUP BY {key} ORDER BY {key}"
+            ),
+            Some(window()),
+        )
+        .await;
+        assert!(expected.len() >= 2, "{expected:?}");
+        assert_eq!(ours.rows.len(), expected.len());
+        for (mine, theirs) in ours.rows.iter().zip(&expected) {
+            assert_eq!(mine[0].as_str().unwrap(), theirs[0]);
+            for i in 1..7 {
+                let want: f64 = theirs[i].parse().unwrap();
+                assert!(
+                    close(number(&mine[i]), want),
+                    "{key} {}: column {i}: {} vs {want}",
+                    theirs[0],
+                    mine[i]
+                );
+            }
+        }
+    }
+}
+
+/// A processor that fails or cancels the run at a given batch.
+struct Trip {
+    at: u64,
+    cancel: Option<CancellationToken>,
+}
+
+#[async_trait]
+impl BatchProcessor for Trip {
+    fn name(&self) -> &str {
+        "trip"
+    }
+    async fn open(
+        &mut self,
+        _schema: &SchemaRef,
+        _ctx: &ProcessContext,
+    ) -> Result<(), ProcessError> {
+        Ok(())
+    }
+    async fn process(
+        &mut self,
+        _batch: &RecordBatch,
+        ctx: &ProcessContext,
+    ) -> Result<(), ProcessError> {
+        if ctx.batch_index == self.at {
+            match &self.cancel {
+                Some(token) => token.cancel(),
+                None => return Err(ProcessError::new("tripped")),
+            }
+        }
+        // Slow enough that the sinks have written several batches by then.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        Ok(())
+    }
+    async fn finish(&mut self, _ctx: &ProcessContext) -> Result<Report, ProcessError> {
+        Ok(Report::default())
+    }
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn sinks_write_the_whole_result_to_the_window_s_file_atomically() {
+    let (_server, client) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let template = |ext: &str| {
+        dir.path().join(format!("{{job}}_{{begin}}_{{end}}.{ext}")).to_string_lossy().into_owned()
+    };
+    let sql = "SELECT time, level, target, msg FROM log_entries";
+    let outcome = run(
+        &client,
+        sql,
+        Some(window()),
+        vec![
+            processor("parquet_sink", json!({ "path": template("parquet") })),
+            processor("csv_sink", json!({ "path": template("csv") })),
+            processor("ndjson_sink", json!({ "path": template("ndjson") })),
+        ],
+        Some(64 * 1024),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let rows = outcome.stats.rows;
+    assert!(rows > 1000 && outcome.stats.batches > 3, "{}", outcome.stats);
+    let stem = "test_job_20240105T000000Z_20240108T000000Z";
+    assert_eq!(
+        entries(dir.path()),
+        [format!("{stem}.csv"), format!("{stem}.ndjson"), format!("{stem}.parquet")]
+    );
+
+    let parquet = std::fs::File::open(dir.path().join(format!("{stem}.parquet"))).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(parquet)
+        .unwrap()
+        .build()
+        .unwrap();
+    let read: usize = reader.map(|b| b.unwrap().num_rows()).sum();
+    assert_eq!(read as u64, rows);
+    // Messages hold no newline, so lines are rows (plus the CSV header).
+    let lines = |ext: &str| {
+        std::fs::read_to_string(dir.path().join(format!("{stem}.{ext}"))).unwrap().lines().count()
+            as u64
+    };
+    assert_eq!(lines("csv"), rows + 1);
+    assert_eq!(lines("ndjson"), rows);
+    assert_eq!(report_of(&outcome, "parquet_sink").counts["rows_written"], rows);
+    assert_eq!(report_of(&outcome, "csv_sink").files, [dir.path().join(format!("{stem}.csv"))]);
+
+    // Rerunning the window: refused without `overwrite`, leaving the file as it was...
+    let before = std::fs::read(dir.path().join(format!("{stem}.csv"))).unwrap();
+    let err = run(
+        &client,
+        sql,
+        Some(window()),
+        vec![processor("csv_sink", json!({ "path": template("csv") }))],
+        None,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(&err, Error::Processor { stage: ProcessStage::Open, .. }), "{err:?}");
+    assert!(err.to_string().contains("overwrite"), "{err}");
+    assert_eq!(std::fs::read(dir.path().join(format!("{stem}.csv"))).unwrap(), before);
+    // ...and rewritten in place with it, never adding a second file.
+    run(
+        &client,
+        "SELECT level FROM log_entries",
+        Some(window()),
+        vec![processor("csv_sink", json!({ "path": template("csv"), "overwrite": true }))],
+        None,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(entries(dir.path()).len(), 3);
+    assert_eq!(lines("csv"), rows + 1);
+    assert!(
+        std::fs::read_to_string(dir.path().join(format!("{stem}.csv")))
+            .unwrap()
+            .starts_with("level\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_interrupted_mid_run_leaves_no_file() {
+    let (_server, client) = start().await;
+    for cancelled in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |ext: &str| dir.path().join(format!("out.{ext}")).to_string_lossy().into_owned();
+        let cancel = CancellationToken::new();
+        let trip = Trip { at: 5, cancel: cancelled.then(|| cancel.clone()) };
+        let result = run(
+            &client,
+            "SELECT time, level, msg FROM log_entries",
+            None,
+            vec![
+                processor("parquet_sink", json!({ "path": path("parquet") })),
+                processor("csv_sink", json!({ "path": path("csv") })),
+                processor("ndjson_sink", json!({ "path": path("ndjson") })),
+                Box::new(trip),
+            ],
+            Some(8 * 1024),
+            cancel,
+        )
+        .await;
+        match result {
+            Ok(outcome) => {
+                assert!(cancelled && outcome.stats.cancelled && outcome.stats.batches >= 5)
+            }
+            Err(Error::Processor { processor, batch, .. }) => {
+                assert!(!cancelled);
+                assert_eq!((processor.as_str(), batch), ("trip", Some(5)));
+            }
+            Err(other) => panic!("{other:?}"),
+        }
+        assert_eq!(entries(dir.path()), Vec::<String>::new(), "cancelled: {cancelled}");
+    }
+}
+
+#[tokio::test]
+async fn gauges_appear_in_a_prometheus_render_with_the_right_labels_and_values() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    // The test runtime is current-thread: the processor's task runs here, under this recorder.
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let (_server, client) = start().await;
+    let sql = "SELECT level, COUNT(*) AS n, CASE WHEN level = 1 THEN NULL ELSE COUNT(*) * 2 END AS doubled \
+               FROM log_entries GROUP BY level";
+    let outcome = run(
+        &client,
+        sql,
+        None,
+        vec![processor(
+            "prometheus_gauges",
+            json!({
+                "metric": "demo_log_rows",
+                "key_labels": ["level"],
+                "values": ["n", "doubled"],
+                "value_label": "column",
+                "static_labels": { "env": "test" },
+                "help": "rows per level",
+            }),
+        )],
+        None,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let text = handle.render();
+    let expected = server_rows(&client, sql, None).await;
+    assert!(expected.iter().any(|r| r[0] == "1"), "the demo should have level-1 rows");
+    for row in &expected {
+        let level = &row[0];
+        let line =
+            format!("demo_log_rows{{env=\"test\",level=\"{level}\",column=\"n\"}} {}\n", row[1]);
+        assert!(text.contains(&line), "missing {line:?} in\n{text}");
+        let doubled = format!("demo_log_rows{{env=\"test\",level=\"{level}\",column=\"doubled\"}}");
+        if level == "1" {
+            assert!(!text.contains(&doubled), "a NULL became a sample:\n{text}");
+        } else {
+            assert!(text.contains(&format!("{doubled} {}\n", row[2])), "{text}");
+        }
+    }
+    assert!(text.contains("# HELP demo_log_rows rows per level"), "{text}");
+    let report = report_of(&outcome, "prometheus_gauges");
+    assert_eq!(report.counts["nulls_skipped"], 1);
+    assert_eq!(report.counts["samples"], expected.len() as u64 * 2 - 1);
+}
+
+#[tokio::test]
+async fn print_keeps_only_the_first_rows() {
+    let (_server, client) = start().await;
+    let outcome = run(
+        &client,
+        "SELECT level FROM log_entries",
+        None,
+        vec![processor("print", json!({ "rows": 7 }))],
+        Some(40),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let report = report_of(&outcome, "print");
+    assert_eq!(report.counts["rows_printed"], 7);
+    assert_eq!(report.counts["rows_seen"], ROWS);
+}
+
+#[test]
+fn options_errors_name_the_processor_and_the_problem() {
+    let cases = [
+        ("count_by", json!({ "threshold": "high" }), "threshold"),
+        ("aggregate", json!({ "columns": ["v"], "functions": ["median"] }), "median"),
+        ("csv_sink", json!({ "path": "out_{start}.csv" }), "{start}"),
+        ("csv_sink", json!({}), "path"),
+        ("parquet_sink", json!({ "path": "x.parquet", "compression": "brotli" }), "brotli"),
+        ("prometheus_gauges", json!({ "metric": "m", "values": ["a", "b"] }), "value_label"),
+        ("prometheus_gauges", json!({ "metric": "bad-name", "values": ["a"] }), "bad-name"),
+        (
+            "prometheus_gauges",
+            json!({ "metric": "m", "values": ["a"], "key_labels": ["x"], "static_labels": { "x": "1" } }),
+            "twice",
+        ),
+    ];
+    for (name, options, needle) in cases {
+        let err = build_processor(name, options).err().unwrap_or_else(|| panic!("{name} accepted"));
+        let text = err.to_string();
+        assert!(text.contains(name) && text.contains(needle), "{name}: {text}");
+    }
+}
+
+#[tokio::test]
+async fn count_by_refuses_a_missing_or_non_numeric_column_at_open() {
+    let (_server, client) = start().await;
+    for (options, needle) in [
+        (json!({ "column": "lvl" }), "lvl"),
+        (json!({ "column": "msg", "group_by": [] }), "not a number"),
+    ] {
+        let err = run(
+            &client,
+            "SELECT level, target, msg FROM log_entries",
+            None,
+            vec![processor("count_by", options)],
+            None,
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(&err, Error::Processor { stage: ProcessStage::Open, .. }), "{err:?}");
+        assert!(err.to_string().contains(needle), "{err}");
+    }
+}
