@@ -25,8 +25,10 @@ pub mod error;
 pub mod launch;
 pub mod options;
 pub mod service;
+pub mod session;
 
 pub use catalog::UserTable;
 pub use demo::DemoConfig;
 pub use error::ServerError;
 pub use launch::{RunningServer, ServerBuilder};
+pub use session::{SessionInfo, SessionStore};

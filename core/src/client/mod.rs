@@ -23,8 +23,11 @@
 //! time ranges.
 
 mod auth;
+mod cookies;
 mod endpoint;
+mod handshake;
 mod options;
+mod session;
 mod stream;
 mod tls;
 
@@ -51,12 +54,18 @@ use prost::Message;
 use tonic::transport::Channel;
 
 pub use auth::{EnvToken, FileToken, StaticToken, TokenProvider, is_secret_header};
+pub use handshake::{
+    BasicCredentials, CredentialExchange, ExchangeRequest, HandshakeReply, HandshakeTokenProvider,
+    SessionGrant, flight_handshake,
+};
 pub use options::QueryOptions;
 pub use stream::QueryStream;
 
 use crate::TimeRange;
 use crate::error::{Error, Result, with_causes};
 use auth::{HeaderSet, Redacted, bearer_value};
+use cookies::CookieJar;
+use handshake::JarHook;
 use tls::{ConnectSettings, Target, parse_target};
 
 /// The server `from_env` talks to when `FLIGHTLINE_URI` is not set.
@@ -81,6 +90,10 @@ pub(crate) struct Shared {
     flight: FlightServiceClient<Channel>,
     headers: HeaderSet,
     token_provider: Option<Arc<dyn TokenProvider>>,
+    /// The handshake behind `token_provider`, when the client authenticates by handshake.
+    session: Option<Arc<HandshakeTokenProvider>>,
+    /// The opt-in cookie jar.
+    cookies: Option<Arc<CookieJar>>,
     settings: ConnectSettings,
     request_timeout: Option<Duration>,
     /// Connections to endpoint locations on other servers, by `http(s)://host:port`.
@@ -163,10 +176,13 @@ impl FlightSqlClient {
 
         let command = CommandStatementQuery { query: sql.to_string(), transaction_id: None };
         let descriptor = FlightDescriptor::new_cmd(command.as_any().encode_to_vec());
-        let request = shared.request(descriptor, &call, "GetFlightInfo", &shared.uri).await?;
-        let mut flight = shared.flight.clone();
-        let info =
-            shared.answer("GetFlightInfo", &shared.uri, flight.get_flight_info(request)).await?;
+        let flight = &shared.flight;
+        let info = shared
+            .send(descriptor, &call, "GetFlightInfo", &shared.uri, |request| {
+                let mut flight = flight.clone();
+                async move { flight.get_flight_info(request).await }
+            })
+            .await?;
         let schema = announced_schema(&info.schema);
         let fetches = info
             .endpoint
@@ -237,6 +253,8 @@ impl fmt::Debug for FlightSqlClient {
             .field("uri", &shared.uri)
             .field("headers", &shared.headers)
             .field("token_provider", &shared.token_provider.is_some())
+            .field("handshake", &shared.session.is_some())
+            .field("cookies", &shared.cookies)
             .field("settings", &shared.settings)
             .field("request_timeout", &shared.request_timeout)
             .finish()
@@ -246,19 +264,22 @@ impl fmt::Debug for FlightSqlClient {
 impl Shared {
     /// Wraps `message` in a request carrying the client's headers, a fresh token and the
     /// call's own headers, in that order of precedence.
-    async fn request<T>(
+    fn request<T>(
         &self,
         message: T,
         call: &HeaderSet,
         what: &str,
         uri: &str,
+        token: Option<&str>,
     ) -> Result<tonic::Request<T>> {
         let mut request = tonic::Request::new(message);
         let metadata = request.metadata_mut();
         self.headers.apply(metadata);
-        if let Some(provider) = &self.token_provider {
-            let token = provider.token().await?;
-            metadata.insert("authorization", bearer_value(&token)?);
+        if let Some(token) = token {
+            metadata.insert("authorization", bearer_value(token)?);
+        }
+        if let (Some(jar), Ok(target)) = (&self.cookies, parse_target(uri)) {
+            jar.apply(&target.http_uri, target.tls, metadata);
         }
         call.apply(metadata);
         tracing::debug!(
@@ -270,6 +291,44 @@ impl Shared {
             "flight request"
         );
         Ok(request)
+    }
+
+    /// Sends one call (`send` makes the RPC from a request) and awaits its answer. When the
+    /// server refuses the provider's token with `Unauthenticated`, the provider may renew it
+    /// (the handshake runs again) and the call is sent once more; never more than once, and a
+    /// refused renewal is its own error. A streamed result is retried only here, before any
+    /// of its batches was read.
+    async fn send<M, R, F, Fut>(
+        &self,
+        message: M,
+        call: &HeaderSet,
+        what: &str,
+        uri: &str,
+        send: F,
+    ) -> Result<R>
+    where
+        M: Clone,
+        F: Fn(tonic::Request<M>) -> Fut,
+        Fut: Future<Output = std::result::Result<tonic::Response<R>, tonic::Status>>,
+    {
+        let token = match &self.token_provider {
+            Some(provider) => Some(provider.token().await?),
+            None => None,
+        };
+        let request = self.request(message.clone(), call, what, uri, token.as_deref())?;
+        let refused = match self.answer(what, uri, send(request)).await {
+            Err(err @ Error::Unauthenticated { .. }) => err,
+            other => return other,
+        };
+        let (Some(provider), Some(rejected)) = (&self.token_provider, token) else {
+            return Err(refused);
+        };
+        let Some(fresh) = provider.renew(&rejected).await? else {
+            return Err(refused);
+        };
+        tracing::debug!(uri, call = what, "token refused; retrying once with a renewed one");
+        let request = self.request(message, call, what, uri, Some(&fresh))?;
+        self.answer(what, uri, send(request)).await
     }
 
     /// Awaits the server's answer within the request timeout and maps a failure to a typed
@@ -286,19 +345,39 @@ impl Shared {
             })?,
             None => call.await,
         };
+        if let (Some(jar), Ok(target)) = (&self.cookies, parse_target(uri)) {
+            let metadata = match &outcome {
+                Ok(response) => response.metadata(),
+                Err(status) => status.metadata(),
+            };
+            jar.store(&target.http_uri, metadata);
+        }
         outcome.map(tonic::Response::into_inner).map_err(|status| Error::from_status(&status, uri))
     }
 
     async fn first_action_result(&self, action: Action, call: &HeaderSet) -> Result<Bytes> {
         let what = format!("DoAction {}", action.r#type);
-        let request = self.request(action, call, &what, &self.uri).await?;
-        let mut flight = self.flight.clone();
-        let mut results = self.answer(&what, &self.uri, flight.do_action(request)).await?;
+        let mut results = self.do_action(action, call, &what).await?;
         let first =
             results.message().await.map_err(|status| Error::from_status(&status, &self.uri))?;
         first
             .map(|result| result.body)
             .ok_or_else(|| Error::Protocol(format!("{what} returned no result")))
+    }
+
+    /// Sends DoAction to the main server and returns its result stream.
+    async fn do_action(
+        &self,
+        action: Action,
+        call: &HeaderSet,
+        what: &str,
+    ) -> Result<tonic::Streaming<arrow_flight::Result>> {
+        let flight = &self.flight;
+        self.send(action, call, what, &self.uri, |request| {
+            let mut flight = flight.clone();
+            async move { flight.do_action(request).await }
+        })
+        .await
     }
 
     /// Best effort: a server that forgot the statement or does not implement closing costs
@@ -308,12 +387,7 @@ impl Shared {
             ActionClosePreparedStatementRequest { prepared_statement_handle: handle.clone() };
         let action = Action::new("ClosePreparedStatement", body.as_any().encode_to_vec());
         let outcome = async {
-            let request =
-                self.request(action, call, "DoAction ClosePreparedStatement", &self.uri).await?;
-            let mut flight = self.flight.clone();
-            let results = self
-                .answer("DoAction ClosePreparedStatement", &self.uri, flight.do_action(request))
-                .await?;
+            let results = self.do_action(action, call, "DoAction ClosePreparedStatement").await?;
             results
                 .map_err(|status| Error::from_status(&status, &self.uri))
                 .try_for_each(|_| async { Ok(()) })
@@ -355,6 +429,8 @@ pub struct ClientBuilder {
     uri: String,
     headers: Vec<(String, String)>,
     token_provider: Option<Arc<dyn TokenProvider>>,
+    exchange: Option<Arc<dyn CredentialExchange>>,
+    cookies: bool,
     ca_pem: Option<Vec<u8>>,
     ca_file: Option<PathBuf>,
     domain: Option<String>,
@@ -371,6 +447,8 @@ impl ClientBuilder {
             uri: uri.into(),
             headers: Vec::new(),
             token_provider: None,
+            exchange: None,
+            cookies: false,
             ca_pem: None,
             ca_file: None,
             domain: None,
@@ -415,6 +493,37 @@ impl ClientBuilder {
     /// `authorization: Bearer <token>`, overriding a static `authorization` header.
     pub fn token_provider(mut self, provider: Arc<dyn TokenProvider>) -> Self {
         self.token_provider = Some(provider);
+        self
+    }
+
+    /// Authenticates with the Flight handshake: `connect` sends `Handshake` with
+    /// `authorization: Basic base64(user:password)` and every later call carries the bearer
+    /// token the server answers with (Dremio, Arrow's example servers, `flightline serve
+    /// --user`). When a call is refused because the token expired, the client handshakes once
+    /// more and retries that call once. A refused password is [`Error::CredentialsRefused`].
+    /// The password never appears in `Debug` output or logs.
+    pub fn basic_auth(self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.basic_credentials(BasicCredentials::new(user, password))
+    }
+
+    /// [`basic_auth`](Self::basic_auth) with credentials whose password may come from the
+    /// environment or a file ([`BasicCredentials`]).
+    pub fn basic_credentials(self, credentials: BasicCredentials) -> Self {
+        self.credential_exchange(Arc::new(credentials))
+    }
+
+    /// Authenticates with a credential exchange of the caller's own (a custom handshake, an
+    /// identity provider): run at connect, again once when a token is refused. Replaces a
+    /// [`token_provider`](Self::token_provider).
+    pub fn credential_exchange(mut self, exchange: Arc<dyn CredentialExchange>) -> Self {
+        self.exchange = Some(exchange);
+        self
+    }
+
+    /// Keeps the cookies the server sets (`set-cookie`) and sends them back (`cookie`) on later
+    /// calls to the same server, until they expire. Off by default.
+    pub fn cookies(mut self, enabled: bool) -> Self {
+        self.cookies = enabled;
         self
     }
 
@@ -481,13 +590,38 @@ impl ClientBuilder {
             message: with_causes(err.to_string(), std::error::Error::source(&err)),
         })?;
         let flight = settings.flight_client(channel);
+        let cookies = self.cookies.then(|| Arc::new(CookieJar::default()));
+        let mut token_provider = self.token_provider;
+        let session = match self.exchange {
+            Some(exchange) => {
+                let mut metadata = tonic::metadata::MetadataMap::new();
+                headers.apply(&mut metadata);
+                let jar = cookies.as_ref().map(|jar| JarHook {
+                    jar: Arc::clone(jar),
+                    origin: target.http_uri.clone(),
+                    tls: target.tls,
+                });
+                let provider =
+                    HandshakeTokenProvider::new(exchange, flight.clone(), metadata, &self.uri)
+                        .timeout(self.request_timeout)
+                        .with_jar(jar);
+                // Now, so that a wrong password fails `connect` rather than the first query.
+                provider.authenticate().await?;
+                let provider = Arc::new(provider);
+                token_provider = Some(Arc::clone(&provider) as Arc<dyn TokenProvider>);
+                Some(provider)
+            }
+            None => None,
+        };
         Ok(FlightSqlClient {
             shared: Arc::new(Shared {
                 uri: self.uri,
                 target,
                 flight,
                 headers,
-                token_provider: self.token_provider,
+                token_provider,
+                session,
+                cookies,
                 settings,
                 request_timeout: self.request_timeout,
                 locations: Mutex::new(HashMap::new()),
@@ -502,6 +636,8 @@ impl fmt::Debug for ClientBuilder {
             .field("uri", &self.uri)
             .field("headers", &Redacted(&self.headers))
             .field("token_provider", &self.token_provider.is_some())
+            .field("credential_exchange", &self.exchange.is_some())
+            .field("cookies", &self.cookies)
             .field("custom_ca", &(self.ca_pem.is_some() || self.ca_file.is_some()))
             .field("domain", &self.domain)
             .field("connect_timeout", &self.connect_timeout)

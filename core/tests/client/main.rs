@@ -2,5 +2,6 @@
 
 mod embedded;
 mod scripted;
+mod session;
 mod support;
 mod tls;
