@@ -40,8 +40,8 @@ pub enum Error {
     },
     /// The server wants credentials, or refused the ones given (gRPC `UNAUTHENTICATED`).
     #[error(
-        "not authenticated: {message} (pass a valid token with --token / FLIGHTLINE_TOKEN or an \
-         `authorization: Bearer ...` / `x-api-key` header)"
+        "not authenticated: {message} (give the client a valid token: ClientBuilder::bearer_token, \
+         token_provider, FLIGHTLINE_TOKEN, or an `authorization` / `x-api-key` header)"
     )]
     Unauthenticated {
         /// The server's message.
@@ -92,8 +92,8 @@ pub enum Error {
         /// The server's message.
         message: String,
     },
-    /// The connection could not be made or broke (refused, reset, TLS failure, stream cut
-    /// mid-result); retrying may succeed.
+    /// The connection could not be made or broke (refused, reset, timed out, stream cut
+    /// mid-result); retrying may succeed. TLS and DNS failures are [`Error::Connect`].
     #[error("transport error talking to {uri}: {message} (is the server running and reachable?)")]
     Transport {
         /// The server address the client was talking to.
@@ -126,6 +126,45 @@ pub enum Error {
     /// undecodable Arrow IPC data, an endpoint without a usable location.
     #[error("unexpected response from the server: {0}")]
     Protocol(String),
+    /// The connection failed in a way retrying will not fix: TLS, the server certificate,
+    /// or a host name that does not resolve. (A malformed URI is [`Error::Config`].)
+    #[error("cannot connect to {uri}: {kind}: {message}")]
+    Connect {
+        /// The server address.
+        uri: String,
+        /// What part of connecting failed.
+        kind: ConnectErrorKind,
+        /// What the network or TLS stack reported.
+        message: String,
+    },
+    /// An endpoint lives at a plaintext location while the server was reached over TLS.
+    #[error(
+        "endpoint {endpoint} is at the plaintext location {location} but the server was reached \
+         over TLS; refusing to send the ticket and credentials in clear \
+         (ClientBuilder::allow_insecure_locations allows it)"
+    )]
+    InsecureLocation {
+        /// The endpoint's index in the FlightInfo.
+        endpoint: usize,
+        /// The location refused.
+        location: String,
+    },
+}
+
+/// Why [`Error::Connect`] could not connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectErrorKind {
+    /// The server certificate was refused (unknown issuer, wrong name, expired).
+    #[error("certificate refused")]
+    Certificate,
+    /// The TLS handshake failed for another reason (the server does not speak TLS, no common
+    /// protocol version or cipher).
+    #[error("TLS handshake failed")]
+    Tls,
+    /// The host name does not resolve.
+    #[error("host name not resolved")]
+    Dns,
 }
 
 impl Error {
@@ -154,27 +193,54 @@ impl Error {
             tonic::Code::Unimplemented => Error::Unimplemented { message },
             tonic::Code::DeadlineExceeded => Error::Timeout { message },
             tonic::Code::Cancelled => Error::Cancelled { message },
-            tonic::Code::Unavailable if is_local(status) => {
-                Error::Transport { uri: uri.to_string(), message: describe_local(status) }
+            tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal
+                if is_local(status) =>
+            {
+                Error::local(uri, status.message().to_string(), status)
             }
             tonic::Code::Unavailable => Error::Unavailable { message },
-            tonic::Code::Unknown | tonic::Code::Internal if is_local(status) => {
-                Error::Transport { uri: uri.to_string(), message: describe_local(status) }
-            }
             code => Error::Server { code, message },
         }
     }
+
+    /// A failure of the client's own network stack talking to `uri`: [`Error::Connect`] when
+    /// its causes show TLS, a certificate or DNS, [`Error::Transport`] (retryable) otherwise.
+    pub fn from_transport(uri: &str, err: &(dyn std::error::Error + 'static)) -> Self {
+        Error::local(uri, err.to_string(), err)
+    }
+
+    fn local(uri: &str, text: String, err: &(dyn std::error::Error + 'static)) -> Self {
+        let message = with_causes(text, err.source());
+        match connect_kind(err) {
+            Some(kind) => Error::Connect { uri: uri.to_string(), kind, message },
+            None => Error::Transport { uri: uri.to_string(), message },
+        }
+    }
+}
+
+/// Reads the cause chain: rustls errors travel inside an `io::Error` (whose `source` skips
+/// them, hence `get_ref`), and hyper's connector names a failed lookup "dns error".
+fn connect_kind(err: &(dyn std::error::Error + 'static)) -> Option<ConnectErrorKind> {
+    let mut cause = Some(err);
+    while let Some(err) = cause {
+        let inner = err.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref);
+        let tls = err.downcast_ref::<rustls::Error>().or_else(|| inner?.downcast_ref());
+        match tls {
+            Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented) => {
+                return Some(ConnectErrorKind::Certificate);
+            }
+            Some(_) => return Some(ConnectErrorKind::Tls),
+            None if err.to_string() == "dns error" => return Some(ConnectErrorKind::Dns),
+            None => cause = err.source(),
+        }
+    }
+    None
 }
 
 /// A status the server sent arrives as trailers and has no source; one built by the client's
 /// own HTTP/2 stack from a connect failure or a broken stream carries the underlying error.
 fn is_local(status: &tonic::Status) -> bool {
     std::error::Error::source(status).is_some()
-}
-
-/// The status message and its causes, which hold the useful part ("connection refused").
-fn describe_local(status: &tonic::Status) -> String {
-    with_causes(status.message().to_string(), std::error::Error::source(status))
 }
 
 /// Appends each cause of an error chain that the text does not already say.
@@ -279,6 +345,30 @@ mod tests {
         assert!(err.to_string().contains("table 'x' not found"));
         assert!(err.to_string().contains("retrying will not help"));
         let err = Error::Unauthenticated { message: "missing token".into() };
-        assert!(err.to_string().contains("--token"));
+        assert!(err.to_string().contains("ClientBuilder::bearer_token"), "{err}");
+        // The library names its API; command-line flags are the runner's to suggest.
+        assert!(!err.to_string().contains("--"), "{err}");
+    }
+
+    #[test]
+    fn tls_and_dns_failures_are_not_retryable() {
+        let cert = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let wrapped = std::io::Error::new(std::io::ErrorKind::InvalidData, cert);
+        let err =
+            Error::from_transport("grpc+tls://h:1", &tonic::Status::from_error(Box::new(wrapped)));
+        assert!(
+            matches!(&err, Error::Connect { kind: ConnectErrorKind::Certificate, .. }),
+            "{err:?}"
+        );
+        assert!(!err.is_retryable());
+        let handshake = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType),
+        );
+        let err = Error::from_transport("grpc+tls://h:1", &handshake);
+        assert!(matches!(&err, Error::Connect { kind: ConnectErrorKind::Tls, .. }), "{err:?}");
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let err = Error::from_transport("grpc://h:1", &refused);
+        assert!(matches!(&err, Error::Transport { .. }) && err.is_retryable(), "{err:?}");
     }
 }

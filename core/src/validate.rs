@@ -1,5 +1,6 @@
 //! Query validation: the [`QueryValidator`] trait, the [`ValidationContext`] validators read, the
-//! [`Finding`]s they return, and the [`ValidationPipeline`] that runs them under a [`Policy`].
+//! [`Finding`]s they return, the [`ValidationPipeline`] that runs them under a [`Policy`], and
+//! [`validate_query`], the local-rules → prepare → schema-rules flow.
 //!
 //! Validators read the statement parsed by sqlparser, never the SQL text: `ORDER BY` inside a
 //! string literal, a comment or a window's `OVER (...)` is not the query's `ORDER BY`. The
@@ -34,6 +35,7 @@
 //! # }
 //! ```
 
+mod check;
 mod context;
 mod finding;
 mod pipeline;
@@ -41,6 +43,7 @@ mod pipeline;
 /// The attribute that makes `async fn` usable in a [`QueryValidator`] impl, re-exported so that
 /// plugin authors need no direct dependency: `#[flightline_core::validate::async_trait]`.
 pub use async_trait::async_trait;
+pub use check::{SERVER_REJECTED, SchemaSource, validate_query};
 pub use context::{ValidationContext, parse_sql};
 pub use finding::{Finding, Position, Severity};
 pub use pipeline::{Override, Policy, QueryValidator, ValidationPipeline, ValidationReport};

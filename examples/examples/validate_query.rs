@@ -10,16 +10,17 @@
 //! ```
 //!
 //! `--uri` and `--token` default to `FLIGHTLINE_URI` and `FLIGHTLINE_TOKEN`.
-//! Exit status 1 when the query would be refused.
+//! Exit status 1 when the query would be refused, 2 when the server could not be asked.
 
 use std::process::ExitCode;
 
 use arrow::datatypes::DataType;
 use clap::Parser;
 use flightline_core::TimeRange;
-use flightline_core::schema::{SchemaAnalysis, SizeOptions};
+use flightline_core::schema::SizeOptions;
 use flightline_core::validate::{
-    Finding, Policy, QueryValidator, Severity, ValidationContext, async_trait,
+    Finding, Policy, QueryValidator, SchemaSource, Severity, ValidationContext, async_trait,
+    validate_query,
 };
 use flightline_examples::ServerArgs;
 use flightline_plugins::builtin_pipeline;
@@ -85,16 +86,10 @@ async fn run(args: Args) -> flightline_core::Result<bool> {
     }
     let pipeline = builtin_pipeline(Policy::Deny).with_validator(NestedColumns);
 
-    // The SQL text is checked first: a write never reaches the server, not even to be prepared.
-    let local = pipeline.run(&ctx).await;
-    let report = if local.is_denied() {
-        local
-    } else {
-        let client = args.server.connect().await?;
-        let prepared = client.prepare(&args.sql).await?;
-        let schema = SchemaAnalysis::from_prepared(&prepared, &SizeOptions::default());
-        pipeline.run(&ctx.with_schema(schema)).await
-    };
+    // The SQL text is checked first: a write never reaches the server, not even to be
+    // prepared. A server that cannot be asked is an error, not a pass.
+    let source = SchemaSource::Connect(args.server.builder());
+    let report = validate_query(&pipeline, ctx, source, &SizeOptions::default()).await?;
 
     println!("Validating: {}\n", args.sql);
     if report.findings.is_empty() {

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use futures::future::BoxFuture;
 use tonic::metadata::{Ascii, MetadataKey, MetadataMap, MetadataValue};
 
+use super::tls::host_and_port;
 use crate::error::{Error, Result};
 
 /// Supplies the bearer token for each request, so a token can be refreshed or rotated while
@@ -113,13 +114,86 @@ impl TokenProvider for FileToken {
     }
 }
 
-/// True for header names whose values are credentials: they are never printed.
+/// Parts of a header name that mark its value as a credential. A substring rule rather than a
+/// list of names, so `x-amz-security-token`, `x-goog-iap-jwt-assertion` or `db_passwd` are
+/// caught without being known in advance; a false positive only hides a harmless value.
+const SECRET_WORDS: &[&str] = &[
+    "auth",
+    "token",
+    "key",
+    "secret",
+    "password",
+    "passwd",
+    "pwd",
+    "session",
+    "cookie",
+    "signature",
+    "credential",
+    "jwt",
+    "bearer",
+    "csrf",
+    "xsrf",
+    "private",
+];
+
+/// True for header names whose values are credentials: they are never printed, and they go
+/// only to the hosts allowed to see credentials. Case, `-`, `_` and `.` are ignored, so
+/// `X-Pass-Word` counts as `password`.
 pub fn is_secret_header(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    matches!(name.as_str(), "authorization" | "proxy-authorization" | "cookie" | "x-api-key")
-        || ["token", "secret", "key", "password", "auth", "credential"]
-            .iter()
-            .any(|word| name.contains(word))
+    let name: String = name
+        .chars()
+        .filter(|c| !matches!(c, '-' | '_' | '.'))
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    SECRET_WORDS.iter().any(|word| name.contains(word))
+}
+
+/// Whether a request may carry credentials (secret headers, the token provider's token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Credentials {
+    /// The server itself, or a location the caller trusts with them.
+    Send,
+    /// Any other location: only the non-secret headers go there.
+    Withhold,
+}
+
+/// The hosts besides the server itself that receive credentials.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CredentialScope {
+    /// `(host, port)`, host in lowercase; no port means any port.
+    hosts: Vec<(String, Option<u16>)>,
+    everywhere: bool,
+}
+
+impl CredentialScope {
+    /// Reads `host` or `host:port` entries (`[::1]:50051` for IPv6).
+    pub(crate) fn new(hosts: &[String], everywhere: bool) -> Result<Self> {
+        let hosts = hosts.iter().map(|entry| parse_host(entry)).collect::<Result<_>>()?;
+        Ok(Self { hosts, everywhere })
+    }
+
+    /// The one place that decides whether a location at `host:port` sees credentials.
+    pub(crate) fn for_location(&self, host: &str, port: u16) -> Credentials {
+        let listed = self.hosts.iter().any(|(allowed, allowed_port)| {
+            allowed.eq_ignore_ascii_case(host) && allowed_port.is_none_or(|p| p == port)
+        });
+        if self.everywhere || listed { Credentials::Send } else { Credentials::Withhold }
+    }
+}
+
+fn parse_host(entry: &str) -> Result<(String, Option<u16>)> {
+    let bad = || {
+        Error::Config(format!(
+            "credential host {entry:?} is not a host or host:port, e.g. worker-1.internal or \
+             10.0.0.7:50051"
+        ))
+    };
+    let entry = entry.trim();
+    if entry.is_empty() || entry.contains(['/', '@', '?', '#']) {
+        return Err(bad());
+    }
+    let authority = entry.parse().map_err(|_| bad())?;
+    host_and_port(&authority).ok_or_else(bad)
 }
 
 /// Headers as the user wrote them, printed with secret values redacted.
@@ -143,7 +217,14 @@ impl fmt::Debug for Redacted<'_> {
 #[derive(Clone, Default)]
 pub(crate) struct HeaderSet {
     raw: Vec<(String, String)>,
-    parsed: Vec<(MetadataKey<Ascii>, MetadataValue<Ascii>)>,
+    parsed: Vec<ParsedHeader>,
+}
+
+#[derive(Clone)]
+struct ParsedHeader {
+    key: MetadataKey<Ascii>,
+    value: MetadataValue<Ascii>,
+    secret: bool,
 }
 
 impl HeaderSet {
@@ -163,23 +244,27 @@ impl HeaderSet {
                  digits, '-', '_' and '.', and no '-bin' suffix)"
             ))
         })?;
-        let mut parsed = MetadataValue::try_from(value).map_err(|_| {
-            let shown = if is_secret_header(name) { "<redacted>" } else { value };
+        // The value is never echoed: it may be a credential under an innocent name.
+        let mut value_ok = MetadataValue::try_from(value).map_err(|_| {
             Error::Config(format!(
-                "header {name:?} has a value that is not printable ASCII: {shown:?}"
+                "header {name:?} has a value that is not printable ASCII (value not shown)"
             ))
         })?;
-        parsed.set_sensitive(is_secret_header(name));
+        let secret = is_secret_header(name);
+        value_ok.set_sensitive(secret);
         self.raw.push((key.as_str().to_string(), value.to_string()));
-        self.parsed.push((key, parsed));
+        self.parsed.push(ParsedHeader { key, value: value_ok, secret });
         Ok(())
     }
 
-    /// Copies every header into `metadata`, replacing same-named entries so a later value
-    /// (per-call) wins over an earlier one (client-wide).
-    pub(crate) fn apply(&self, metadata: &mut MetadataMap) {
-        for (key, value) in &self.parsed {
-            metadata.insert(key.clone(), value.clone());
+    /// Copies the headers into `metadata` (the secret ones only when `credentials` allows),
+    /// replacing same-named entries so a later value (per-call) wins over an earlier one
+    /// (client-wide).
+    pub(crate) fn apply(&self, metadata: &mut MetadataMap, credentials: Credentials) {
+        for header in &self.parsed {
+            if !header.secret || credentials == Credentials::Send {
+                metadata.insert(header.key.clone(), header.value.clone());
+            }
         }
     }
 
@@ -217,10 +302,24 @@ mod tests {
             "client_secret",
             "db-password",
             "apikey",
+            "x-amz-security-token",
+            "x-goog-iap-jwt-assertion",
+            "X-Session-Id",
+            "set-cookie",
+            "x-amz-signature",
+            "x-upstream-credentials",
+            "db_passwd",
+            "x-pass-word",
+            "x-csrf",
+            "x-private-thing",
+            "x-bearer",
+            "x-pwd",
         ] {
             assert!(is_secret_header(name), "{name}");
         }
-        for name in ["x-tenant-id", "query_range_begin", "limit", "preserve_dictionary"] {
+        for name in
+            ["x-tenant-id", "query_range_begin", "limit", "preserve_dictionary", "x-request-id"]
+        {
             assert!(!is_secret_header(name), "{name}");
         }
     }
@@ -244,11 +343,47 @@ mod tests {
     fn invalid_headers_are_config_errors_without_the_secret() {
         let err = HeaderSet::parse(&[("bad name".into(), "v".into())]).unwrap_err();
         assert!(matches!(&err, Error::Config(m) if m.contains("bad name")), "{err}");
-        let err = HeaderSet::parse(&[("x-api-key".into(), "s\u{e9}cret\n".into())]).unwrap_err();
-        assert!(
-            matches!(&err, Error::Config(m) if m.contains("<redacted>") && !m.contains("cret")),
-            "{err}"
-        );
+        for name in ["x-api-key", "x-tenant-id"] {
+            let err = HeaderSet::parse(&[(name.into(), "s\u{e9}cret\n".into())]).unwrap_err();
+            assert!(
+                matches!(&err, Error::Config(m) if m.contains(name) && !m.contains("cret")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn secret_headers_are_withheld_from_untrusted_locations() {
+        let headers = HeaderSet::parse(&[
+            ("authorization".into(), "Bearer hunter2".into()),
+            ("x-tenant-id".into(), "production".into()),
+        ])
+        .unwrap();
+        let mut trusted = MetadataMap::new();
+        headers.apply(&mut trusted, Credentials::Send);
+        assert_eq!(trusted.get("authorization").unwrap(), "Bearer hunter2");
+        let mut other = MetadataMap::new();
+        headers.apply(&mut other, Credentials::Withhold);
+        assert!(other.get("authorization").is_none());
+        assert_eq!(other.get("x-tenant-id").unwrap(), "production");
+    }
+
+    #[test]
+    fn credential_hosts_match_host_and_optional_port() {
+        let hosts = ["Worker-1.Internal".to_string(), "10.0.0.7:50051".into(), "[::1]:9".into()];
+        let scope = CredentialScope::new(&hosts, false).unwrap();
+        assert_eq!(scope.for_location("worker-1.internal", 1), Credentials::Send);
+        assert_eq!(scope.for_location("10.0.0.7", 50051), Credentials::Send);
+        assert_eq!(scope.for_location("10.0.0.7", 50052), Credentials::Withhold);
+        assert_eq!(scope.for_location("[::1]", 9), Credentials::Send);
+        assert_eq!(scope.for_location("worker-2.internal", 1), Credentials::Withhold);
+        let everywhere = CredentialScope::new(&[], true).unwrap();
+        assert_eq!(everywhere.for_location("anywhere", 1), Credentials::Send);
+        assert_eq!(CredentialScope::default().for_location("h", 1), Credentials::Withhold);
+        for bad in ["", "user@host", "host/path", "host:port"] {
+            let err = CredentialScope::new(&[bad.to_string()], false).unwrap_err();
+            assert!(matches!(&err, Error::Config(m) if m.contains("credential host")), "{err}");
+        }
     }
 
     #[test]
@@ -256,8 +391,8 @@ mod tests {
         let client_wide = HeaderSet::parse(&[("x-tenant-id".into(), "a".into())]).unwrap();
         let per_call = HeaderSet::parse(&[("x-tenant-id".into(), "b".into())]).unwrap();
         let mut metadata = MetadataMap::new();
-        client_wide.apply(&mut metadata);
-        per_call.apply(&mut metadata);
+        client_wide.apply(&mut metadata, Credentials::Send);
+        per_call.apply(&mut metadata, Credentials::Send);
         assert_eq!(metadata.get_all("x-tenant-id").iter().count(), 1);
         assert_eq!(metadata.get("x-tenant-id").unwrap(), "b");
     }
@@ -277,6 +412,16 @@ mod tests {
         let unset = EnvToken::new("FLIGHTLINE_TEST_TOKEN_THAT_IS_NEVER_SET");
         assert!(matches!(unset.token().await, Err(Error::Config(m)) if m.contains("NEVER_SET")));
         assert_eq!(StaticToken::new("abc").token().await.unwrap(), "abc");
+
+        // SAFETY: each variable is set once, by this test only, before it is read.
+        unsafe {
+            std::env::set_var("FLIGHTLINE_TEST_TOKEN_PADDED", "  tok-1  ");
+            std::env::set_var("FLIGHTLINE_TEST_TOKEN_BLANK", " \t ");
+        }
+        let padded = EnvToken::new("FLIGHTLINE_TEST_TOKEN_PADDED");
+        assert_eq!(padded.token().await.unwrap(), "tok-1");
+        let blank = EnvToken::new("FLIGHTLINE_TEST_TOKEN_BLANK");
+        assert!(matches!(blank.token().await, Err(Error::Config(m)) if m.contains("BLANK")));
         assert_eq!(format!("{:?}", StaticToken::new("abc")), "StaticToken(<redacted>)");
     }
 }

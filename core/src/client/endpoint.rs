@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
 use super::Shared;
-use super::auth::HeaderSet;
+use super::auth::{Credentials, HeaderSet};
 use super::tls::parse_target;
 use crate::error::{Error, Result};
 
@@ -28,12 +28,20 @@ const PARALLEL_BUFFER: usize = 2;
 /// Location scheme meaning "the server that answered GetFlightInfo" (Flight 15+).
 const REUSE_CONNECTION: &str = "arrow-flight-reuse-connection:";
 
-/// One DoGet to make: which server, which ticket.
+/// One DoGet to make: which server, with or without credentials, which ticket.
 pub(crate) struct Fetch {
     pub(crate) index: usize,
     pub(crate) uri: String,
     pub(crate) client: FlightServiceClient<Channel>,
+    pub(crate) credentials: Credentials,
     pub(crate) ticket: Ticket,
+}
+
+/// A location this client may fetch from.
+struct Location {
+    uri: String,
+    client: FlightServiceClient<Channel>,
+    credentials: Credentials,
 }
 
 impl Shared {
@@ -46,13 +54,22 @@ impl Shared {
         if endpoint.location.is_empty() {
             return Ok(self.main_fetch(index, ticket));
         }
+        let mut insecure = None;
         for location in &endpoint.location {
             if location.uri.starts_with(REUSE_CONNECTION) {
                 return Ok(self.main_fetch(index, ticket));
             }
-            if let Some((uri, client)) = self.location_client(&location.uri)? {
-                return Ok(Fetch { index, uri, client, ticket });
+            match self.location(&location.uri)? {
+                Reach::Usable(Location { uri, client, credentials }) => {
+                    return Ok(Fetch { index, uri, client, credentials, ticket });
+                }
+                Reach::Insecure if insecure.is_none() => insecure = Some(location.uri.clone()),
+                Reach::Insecure => {}
+                Reach::Unsupported => {}
             }
+        }
+        if let Some(location) = insecure {
+            return Err(Error::InsecureLocation { endpoint: index, location });
         }
         let offered: Vec<&str> = endpoint.location.iter().map(|l| l.uri.as_str()).collect();
         Err(Error::Protocol(format!(
@@ -61,38 +78,48 @@ impl Shared {
         )))
     }
 
-    fn main_fetch(&self, index: usize, ticket: Ticket) -> Fetch {
-        Fetch { index, uri: self.uri.clone(), client: self.flight.clone(), ticket }
+    /// The server the client was built for: the only one that always sees credentials.
+    pub(crate) fn main_fetch(&self, index: usize, ticket: Ticket) -> Fetch {
+        let (uri, client) = (self.uri.clone(), self.flight.clone());
+        Fetch { index, uri, client, credentials: Credentials::Send, ticket }
     }
 
-    /// A client for a location, shared by every endpoint at that location. `None` when the
-    /// scheme is one this client does not speak (the caller tries the next location).
-    fn location_client(&self, uri: &str) -> Result<Option<(String, FlightServiceClient<Channel>)>> {
+    /// A client for a location, shared by every endpoint at that location, and whether it may
+    /// see credentials: the per-location decision is made here and nowhere else.
+    fn location(&self, uri: &str) -> Result<Reach> {
         let Ok(target) = parse_target(uri) else {
-            return Ok(None);
+            return Ok(Reach::Unsupported);
         };
         if target == self.target {
-            return Ok(Some((self.uri.clone(), self.flight.clone())));
+            let (uri, client) = (self.uri.clone(), self.flight.clone());
+            return Ok(Reach::Usable(Location { uri, client, credentials: Credentials::Send }));
         }
+        if self.target.tls && !target.tls && !self.allow_insecure_locations {
+            return Ok(Reach::Insecure);
+        }
+        let credentials = self.credentials.for_location(&target.host, target.port);
         let mut cache = self.locations.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(client) = cache.get(&target.http_uri) {
-            return Ok(Some((uri.to_string(), client.clone())));
-        }
-        // Lazy: a location that cannot be reached fails its DoGet with a transport error
-        // naming it, rather than failing the whole query up front.
-        let channel = self.settings.endpoint(uri, &target, false)?.connect_lazy();
-        let client = self.settings.flight_client(channel);
-        cache.insert(target.http_uri, client.clone());
-        Ok(Some((uri.to_string(), client)))
+        let client = match cache.get(&target.http_uri) {
+            Some(client) => client,
+            None => {
+                // Lazy: a location that cannot be reached fails its DoGet with a transport
+                // error naming it, rather than failing the whole query up front.
+                let channel = self.settings.endpoint(uri, &target, false)?.connect_lazy();
+                let client = self.settings.flight_client(channel);
+                cache.insert(target.http_uri, client.clone());
+                client
+            }
+        };
+        Ok(Reach::Usable(Location { uri: uri.to_string(), client, credentials }))
     }
 
     /// Opens DoGet for one endpoint and decodes its Arrow IPC stream.
     pub(crate) async fn do_get(&self, fetch: Fetch, call: &HeaderSet) -> Result<BatchStream> {
-        let Fetch { index, uri, client, ticket } = fetch;
+        let Fetch { index, uri, client, credentials, ticket } = fetch;
         let what = format!("DoGet for endpoint {index}");
         // Retried with a renewed token only when refused before any batch (see `send`).
         let response = self
-            .send(ticket, call, &what, &uri, |request| {
+            .send(ticket, call, &what, &uri, credentials, |request| {
                 let mut client = client.clone();
                 async move { client.do_get(request).await }
             })
@@ -102,6 +129,15 @@ impl Shared {
             .map_err(move |err| flight_error(err, &uri, index));
         Ok(batches.boxed())
     }
+}
+
+/// What a location URI offers this client.
+enum Reach {
+    Usable(Location),
+    /// Plain text behind a TLS server, not allowed by the builder.
+    Insecure,
+    /// A scheme this client does not speak (the caller tries the next location).
+    Unsupported,
 }
 
 fn flight_error(err: FlightError, uri: &str, index: usize) -> Error {
@@ -212,7 +248,7 @@ impl Drop for EndpointFeed {
 
 /// Ends the stream right after its first error, so a failed endpoint is never followed by
 /// the rows of later ones (which would read as a complete but wrong result).
-fn stop_after_error(
+pub(crate) fn stop_after_error(
     batches: impl futures::Stream<Item = Result<RecordBatch>> + Send + 'static,
 ) -> BatchStream {
     batches

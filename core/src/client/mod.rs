@@ -23,6 +23,8 @@
 //! time ranges.
 
 mod auth;
+mod builder;
+mod cache;
 mod cookies;
 mod endpoint;
 mod handshake;
@@ -31,10 +33,8 @@ mod session;
 mod stream;
 mod tls;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -54,6 +54,7 @@ use prost::Message;
 use tonic::transport::Channel;
 
 pub use auth::{EnvToken, FileToken, StaticToken, TokenProvider, is_secret_header};
+pub use builder::{ClientBuilder, DEFAULT_MAX_LOCATION_CONNECTIONS};
 pub use handshake::{
     BasicCredentials, CredentialExchange, ExchangeRequest, HandshakeReply, HandshakeTokenProvider,
     SessionGrant, flight_handshake,
@@ -62,10 +63,10 @@ pub use options::QueryOptions;
 pub use stream::QueryStream;
 
 use crate::TimeRange;
-use crate::error::{Error, Result, with_causes};
-use auth::{HeaderSet, Redacted, bearer_value};
+use crate::error::{Error, Result};
+use auth::{CredentialScope, Credentials, HeaderSet, Redacted, bearer_value};
+use cache::LruCache;
 use cookies::CookieJar;
-use handshake::JarHook;
 use tls::{ConnectSettings, Target, parse_target};
 
 /// The server `from_env` talks to when `FLIGHTLINE_URI` is not set.
@@ -94,10 +95,14 @@ pub(crate) struct Shared {
     session: Option<Arc<HandshakeTokenProvider>>,
     /// The opt-in cookie jar.
     cookies: Option<Arc<CookieJar>>,
+    /// Which endpoint locations besides the server itself receive credentials.
+    credentials: CredentialScope,
+    allow_insecure_locations: bool,
     settings: ConnectSettings,
     request_timeout: Option<Duration>,
-    /// Connections to endpoint locations on other servers, by `http(s)://host:port`.
-    locations: Mutex<HashMap<String, FlightServiceClient<Channel>>>,
+    /// Connections to endpoint locations on other servers, by `http(s)://host:port`, the
+    /// least recently used closed past the builder's limit.
+    locations: Mutex<LruCache<FlightServiceClient<Channel>>>,
 }
 
 /// A prepared statement's schemas, read without executing the query.
@@ -164,21 +169,16 @@ impl FlightSqlClient {
         let shared = &self.shared;
         if options.direct_ticket {
             let ticket = TicketStatementQuery { statement_handle: Bytes::from(sql.to_string()) };
-            let fetch = endpoint::Fetch {
-                index: 0,
-                uri: shared.uri.clone(),
-                client: shared.flight.clone(),
-                ticket: Ticket::new(ticket.as_any().encode_to_vec()),
-            };
+            let fetch = shared.main_fetch(0, Ticket::new(ticket.as_any().encode_to_vec()));
             let batches = shared.do_get(fetch, &call).await?;
-            return Ok(QueryStream::new(None, 1, batches));
+            return Ok(QueryStream::new(None, 1, endpoint::stop_after_error(batches)));
         }
 
         let command = CommandStatementQuery { query: sql.to_string(), transaction_id: None };
         let descriptor = FlightDescriptor::new_cmd(command.as_any().encode_to_vec());
         let flight = &shared.flight;
         let info = shared
-            .send(descriptor, &call, "GetFlightInfo", &shared.uri, |request| {
+            .send(descriptor, &call, "GetFlightInfo", &shared.uri, Credentials::Send, |request| {
                 let mut flight = flight.clone();
                 async move { flight.get_flight_info(request).await }
             })
@@ -255,6 +255,8 @@ impl fmt::Debug for FlightSqlClient {
             .field("token_provider", &shared.token_provider.is_some())
             .field("handshake", &shared.session.is_some())
             .field("cookies", &shared.cookies)
+            .field("credentials", &shared.credentials)
+            .field("allow_insecure_locations", &shared.allow_insecure_locations)
             .field("settings", &shared.settings)
             .field("request_timeout", &shared.request_timeout)
             .finish()
@@ -262,32 +264,37 @@ impl fmt::Debug for FlightSqlClient {
 }
 
 impl Shared {
-    /// Wraps `message` in a request carrying the client's headers, a fresh token and the
-    /// call's own headers, in that order of precedence.
+    /// Wraps `message` in a request carrying the client's headers, the provider's `token`,
+    /// the server's cookies and the call's own headers, in that order of precedence. Secret
+    /// headers are left out when `credentials` says this destination must not see them (the
+    /// caller then passes no token either).
     fn request<T>(
         &self,
         message: T,
         call: &HeaderSet,
         what: &str,
         uri: &str,
+        credentials: Credentials,
         token: Option<&str>,
     ) -> Result<tonic::Request<T>> {
         let mut request = tonic::Request::new(message);
         let metadata = request.metadata_mut();
-        self.headers.apply(metadata);
+        self.headers.apply(metadata, credentials);
         if let Some(token) = token {
             metadata.insert("authorization", bearer_value(token)?);
         }
+        // Per origin: a location only gets back the cookies it set itself.
         if let (Some(jar), Ok(target)) = (&self.cookies, parse_target(uri)) {
             jar.apply(&target.http_uri, target.tls, metadata);
         }
-        call.apply(metadata);
+        call.apply(metadata, credentials);
         tracing::debug!(
             uri,
             call = what,
             headers = ?Redacted(self.headers.raw()),
             call_headers = ?Redacted(call.raw()),
             token_provider = self.token_provider.is_some(),
+            ?credentials,
             "flight request"
         );
         Ok(request)
@@ -295,7 +302,7 @@ impl Shared {
 
     /// Sends one call (`send` makes the RPC from a request) and awaits its answer. When the
     /// server refuses the provider's token with `Unauthenticated`, the provider may renew it
-    /// (the handshake runs again) and the call is sent once more; never more than once, and a
+    /// (the handshake runs again) and the call is sent once more: never more than once, and a
     /// refused renewal is its own error. A streamed result is retried only here, before any
     /// of its batches was read.
     async fn send<M, R, F, Fut>(
@@ -304,6 +311,7 @@ impl Shared {
         call: &HeaderSet,
         what: &str,
         uri: &str,
+        credentials: Credentials,
         send: F,
     ) -> Result<R>
     where
@@ -311,28 +319,34 @@ impl Shared {
         F: Fn(tonic::Request<M>) -> Fut,
         Fut: Future<Output = std::result::Result<tonic::Response<R>, tonic::Status>>,
     {
-        let token = match &self.token_provider {
+        let provider = match credentials {
+            Credentials::Send => self.token_provider.as_ref(),
+            Credentials::Withhold => None,
+        };
+        let token = match provider {
             Some(provider) => Some(provider.token().await?),
             None => None,
         };
-        let request = self.request(message.clone(), call, what, uri, token.as_deref())?;
+        let request =
+            self.request(message.clone(), call, what, uri, credentials, token.as_deref())?;
         let refused = match self.answer(what, uri, send(request)).await {
             Err(err @ Error::Unauthenticated { .. }) => err,
             other => return other,
         };
-        let (Some(provider), Some(rejected)) = (&self.token_provider, token) else {
+        let (Some(provider), Some(rejected)) = (provider, token) else {
             return Err(refused);
         };
         let Some(fresh) = provider.renew(&rejected).await? else {
             return Err(refused);
         };
         tracing::debug!(uri, call = what, "token refused; retrying once with a renewed one");
-        let request = self.request(message, call, what, uri, Some(&fresh))?;
+        let request = self.request(message, call, what, uri, credentials, Some(&fresh))?;
         self.answer(what, uri, send(request)).await
     }
 
     /// Awaits the server's answer within the request timeout and maps a failure to a typed
-    /// error. The timeout covers the wait for the answer, not reading a streamed result.
+    /// error, keeping the cookies it sets. The timeout covers the wait for the answer, not
+    /// reading a streamed result.
     async fn answer<T>(
         &self,
         what: &str,
@@ -373,7 +387,7 @@ impl Shared {
         what: &str,
     ) -> Result<tonic::Streaming<arrow_flight::Result>> {
         let flight = &self.flight;
-        self.send(action, call, what, &self.uri, |request| {
+        self.send(action, call, what, &self.uri, Credentials::Send, |request| {
             let mut flight = flight.clone();
             async move { flight.do_action(request).await }
         })
@@ -423,255 +437,9 @@ fn decode_schema(bytes: &[u8], which: &str) -> Result<SchemaRef> {
     })
 }
 
-/// Configures and connects a [`FlightSqlClient`].
-#[derive(Clone)]
-pub struct ClientBuilder {
-    uri: String,
-    headers: Vec<(String, String)>,
-    token_provider: Option<Arc<dyn TokenProvider>>,
-    exchange: Option<Arc<dyn CredentialExchange>>,
-    cookies: bool,
-    ca_pem: Option<Vec<u8>>,
-    ca_file: Option<PathBuf>,
-    domain: Option<String>,
-    connect_timeout: Duration,
-    request_timeout: Option<Duration>,
-    max_message_size: usize,
-}
-
-impl ClientBuilder {
-    /// A builder for `uri` with the defaults: no headers, system TLS roots, a 10 s connect
-    /// timeout, no request timeout, a 256 MiB message limit.
-    pub fn new(uri: impl Into<String>) -> Self {
-        Self {
-            uri: uri.into(),
-            headers: Vec::new(),
-            token_provider: None,
-            exchange: None,
-            cookies: false,
-            ca_pem: None,
-            ca_file: None,
-            domain: None,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            request_timeout: None,
-            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
-        }
-    }
-
-    /// A builder for `FLIGHTLINE_URI` (default [`DEFAULT_URI`]) that sends
-    /// `authorization: Bearer $FLIGHTLINE_TOKEN` when that variable is set and not empty.
-    pub fn from_env() -> Self {
-        let uri = non_empty_env("FLIGHTLINE_URI").unwrap_or_else(|| DEFAULT_URI.to_string());
-        let builder = Self::new(uri);
-        match non_empty_env("FLIGHTLINE_TOKEN") {
-            Some(token) => builder.bearer_token(token),
-            None => builder,
-        }
-    }
-
-    /// Sends `name: value` with every request (`authorization`, `x-api-key`, `x-tenant-id`,
-    /// ...). Repeating a name replaces the earlier value. Checked by [`connect`](Self::connect).
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        let name = name.into().trim().to_ascii_lowercase();
-        self.headers.retain(|(existing, _)| *existing != name);
-        self.headers.push((name, value.into()));
-        self
-    }
-
-    /// Sends `authorization: Bearer <token>` with every request.
-    pub fn bearer_token(self, token: impl AsRef<str>) -> Self {
-        let value = format!("Bearer {}", token.as_ref());
-        self.header("authorization", value)
-    }
-
-    /// Sends `x-api-key: <key>` with every request.
-    pub fn api_key(self, key: impl Into<String>) -> Self {
-        self.header("x-api-key", key)
-    }
-
-    /// Asks `provider` for a token before every request and sends it as
-    /// `authorization: Bearer <token>`, overriding a static `authorization` header.
-    pub fn token_provider(mut self, provider: Arc<dyn TokenProvider>) -> Self {
-        self.token_provider = Some(provider);
-        self
-    }
-
-    /// Authenticates with the Flight handshake: `connect` sends `Handshake` with
-    /// `authorization: Basic base64(user:password)` and every later call carries the bearer
-    /// token the server answers with (Dremio, Arrow's example servers, `flightline serve
-    /// --user`). When a call is refused because the token expired, the client handshakes once
-    /// more and retries that call once. A refused password is [`Error::CredentialsRefused`].
-    /// The password never appears in `Debug` output or logs.
-    pub fn basic_auth(self, user: impl Into<String>, password: impl Into<String>) -> Self {
-        self.basic_credentials(BasicCredentials::new(user, password))
-    }
-
-    /// [`basic_auth`](Self::basic_auth) with credentials whose password may come from the
-    /// environment or a file ([`BasicCredentials`]).
-    pub fn basic_credentials(self, credentials: BasicCredentials) -> Self {
-        self.credential_exchange(Arc::new(credentials))
-    }
-
-    /// Authenticates with a credential exchange of the caller's own (a custom handshake, an
-    /// identity provider): run at connect, again once when a token is refused. Replaces a
-    /// [`token_provider`](Self::token_provider).
-    pub fn credential_exchange(mut self, exchange: Arc<dyn CredentialExchange>) -> Self {
-        self.exchange = Some(exchange);
-        self
-    }
-
-    /// Keeps the cookies the server sets (`set-cookie`) and sends them back (`cookie`) on later
-    /// calls to the same server, until they expire. Off by default.
-    pub fn cookies(mut self, enabled: bool) -> Self {
-        self.cookies = enabled;
-        self
-    }
-
-    /// Trusts these CA certificates (PEM) instead of the system roots.
-    pub fn tls_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        self.ca_pem = Some(pem.into());
-        self
-    }
-
-    /// Trusts the CA certificates in this PEM file instead of the system roots; the file is
-    /// read by [`connect`](Self::connect).
-    pub fn tls_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.ca_file = Some(path.into());
-        self
-    }
-
-    /// Verifies the server certificate against this name instead of the URI's host (for a
-    /// server reached by IP address or through a tunnel).
-    pub fn tls_domain(mut self, domain: impl Into<String>) -> Self {
-        self.domain = Some(domain.into());
-        self
-    }
-
-    /// How long to wait for the connection to be established.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// How long to wait for the server to answer each call (GetFlightInfo, the start of a
-    /// DoGet, DoAction). Reading a long result is not limited by it.
-    pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.request_timeout = Some(timeout);
-        self
-    }
-
-    /// The largest gRPC message accepted or sent (default [`DEFAULT_MAX_MESSAGE_SIZE`]).
-    pub fn max_message_size(mut self, bytes: usize) -> Self {
-        self.max_message_size = bytes;
-        self
-    }
-
-    /// Checks the options and connects; fails early when the server cannot be reached.
-    pub async fn connect(self) -> Result<FlightSqlClient> {
-        let target = parse_target(&self.uri)?;
-        let headers = HeaderSet::parse(&self.headers)?;
-        let ca_pem = match (self.ca_pem, &self.ca_file) {
-            (Some(pem), _) => Some(pem),
-            (None, Some(path)) => Some(tokio::fs::read(path).await.map_err(|err| {
-                Error::Config(format!("cannot read the CA file {}: {err}", path.display()))
-            })?),
-            (None, None) => None,
-        };
-        let settings = ConnectSettings {
-            ca_pem,
-            domain: self.domain,
-            connect_timeout: self.connect_timeout,
-            max_message_size: self.max_message_size,
-        };
-        let endpoint = settings.endpoint(&self.uri, &target, true)?;
-        tracing::debug!(uri = %self.uri, headers = ?Redacted(headers.raw()), "connecting");
-        let channel = endpoint.connect().await.map_err(|err| Error::Transport {
-            uri: self.uri.clone(),
-            message: with_causes(err.to_string(), std::error::Error::source(&err)),
-        })?;
-        let flight = settings.flight_client(channel);
-        let cookies = self.cookies.then(|| Arc::new(CookieJar::default()));
-        let mut token_provider = self.token_provider;
-        let session = match self.exchange {
-            Some(exchange) => {
-                let mut metadata = tonic::metadata::MetadataMap::new();
-                headers.apply(&mut metadata);
-                let jar = cookies.as_ref().map(|jar| JarHook {
-                    jar: Arc::clone(jar),
-                    origin: target.http_uri.clone(),
-                    tls: target.tls,
-                });
-                let provider =
-                    HandshakeTokenProvider::new(exchange, flight.clone(), metadata, &self.uri)
-                        .timeout(self.request_timeout)
-                        .with_jar(jar);
-                // Now, so that a wrong password fails `connect` rather than the first query.
-                provider.authenticate().await?;
-                let provider = Arc::new(provider);
-                token_provider = Some(Arc::clone(&provider) as Arc<dyn TokenProvider>);
-                Some(provider)
-            }
-            None => None,
-        };
-        Ok(FlightSqlClient {
-            shared: Arc::new(Shared {
-                uri: self.uri,
-                target,
-                flight,
-                headers,
-                token_provider,
-                session,
-                cookies,
-                settings,
-                request_timeout: self.request_timeout,
-                locations: Mutex::new(HashMap::new()),
-            }),
-        })
-    }
-}
-
-impl fmt::Debug for ClientBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientBuilder")
-            .field("uri", &self.uri)
-            .field("headers", &Redacted(&self.headers))
-            .field("token_provider", &self.token_provider.is_some())
-            .field("credential_exchange", &self.exchange.is_some())
-            .field("cookies", &self.cookies)
-            .field("custom_ca", &(self.ca_pem.is_some() || self.ca_file.is_some()))
-            .field("domain", &self.domain)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("request_timeout", &self.request_timeout)
-            .field("max_message_size", &self.max_message_size)
-            .finish()
-    }
-}
-
-fn non_empty_env(name: &str) -> Option<String> {
-    std::env::var(name).ok().map(|value| value.trim().to_string()).filter(|value| !value.is_empty())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn builder_debug_hides_secrets() {
-        let builder = FlightSqlClient::builder("grpc://127.0.0.1:1")
-            .bearer_token("hunter2")
-            .api_key("key-123")
-            .header("X-Tenant-Id", "production");
-        let shown = format!("{builder:?}");
-        assert!(!shown.contains("hunter2") && !shown.contains("key-123"), "{shown}");
-        assert!(shown.contains("x-tenant-id") && shown.contains("production"), "{shown}");
-    }
-
-    #[test]
-    fn repeating_a_header_replaces_it() {
-        let builder =
-            ClientBuilder::new("grpc://h:1").header("authorization", "Bearer a").bearer_token("b");
-        assert_eq!(builder.headers, vec![("authorization".to_string(), "Bearer b".to_string())]);
-    }
 
     #[test]
     fn empty_schema_bytes_mean_an_empty_schema() {

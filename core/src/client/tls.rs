@@ -4,6 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use arrow_flight::flight_service_client::FlightServiceClient;
+use tonic::codegen::http::uri::Authority;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use crate::error::{Error, Result, with_causes};
@@ -36,6 +37,10 @@ pub(crate) struct Target {
     /// `http://host:port` or `https://host:port`: the key under which connections are shared.
     pub(crate) http_uri: String,
     pub(crate) tls: bool,
+    /// The host in lowercase (`[::1]` for IPv6), for the credential decision.
+    pub(crate) host: String,
+    /// The port, or the scheme's default.
+    pub(crate) port: u16,
 }
 
 /// Maps `grpc://`, `grpc+tcp://`, `http://` to plain gRPC and `grpc+tls://`, `https://` to TLS.
@@ -62,7 +67,29 @@ pub(crate) fn parse_target(uri: &str) -> Result<Target> {
         )));
     }
     let http_scheme = if tls { "https" } else { "http" };
-    Ok(Target { http_uri: format!("{http_scheme}://{authority}"), tls })
+    let http_uri = format!("{http_scheme}://{authority}");
+    let parsed: tonic::codegen::http::Uri = http_uri
+        .parse()
+        .map_err(|err| Error::Config(format!("{uri:?} is not a valid server address: {err}")))?;
+    let Some((host, port)) = parsed.authority().and_then(host_and_port) else {
+        return Err(Error::Config(format!(
+            "{uri:?} must name a host and a numeric port (and no user), like grpc://host:50051"
+        )));
+    };
+    let port = port.unwrap_or(if tls { 443 } else { 80 });
+    Ok(Target { http_uri, tls, host, port })
+}
+
+/// The host (lowercase) and port of an authority, `None` when it holds a user or a port that
+/// is not a number (`Authority` accepts both; its `port` then quietly says "none").
+pub(crate) fn host_and_port(authority: &Authority) -> Option<(String, Option<u16>)> {
+    let text = authority.as_str();
+    let host = authority.host();
+    let port = match text.strip_prefix(host)? {
+        "" => None,
+        rest => Some(rest.strip_prefix(':')?.parse().ok()?),
+    };
+    (!host.is_empty() && !text.contains('@')).then(|| (host.to_ascii_lowercase(), port))
 }
 
 impl ConnectSettings {
@@ -118,24 +145,31 @@ mod tests {
 
     #[test]
     fn schemes_map_to_plain_or_tls() {
-        for (uri, http_uri, tls) in [
-            ("grpc://127.0.0.1:50051", "http://127.0.0.1:50051", false),
-            ("grpc+tcp://host:1", "http://host:1", false),
-            ("http://host:1/", "http://host:1", false),
-            ("grpc+tls://host:443", "https://host:443", true),
-            ("HTTPS://host:443", "https://host:443", true),
+        for (uri, http_uri, tls, host, port) in [
+            ("grpc://127.0.0.1:50051", "http://127.0.0.1:50051", false, "127.0.0.1", 50051),
+            ("grpc+tcp://host:1", "http://host:1", false, "host", 1),
+            ("http://Host:1/", "http://Host:1", false, "host", 1),
+            ("grpc+tls://host:443", "https://host:443", true, "host", 443),
+            ("HTTPS://host", "https://host", true, "host", 443),
+            ("grpc://host", "http://host", false, "host", 80),
+            ("grpc://[::1]:9", "http://[::1]:9", false, "[::1]", 9),
         ] {
-            assert_eq!(
-                parse_target(uri).unwrap(),
-                Target { http_uri: http_uri.into(), tls },
-                "{uri}"
-            );
+            let expected = Target { http_uri: http_uri.into(), tls, host: host.into(), port };
+            assert_eq!(parse_target(uri).unwrap(), expected, "{uri}");
         }
     }
 
     #[test]
     fn bad_uris_are_config_errors() {
-        for uri in ["localhost:50051", "ftp://host:1", "grpc://", "grpc://host:1/path"] {
+        for uri in [
+            "localhost:50051",
+            "ftp://host:1",
+            "grpc://",
+            "grpc://host:1/path",
+            "grpc://host:port",
+            "grpc://user@host:1",
+            "grpc://:1",
+        ] {
             assert!(matches!(parse_target(uri), Err(Error::Config(m)) if m.contains(uri)), "{uri}");
         }
     }

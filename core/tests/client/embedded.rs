@@ -281,7 +281,7 @@ async fn tls_with_a_generated_ca() {
         .tls_ca_pem(crate::support::pki().ca_pem)
         .connect()
         .await;
-    assert!(matches!(untrusted, Err(Error::Transport { .. })));
+    assert!(matches!(untrusted, Err(Error::Connect { .. })), "{untrusted:?}");
     server.shutdown().await.unwrap();
 }
 

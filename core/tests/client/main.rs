@@ -1,5 +1,6 @@
 //! Integration tests of `flightline_core::client`.
 
+mod credentials;
 mod embedded;
 mod scripted;
 mod session;

@@ -92,6 +92,11 @@ pub struct Script {
     pub on_request: Option<Arc<Notify>>,
     /// Largest FlightData message the encoder produces.
     pub max_message: Option<usize>,
+    /// Sends a FlightData message that is not Arrow IPC after this many good ones.
+    pub corrupt_after: Option<usize>,
+    /// Notified when the server drops the response stream: the end of a finished stream, or
+    /// the client cancelling one that never ends.
+    pub on_drop: Option<Arc<Notify>>,
 }
 
 impl Script {
@@ -103,7 +108,19 @@ impl Script {
             wait_for: None,
             on_request: None,
             max_message: None,
+            corrupt_after: None,
+            on_drop: None,
         }
+    }
+
+    pub fn corrupt_after(mut self, messages: usize) -> Self {
+        self.corrupt_after = Some(messages);
+        self
+    }
+
+    pub fn on_drop(mut self, signal: Arc<Notify>) -> Self {
+        self.on_drop = Some(signal);
+        self
     }
 
     pub fn end(mut self, end: End) -> Self {
@@ -303,8 +320,18 @@ fn ipc_schema(schema: &Schema) -> Bytes {
     IpcMessage::try_from(SchemaAsIpc::new(schema, &IpcWriteOptions::default())).unwrap().0
 }
 
+/// Notifies when dropped.
+struct DropSignal(Arc<Notify>);
+
+impl Drop for DropSignal {
+    fn drop(&mut self) {
+        self.0.notify_one();
+    }
+}
+
 fn play(script: Script) -> BoxStream<'static, Result<FlightData, Status>> {
-    let Script { batches, compression, end, wait_for, max_message, .. } = script;
+    let Script { batches, compression, end, wait_for, max_message, corrupt_after, on_drop, .. } =
+        script;
     let options = IpcWriteOptions::default().try_with_compression(compression).unwrap();
     let input = stream::once(async move {
         if let Some(gate) = wait_for {
@@ -318,12 +345,23 @@ fn play(script: Script) -> BoxStream<'static, Result<FlightData, Status>> {
         encoder = encoder.with_max_flight_data_size(bytes);
     }
     let data = encoder.build(input).map_err(|err| Status::internal(err.to_string()));
+    let data = data.enumerate().flat_map(move |(position, message)| {
+        let garbage = (Some(position) == corrupt_after)
+            .then(|| Ok(FlightData::new().with_data_header(Bytes::from_static(b"not IPC at all"))));
+        stream::iter(garbage.into_iter().chain([message]))
+    });
     let tail: BoxStream<'static, Result<FlightData, Status>> = match end {
         End::Finish => stream::empty().boxed(),
         End::Fail(status) => stream::once(async move { Err(status) }).boxed(),
         End::Hang => stream::pending().boxed(),
     };
-    data.chain(tail).boxed()
+    let signal = on_drop.map(DropSignal);
+    data.chain(tail)
+        .map(move |message| {
+            let _kept_until_the_stream_is_dropped = &signal;
+            message
+        })
+        .boxed()
 }
 
 #[tonic::async_trait]

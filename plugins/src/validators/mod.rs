@@ -62,7 +62,7 @@ pub mod codes {
     pub const ROW_SIZE_TOO_LARGE: &str = "row_size_too_large";
     /// The server refused to prepare the query (reported by callers that asked it, e.g.
     /// `flightline validate`).
-    pub const SERVER_REJECTED: &str = "server_rejected";
+    pub const SERVER_REJECTED: &str = flightline_core::validate::SERVER_REJECTED;
     /// The result schema could not be obtained, so the schema rules were skipped (reported by
     /// callers that asked a server).
     pub const SCHEMA_UNAVAILABLE: &str = "schema_unavailable";
