@@ -328,3 +328,56 @@ async fn close_sends_close_session_and_ignores_unimplemented() {
     client.close().await.unwrap();
     assert_eq!(quiet.calls_of("CloseSession").len(), 1);
 }
+
+/// The main service (handshake, endpoint "t0" on itself, "t1" on a second service) and the
+/// second service at another port of 127.0.0.1.
+async fn main_and_location(
+    tokens: &[&str],
+) -> (TestService, TestService, crate::support::TestServer, crate::support::TestServer) {
+    let other = TestService::new();
+    other.script("t1", Script::new(vec![batch(2, 2)]));
+    let other_server = serve(other.clone(), None).await;
+    let main = TestService::new();
+    main.handshake(scripted_handshake(tokens, false))
+        .script("t0", Script::new(vec![batch(0, 2)]))
+        .endpoints(vec![endpoint("t0"), endpoint("t1").with_location(other_server.uri())])
+        .set_cookies(&["session=abc"]);
+    let main_server = serve(main.clone(), None).await;
+    (main, other, main_server, other_server)
+}
+
+#[tokio::test]
+async fn the_session_token_reaches_other_locations_only_when_allowed() {
+    let (main, other, main_server, other_server) = main_and_location(&["m1", "m2"]).await;
+    let client = FlightSqlClient::builder(main_server.uri())
+        .basic_auth(USER, PASSWORD)
+        .cookies(true)
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(ids(&client.query("q", None).await.unwrap()), vec![0, 1, 2, 3]);
+    for call in main.calls().iter().filter(|c| c.method != "Handshake") {
+        assert_eq!(call.headers["authorization"], "Bearer m1", "{call:?}");
+        assert_eq!(call.headers["cookie"], "session=abc", "{call:?}");
+    }
+    let fetched = other.calls_of("DoGet");
+    assert_eq!(fetched.len(), 1);
+    assert!(!fetched[0].headers.contains_key("authorization"), "{fetched:?}");
+    assert!(!fetched[0].headers.contains_key("cookie"), "{fetched:?}");
+
+    // Listed as a credential host, the location gets the session token (but never the main
+    // server's cookies, which belong to that server alone).
+    let port = other_server.addr.port();
+    let trusting = FlightSqlClient::builder(main_server.uri())
+        .basic_auth(USER, PASSWORD)
+        .cookies(true)
+        .credential_hosts([format!("127.0.0.1:{port}")])
+        .connect()
+        .await
+        .unwrap();
+    trusting.query("q", None).await.unwrap();
+    let fetched = other.calls_of("DoGet");
+    assert_eq!(fetched.len(), 2);
+    assert_eq!(fetched[1].headers["authorization"], "Bearer m2");
+    assert!(!fetched[1].headers.contains_key("cookie"), "{fetched:?}");
+}
