@@ -177,7 +177,7 @@ impl SessionStore {
         }
     }
 
-    /// The live sessions, oldest first is not guaranteed.
+    /// The live sessions, in no particular order.
     pub fn sessions(&self) -> Vec<SessionInfo> {
         let now = Instant::now();
         self.lock()

@@ -21,6 +21,12 @@
 //! request (client-wide headers, then the token provider's `authorization`, then the call's
 //! own time range, limit and headers), so one client serves concurrent queries with different
 //! time ranges.
+//!
+//! Servers that authenticate by the Flight handshake (user and password in, bearer token
+//! out: Dremio, Arrow's example servers, `flightline serve --user`) are served by
+//! [`ClientBuilder::basic_auth`]: the token is renewed once when it expires, an opt-in cookie
+//! jar ([`ClientBuilder::cookies`]) keeps session cookies, and [`FlightSqlClient::close`]
+//! sends `CloseSession`.
 
 mod auth;
 mod builder;
