@@ -202,3 +202,119 @@ fn context_keeps_sql_parse_result_and_time_range() {
     assert!(bad.parse_error().is_some());
     assert!(bad.parse_error_position().is_some());
 }
+
+#[tokio::test]
+async fn push_appends_a_validator_and_policy_reads_back() {
+    for policy in [Policy::Off, Policy::Warn, Policy::Deny] {
+        assert_eq!(ValidationPipeline::new().with_policy(policy).policy(), policy);
+    }
+    let mut pipeline = two_validators(Policy::Warn);
+    let third = Fixed::new("third", &[(Severity::Info, "late")]);
+    let runs = Arc::clone(&third.runs);
+    pipeline.push(Arc::new(third));
+    assert_eq!(pipeline.validator_names(), ["first", "second", "third"]);
+    let report = pipeline.run(&ValidationContext::new("SELECT 1")).await;
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert_eq!(codes(&report.findings).last(), Some(&(Severity::Info, "late")));
+}
+
+mod with_a_server {
+    use flightline_core::client::{ClientBuilder, FlightSqlClient};
+    use flightline_core::schema::SizeOptions;
+    use flightline_core::validate::{SERVER_REJECTED, SchemaSource, validate_query};
+    use flightline_server::{RunningServer, ServerBuilder};
+
+    use super::*;
+
+    /// Denies statements that start with DROP; reports the column count when it has a schema.
+    struct Rules;
+
+    #[async_trait]
+    impl QueryValidator for Rules {
+        fn name(&self) -> &str {
+            "rules"
+        }
+
+        async fn validate(&self, ctx: &ValidationContext) -> Vec<Finding> {
+            if ctx.sql().starts_with("DROP") {
+                return vec![Finding::new(Severity::Deny, "write", "a write", "do not")];
+            }
+            match ctx.schema() {
+                Some(schema) => vec![Finding::new(
+                    Severity::Info,
+                    "columns",
+                    format!("{} columns", schema.columns.len()),
+                    "none",
+                )],
+                None => Vec::new(),
+            }
+        }
+    }
+
+    async fn server() -> RunningServer {
+        ServerBuilder::new()
+            .demo_rows(100)
+            .seed(1)
+            .spawn("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap()
+    }
+
+    fn unreachable() -> ClientBuilder {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        FlightSqlClient::builder(format!("grpc://127.0.0.1:{port}"))
+    }
+
+    async fn check(sql: &str, source: SchemaSource) -> flightline_core::Result<Vec<String>> {
+        let pipeline = ValidationPipeline::new().with_validator(Rules);
+        let report =
+            validate_query(&pipeline, ValidationContext::new(sql), source, &SizeOptions::default())
+                .await?;
+        Ok(report.findings.iter().map(|f| format!("{} {}", f.code, f.message)).collect())
+    }
+
+    #[tokio::test]
+    async fn the_schema_rules_see_the_server_schema() {
+        let server = server().await;
+        let client = FlightSqlClient::builder(server.uri()).connect().await.unwrap();
+        let sql = "SELECT time, msg FROM log_entries";
+        assert_eq!(check(sql, SchemaSource::Client(client)).await.unwrap(), ["columns 2 columns"]);
+        let builder = FlightSqlClient::builder(server.uri());
+        assert_eq!(
+            check(sql, SchemaSource::Connect(builder)).await.unwrap(),
+            ["columns 2 columns"]
+        );
+        assert!(check(sql, SchemaSource::Offline).await.unwrap().is_empty());
+        server.shutdown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_query_the_server_refuses_is_a_deny_finding() {
+        let server = server().await;
+        let pipeline = ValidationPipeline::new().with_validator(Rules);
+        let source = SchemaSource::Connect(FlightSqlClient::builder(server.uri()));
+        let ctx = ValidationContext::new("SELECT nope FROM log_entries");
+        let report =
+            validate_query(&pipeline, ctx, source.clone(), &SizeOptions::default()).await.unwrap();
+        assert!(report.is_denied());
+        assert_eq!(report.findings[0].code, SERVER_REJECTED);
+        assert!(report.findings[0].message.contains("nope"), "{:?}", report.findings);
+        // Overrides apply to it like to any finding.
+        let muted = pipeline.mute(SERVER_REJECTED);
+        let ctx = ValidationContext::new("SELECT nope FROM log_entries");
+        let report = validate_query(&muted, ctx, source, &SizeOptions::default()).await.unwrap();
+        assert!(report.findings.is_empty() && !report.is_denied());
+        server.shutdown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_fails_closed_unless_the_text_is_refused() {
+        let source = SchemaSource::Connect(unreachable());
+        match check("SELECT 1", source.clone()).await {
+            Err(err @ Error::Transport { .. }) => assert!(err.is_retryable()),
+            other => panic!("{other:?}"),
+        }
+        // A refused text needs no server.
+        assert_eq!(check("DROP TABLE t", source).await.unwrap(), ["write a write"]);
+    }
+}

@@ -4,7 +4,9 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use flightline_core::client::{BasicCredentials, DEFAULT_URI, FlightSqlClient, is_secret_header};
+use flightline_core::client::{
+    BasicCredentials, ClientBuilder, DEFAULT_URI, FlightSqlClient, is_secret_header,
+};
 use flightline_core::{Error, TimeRange};
 
 use crate::RunnerError;
@@ -54,6 +56,11 @@ pub struct ConnectArgs {
 impl ConnectArgs {
     /// Connects with these options.
     pub async fn connect(&self) -> Result<FlightSqlClient, RunnerError> {
+        Ok(self.builder()?.connect().await?)
+    }
+
+    /// A client builder with these options, not connected yet.
+    pub fn builder(&self) -> Result<ClientBuilder, RunnerError> {
         let mut builder = FlightSqlClient::builder(&self.uri)
             .connect_timeout(Duration::from_secs(self.connect_timeout));
         for header in &self.headers {
@@ -73,7 +80,7 @@ impl ConnectArgs {
         if let Some(domain) = &self.tls_domain {
             builder = builder.tls_domain(domain);
         }
-        Ok(builder.connect().await?)
+        Ok(builder)
     }
 }
 
@@ -125,18 +132,19 @@ fn redact_header(header: &str) -> String {
     }
 }
 
-/// `NAME=VALUE` → (`NAME`, `VALUE`); the value may itself contain `=`.
+/// `NAME=VALUE` → (`NAME`, `VALUE`); the value may itself contain `=`. A malformed argument
+/// is never echoed: without the `=` nobody can tell its name from its value, and `--header
+/// "Bearer abc"` is a token.
 fn split_header(header: &str) -> Result<(&str, &str), RunnerError> {
     match header.split_once('=') {
         Some((name, value)) if !name.trim().is_empty() => Ok((name.trim(), value)),
-        _ => {
-            let name = header.split(':').next().unwrap_or(header);
-            Err(Error::Config(format!(
-                "--header expects NAME=VALUE, e.g. --header x-tenant-id=production; got a value \
-                 for {name:?} without '='"
-            ))
-            .into())
-        }
+        _ => Err(Error::Config(format!(
+            "a --header argument ({} characters, not shown: it may hold a credential) is not \
+             NAME=VALUE; write e.g. --header x-tenant-id=production or --header \
+             authorization='Bearer TOKEN'",
+            header.chars().count()
+        ))
+        .into()),
     }
 }
 
@@ -204,10 +212,12 @@ mod tests {
     fn headers_split_on_the_first_equals_sign() {
         assert_eq!(split_header("x-tenant-id=prod").unwrap(), ("x-tenant-id", "prod"));
         assert_eq!(split_header("x-sig=a=b").unwrap(), ("x-sig", "a=b"));
-        for bad in ["x-tenant-id", "=value", "x-api-key:secret"] {
+        for bad in ["x-tenant-id", "=value", "x-api-key:s3cr3t", "Bearer abc.def"] {
             let err = split_header(bad).unwrap_err().to_string();
             assert!(err.contains("NAME=VALUE"), "{err}");
-            assert!(!err.contains("secret"), "{err}");
+            for part in ["s3cr3t", "abc.def", "value"] {
+                assert!(!err.contains(part), "{part} echoed: {err}");
+            }
         }
     }
 

@@ -10,6 +10,14 @@ pub enum RunnerError {
     /// An embedded-server error.
     #[error(transparent)]
     Server(#[from] flightline_server::ServerError),
+    /// `flightline validate` could not ask the server about the query (exit status 3).
+    #[error("cannot validate against {uri}: {source} (pass --offline to check the SQL text only)")]
+    ServerCheck {
+        /// The server.
+        uri: String,
+        /// Why it could not be asked.
+        source: flightline_core::Error,
+    },
     /// Reading or writing a local file failed.
     #[error("{path}: {source}")]
     Io {
@@ -18,4 +26,83 @@ pub enum RunnerError {
         /// What went wrong.
         source: std::io::Error,
     },
+}
+
+impl RunnerError {
+    /// The process exit status: 3 when validation could not ask the server, 2 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunnerError::ServerCheck { .. } => 3,
+            _ => 2,
+        }
+    }
+
+    /// The `flightline` flags that fix the error, when some do. The SDK's messages name its
+    /// API; the flags are the command's business.
+    pub fn hint(&self) -> Option<&'static str> {
+        use flightline_core::Error;
+        let core = match self {
+            RunnerError::Core(err) | RunnerError::ServerCheck { source: err, .. } => err,
+            _ => return None,
+        };
+        match core {
+            Error::Unauthenticated { .. } => Some(
+                "pass a valid token with --token (or FLIGHTLINE_TOKEN), or a header with \
+                 --header authorization=... / --header x-api-key=...",
+            ),
+            Error::CredentialsRefused { .. } => {
+                Some("check --user and its password (FLIGHTLINE_PASSWORD or --password-file)")
+            }
+            Error::Connect { .. } => {
+                Some("check --uri, and for TLS servers --tls-ca and --tls-domain")
+            }
+            _ => None,
+        }
+    }
+
+    /// True when standard output (or any pipe) was closed under us, e.g. `flightline demo |
+    /// head`: the reader has what it wanted, so the command ends quietly and successfully.
+    pub fn is_broken_pipe(&self) -> bool {
+        broken_pipe(self)
+    }
+}
+
+/// Walks the causes, looking inside `io::Error`s too (their `source` skips the error they
+/// wrap).
+fn broken_pipe(err: &(dyn std::error::Error + 'static)) -> bool {
+    if let Some(io) = err.downcast_ref::<std::io::Error>() {
+        if io.kind() == std::io::ErrorKind::BrokenPipe {
+            return true;
+        }
+        if let Some(inner) = io.get_ref() {
+            return broken_pipe(inner);
+        }
+    }
+    err.source().is_some_and(broken_pipe)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broken_pipe_anywhere_in_the_chain_is_recognised() {
+        let pipe = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        let err = RunnerError::Io { path: "stdout".into(), source: pipe };
+        assert!(err.is_broken_pipe());
+        let wrapped = std::io::Error::other(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+        assert!(RunnerError::Io { path: "stdout".into(), source: wrapped }.is_broken_pipe());
+        let other = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert!(!RunnerError::Io { path: "x".into(), source: other }.is_broken_pipe());
+    }
+
+    #[test]
+    fn only_a_failed_server_check_exits_with_3() {
+        let down = flightline_core::Error::Unavailable { message: "down".into() };
+        let err = RunnerError::ServerCheck { uri: "grpc://h:1".into(), source: down };
+        assert_eq!(err.exit_code(), 3);
+        assert!(err.to_string().contains("--offline"), "{err}");
+        let config = RunnerError::Core(flightline_core::Error::Config("bad".into()));
+        assert_eq!(config.exit_code(), 2);
+    }
 }

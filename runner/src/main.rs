@@ -19,9 +19,14 @@ async fn main() -> ExitCode {
     };
     match outcome {
         Ok(code) => code,
+        // The reader of our output went away (`flightline demo | head`): nothing is wrong.
+        Err(err) if err.is_broken_pipe() => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");
-            ExitCode::from(2)
+            if let Some(hint) = err.hint() {
+                eprintln!("hint: {hint}");
+            }
+            ExitCode::from(err.exit_code())
         }
     }
 }

@@ -193,21 +193,56 @@ async fn overrides_raise_a_warning_to_a_refusal() {
     server.shutdown().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unreachable_server_only_costs_the_schema_rules() {
-    // A port that was free a moment ago: nothing listens there.
+/// A URI on a port that was free a moment ago: nothing listens there.
+fn unreachable_uri() -> String {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let uri = format!("grpc://127.0.0.1:{port}");
+    format!("grpc://127.0.0.1:{port}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_server_fails_closed_with_exit_status_3() {
+    let uri = unreachable_uri();
     let output = flightline(&["validate", "--json", "--uri", &uri, ISSUE_QUERY]).await;
+    assert_eq!(output.status.code(), Some(3), "{}", show(&output));
+    assert!(stdout(&output).is_empty(), "no verdict without the server: {}", show(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("cannot validate against {uri}")), "{}", show(&output));
+    assert!(stderr.contains("--offline"), "{}", show(&output));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_failure_fails_closed_with_exit_status_3() {
+    // The demo server speaks plain gRPC: a TLS handshake with it cannot succeed.
+    let server = demo_server().await;
+    let tls_uri = server.uri().replacen("grpc://", "grpc+tls://", 1);
+    let output = flightline(&["validate", "--uri", &tls_uri, ISSUE_QUERY]).await;
+    assert_eq!(output.status.code(), Some(3), "{}", show(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot validate against"), "{}", show(&output));
+    assert!(stdout(&output).is_empty(), "{}", show(&output));
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_runs_the_local_rules_without_a_server() {
+    let uri = unreachable_uri();
+    let output = flightline(&["validate", "--offline", "--json", "--uri", &uri, ISSUE_QUERY]).await;
     assert_eq!(output.status.code(), Some(0), "{}", show(&output));
     assert_eq!(
         json_codes(&output),
         [
-            ("info".to_string(), "schema_unavailable".to_string()),
             ("warn".to_string(), "no_time_filter".to_string()),
             ("warn".to_string(), "order_by_without_limit".to_string())
         ]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_the_local_rules_refuse_needs_no_server() {
+    let uri = unreachable_uri();
+    let output = flightline(&["validate", "--uri", &uri, "DELETE FROM log_entries"]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+    assert!(stdout(&output).contains("deny not_read_only"), "{}", show(&output));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -229,7 +264,8 @@ async fn a_wrong_or_missing_token_is_an_error_not_a_pass() {
         assert_eq!(output.status.code(), Some(2), "{credentials:?}: {}", show(&output));
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains("not authenticated"), "{credentials:?}: {}", show(&output));
-        assert!(stderr.contains("--token"), "{}", show(&output));
+        // The runner, not the SDK, names its flags.
+        assert!(stderr.contains("hint: pass a valid token with --token"), "{}", show(&output));
         assert!(!stderr.contains("wrong"), "the token leaked: {}", show(&output));
         assert!(stdout(&output).is_empty(), "{}", show(&output));
     }

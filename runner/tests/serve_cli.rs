@@ -124,6 +124,7 @@ fn serve_users_and_query_with_user_and_password_from_the_environment() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("refused the credentials") && err.contains("alice"), "{err}");
+    assert!(err.contains("hint: check --user"), "{err}");
     assert!(!err.contains("wrong"), "the password leaked: {err}");
 
     let out = query("alice", None);

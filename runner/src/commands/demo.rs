@@ -13,6 +13,7 @@ use flightline_server::ServerBuilder;
 use futures::TryStreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::schema::print_stdout;
 use crate::RunnerError;
 
 /// Arguments of `flightline demo`.
@@ -81,13 +82,15 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode, RunnerError> {
     for job in &JOBS {
         match run_job(&client, job).await {
             Ok(o) => outcomes.push(o),
+            // `flightline demo | head`: main ends quietly; the server stops when dropped.
+            Err(e) if e.is_broken_pipe() => return Err(e),
             Err(e) => {
                 failed += 1;
                 eprintln!("flightline: job {:?} failed: {e}", job.name);
             }
         }
     }
-    print_summary(&outcomes, failed);
+    print_summary(&outcomes, failed)?;
     server.shutdown().await?;
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
@@ -109,13 +112,14 @@ async fn run_job(client: &FlightSqlClient, job: &Job) -> Result<Outcome, RunnerE
         }
     }
     progress.finish_and_clear();
-    println!("\n# {} (last {})", job.name, job.last);
+    let mut text = format!("\n# {} (last {})", job.name, job.last);
     if let Some(p) = preview {
         match arrow::util::pretty::pretty_format_batches(&[p]) {
-            Ok(table) => println!("{table}"),
-            Err(e) => println!("(cannot print a preview: {e})"),
+            Ok(table) => text.push_str(&format!("\n{table}")),
+            Err(e) => text.push_str(&format!("\n(cannot print a preview: {e})")),
         }
     }
+    print_stdout(&text)?;
     Ok(Outcome { name: job.name, rows, batches, bytes, elapsed: started.elapsed() })
 }
 
@@ -136,15 +140,17 @@ fn progress_bar(name: &str) -> ProgressBar {
     bar
 }
 
-fn print_summary(outcomes: &[Outcome], failed: usize) {
-    println!("\n# summary");
-    println!(
-        "{:<26} {:>10} {:>8} {:>10} {:>9} {:>12}",
-        "job", "rows", "batches", "MiB", "seconds", "rows/s"
-    );
+fn print_summary(outcomes: &[Outcome], failed: usize) -> Result<(), RunnerError> {
+    let mut lines = vec![
+        "\n# summary".to_string(),
+        format!(
+            "{:<26} {:>10} {:>8} {:>10} {:>9} {:>12}",
+            "job", "rows", "batches", "MiB", "seconds", "rows/s"
+        ),
+    ];
     for o in outcomes {
         let secs = o.elapsed.as_secs_f64();
-        println!(
+        lines.push(format!(
             "{:<26} {:>10} {:>8} {:>10.1} {:>9.3} {:>12.0}",
             o.name,
             o.rows,
@@ -152,7 +158,8 @@ fn print_summary(outcomes: &[Outcome], failed: usize) {
             o.bytes as f64 / 1_048_576.0,
             secs,
             o.rows as f64 / secs.max(1e-9)
-        );
+        ));
     }
-    println!("{} jobs succeeded, {failed} failed", outcomes.len());
+    lines.push(format!("{} jobs succeeded, {failed} failed", outcomes.len()));
+    print_stdout(&lines.join("\n"))
 }

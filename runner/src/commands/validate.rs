@@ -1,15 +1,16 @@
 //! `flightline validate`: the built-in validators on a query, with the result schema from the
-//! server when it answers, without running the query. Exit status 1 when any finding is `deny`.
+//! server, without running the query. Exit status 0 when the query may run, 1 when a finding
+//! is `deny`, 2 for a usage or credentials error, 3 when the server could not be asked.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use flightline_core::Error;
-use flightline_core::schema::SchemaAnalysis;
 use flightline_core::validate::{
-    Finding, Override, Policy, Severity, ValidationContext, ValidationPipeline,
+    Finding, Override, Policy, SchemaSource, Severity, ValidationContext, ValidationPipeline,
+    validate_query,
 };
-use flightline_plugins::{ValidatorLimits, builtin_pipeline_with, codes};
+use flightline_plugins::{ValidatorLimits, builtin_pipeline_with};
 
 use super::schema::{SizeArgs, print_stdout};
 use crate::RunnerError;
@@ -17,6 +18,10 @@ use crate::connect::{ConnectArgs, RangeArgs};
 
 /// Arguments of `flightline validate`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Exit status: 0 the query may run; 1 a finding is deny; 2 a usage or \
+                        credentials error; 3 the server could not be asked (unreachable, TLS, \
+                        internal error) so the query was not fully checked: retry, or use \
+                        --offline for the SQL text rules only.")]
 pub struct ValidateArgs {
     /// The query to check; it is parsed locally and prepared on the server, never executed.
     pub sql: String,
@@ -33,6 +38,7 @@ pub struct ValidateArgs {
     #[arg(long)]
     pub json: bool,
     /// Do not contact the server: check the SQL text only (the schema rules stay silent).
+    /// Without it, a server that cannot be asked ends the command with exit status 3.
     #[arg(long)]
     pub offline: bool,
     /// Change a rule by code: CODE=mute|info|warn|deny (repeatable), e.g.
@@ -51,31 +57,39 @@ pub struct ValidateArgs {
 }
 
 /// Runs the command: prints the findings; exit status 1 on any `deny` finding, 0 otherwise.
-/// A server that refuses the credentials is an error (exit status 2 from `main`), not a
-/// finding: validating without the schema would hide a wrong token until the job runs.
+///
+/// Fails closed: when the server cannot be asked for the result schema (unreachable, TLS,
+/// an internal error), the query was not fully checked, and the command exits with status 3
+/// (see [`RunnerError::ServerCheck`]) instead of passing it; `--offline` runs only the rules
+/// that read the SQL text. Credentials or options the server refuses exit with status 2.
 pub async fn run(args: ValidateArgs) -> Result<ExitCode, RunnerError> {
     let pipeline = pipeline(&args)?;
     let mut ctx = ValidationContext::new(args.sql.as_str());
     ctx.set_time_range(args.range.time_range()?);
-
-    let local = pipeline.run(&ctx).await;
-    // Only a query that passed the local rules goes to the server: preparing DDL can run it.
-    let mut report = if args.offline || local.is_denied() {
-        local
+    let source = if args.offline {
+        SchemaSource::Offline
     } else {
-        match ask_server_for_schema(&args).await? {
-            Ok(analysis) => pipeline.run(&ctx.with_schema(analysis)).await,
-            Err(finding) => {
-                let mut report = local;
-                report.findings.extend(pipeline.adjust(finding));
-                report
-            }
-        }
+        SchemaSource::Connect(args.connect.builder()?)
     };
+    let mut report = validate_query(&pipeline, ctx, source, &args.size.options())
+        .await
+        .map_err(|err| server_failure(&args.connect.uri, err))?;
     report.findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
 
     print_findings(&report.findings, args.json)?;
     Ok(if report.is_denied() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// Credentials the server refuses and options that cannot work are the caller's to fix (exit
+/// status 2, as for every command); anything else means the server could not be asked.
+fn server_failure(uri: &str, err: Error) -> RunnerError {
+    match err {
+        Error::Unauthenticated { .. }
+        | Error::PermissionDenied { .. }
+        | Error::Config(_)
+        | Error::TimeRange { .. } => RunnerError::Core(err),
+        source => RunnerError::ServerCheck { uri: uri.to_string(), source },
+    }
 }
 
 fn pipeline(args: &ValidateArgs) -> Result<ValidationPipeline, RunnerError> {
@@ -104,40 +118,6 @@ fn parse_override(spec: &str) -> Result<(&str, Override), RunnerError> {
         return Err(bad("empty code".to_string()));
     }
     Ok((code, action.parse::<Override>().map_err(bad)?))
-}
-
-/// The result schema from the server, or the finding that says why there is none: `deny` when
-/// the server refused the query, `info` when it could not be reached. Credentials the server
-/// refuses and client options that cannot work (a malformed URI or header) are errors: they
-/// are the caller's to fix and would fail every real run too.
-async fn ask_server_for_schema(
-    args: &ValidateArgs,
-) -> Result<Result<SchemaAnalysis, Finding>, RunnerError> {
-    let prepared = match args.connect.connect().await {
-        Ok(client) => client.prepare(&args.sql).await.map_err(RunnerError::Core),
-        Err(err) => Err(err),
-    };
-    match prepared {
-        Ok(prepared) => Ok(Ok(SchemaAnalysis::from_prepared(&prepared, &args.size.options()))),
-        Err(RunnerError::Core(Error::InvalidQuery { message })) => Ok(Err(Finding::new(
-            Severity::Deny,
-            codes::SERVER_REJECTED,
-            format!("the server refused the query: {message}"),
-            "fix the query: check table and column names and the functions used",
-        ))),
-        Err(
-            err @ RunnerError::Core(
-                Error::Unauthenticated { .. } | Error::PermissionDenied { .. } | Error::Config(_),
-            ),
-        ) => Err(err),
-        Err(err) => Ok(Err(Finding::new(
-            Severity::Info,
-            codes::SCHEMA_UNAVAILABLE,
-            format!("could not ask {} for the result schema: {err}", args.connect.uri),
-            "start the server or pass --uri (or --offline); the column and row-size rules were \
-             skipped",
-        ))),
-    }
 }
 
 fn print_findings(findings: &[Finding], json: bool) -> Result<(), RunnerError> {
