@@ -4,6 +4,8 @@ The servers are started by runner/tests/interop_python.rs (`cargo nextest run`),
   FLIGHTLINE_TEST_URI       grpc://127.0.0.1:PORT of a server without auth
   FLIGHTLINE_TEST_AUTH_URI  grpc://127.0.0.1:PORT of a server started with --token
   FLIGHTLINE_TEST_TOKEN     that token
+  FLIGHTLINE_TEST_USER      a user the --token server also accepts by handshake (--user)
+  FLIGHTLINE_TEST_PASSWORD  that user's password
   FLIGHTLINE_TEST_DEMO_END  the --demo-end both servers got (RFC 3339)
   FLIGHTLINE_TEST_ROWS      the --demo-rows both servers got
 Both servers use the same seed, so they hold the same data.
@@ -28,6 +30,8 @@ class Servers:
     uri: str
     auth_uri: str
     token: str
+    user: str
+    password: str
     demo_end: datetime.datetime
     rows: int
 
@@ -78,6 +82,8 @@ def servers() -> Servers:
         uri=_env("FLIGHTLINE_TEST_URI"),
         auth_uri=_env("FLIGHTLINE_TEST_AUTH_URI"),
         token=_env("FLIGHTLINE_TEST_TOKEN"),
+        user=_env("FLIGHTLINE_TEST_USER"),
+        password=_env("FLIGHTLINE_TEST_PASSWORD"),
         demo_end=demo_end,
         rows=int(_env("FLIGHTLINE_TEST_ROWS")),
     )

@@ -213,3 +213,19 @@ def test_token_refused(servers, db_kwargs):
             fetch(refused, "SELECT count(*) AS n FROM log_entries")
 
     assert err.value.status_code == AdbcStatusCode.UNAUTHENTICATED
+
+
+def test_username_and_password_handshake(servers):
+    # The driver sends Handshake with `authorization: Basic ...` (unpadded base64, as Go's
+    # Flight client does) and then the bearer token the server answered with on every call.
+    with connect(servers.auth_uri, username=servers.user, password=servers.password) as authed:
+        assert count(authed, "SELECT count(*) AS n FROM log_entries") == servers.rows
+        assert count(authed, "SELECT count(*) AS n FROM processes") == PROCESS_ROWS
+
+
+def test_wrong_password_is_unauthenticated(servers):
+    with pytest.raises(flightsql.Error) as err:
+        with connect(servers.auth_uri, username=servers.user, password="not-the-password") as c:
+            count(c, "SELECT count(*) AS n FROM log_entries")
+
+    assert err.value.status_code == AdbcStatusCode.UNAUTHENTICATED

@@ -51,6 +51,16 @@ pub enum Error {
         /// The server's message.
         message: String,
     },
+    /// The server refused the credentials of the Flight handshake (a user name and password, or
+    /// a caller's own exchange). Retrying with the same credentials will not help, and the
+    /// client never does.
+    #[error("{uri} refused the credentials: {message} (check the user name and password)")]
+    CredentialsRefused {
+        /// The server.
+        uri: String,
+        /// The server's message, with the user name when known (never the password).
+        message: String,
+    },
     /// The credentials are valid but not allowed to do this (gRPC `PERMISSION_DENIED`).
     #[error("permission denied: {message}")]
     PermissionDenied {

@@ -4,12 +4,18 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use flightline_core::client::{ClientBuilder, DEFAULT_URI, FlightSqlClient, is_secret_header};
+use flightline_core::client::{
+    BasicCredentials, ClientBuilder, DEFAULT_URI, FlightSqlClient, is_secret_header,
+};
 use flightline_core::{Error, TimeRange};
 
 use crate::RunnerError;
 
-/// Where the server is and how to authenticate: `--uri`, `--token`, `--header`, TLS options.
+/// The environment variable `--user` reads its password from, unless `--password-file` is given.
+pub const PASSWORD_ENV: &str = "FLIGHTLINE_PASSWORD";
+
+/// Where the server is and how to authenticate: `--uri`, `--token`, `--user`, `--header`, TLS
+/// options.
 ///
 /// `Debug` redacts the token and the values of secret headers (`authorization`, `x-api-key`,
 /// ...), so logging the parsed arguments never prints a credential.
@@ -21,6 +27,17 @@ pub struct ConnectArgs {
     /// Bearer token, sent as `authorization: Bearer TOKEN`.
     #[arg(long, env = "FLIGHTLINE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// User name for the Flight handshake (HTTP Basic, as Dremio and `flightline serve --user`
+    /// expect); the server's session token then authenticates every call. The password comes
+    /// from FLIGHTLINE_PASSWORD or --password-file, never from the command line.
+    #[arg(long, env = "FLIGHTLINE_USER", value_name = "NAME")]
+    pub user: Option<String>,
+    /// File holding the password of --user (one trailing newline ignored).
+    #[arg(long, value_name = "FILE", requires = "user")]
+    pub password_file: Option<PathBuf>,
+    /// Keep the cookies the server sets and send them back (Dremio keeps sessions in cookies).
+    #[arg(long)]
+    pub cookies: bool,
     /// Extra header sent with every request, as NAME=VALUE (repeatable), e.g.
     /// `--header x-tenant-id=production`.
     #[arg(long = "header", value_name = "NAME=VALUE")]
@@ -53,6 +70,10 @@ impl ConnectArgs {
         if let Some(token) = self.token.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
             builder = builder.bearer_token(token);
         }
+        if let Some(credentials) = self.basic_credentials()? {
+            builder = builder.basic_credentials(credentials);
+        }
+        builder = builder.cookies(self.cookies);
         if let Some(ca) = &self.tls_ca {
             builder = builder.tls_ca_file(ca);
         }
@@ -63,12 +84,36 @@ impl ConnectArgs {
     }
 }
 
+impl ConnectArgs {
+    /// The handshake credentials of `--user`, with the password from `--password-file` or
+    /// FLIGHTLINE_PASSWORD (read when the client handshakes, so a rotated one is picked up).
+    fn basic_credentials(&self) -> Result<Option<BasicCredentials>, RunnerError> {
+        let Some(user) = self.user.as_deref().map(str::trim).filter(|u| !u.is_empty()) else {
+            return Ok(None);
+        };
+        if let Some(path) = &self.password_file {
+            return Ok(Some(BasicCredentials::password_from_file(user, path)));
+        }
+        if std::env::var_os(PASSWORD_ENV).is_none() {
+            return Err(Error::Config(format!(
+                "--user {user} needs a password: export {PASSWORD_ENV} or pass --password-file \
+                 FILE (a password is never taken from the command line)"
+            ))
+            .into());
+        }
+        Ok(Some(BasicCredentials::password_from_env(user, PASSWORD_ENV)))
+    }
+}
+
 impl fmt::Debug for ConnectArgs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let headers: Vec<String> = self.headers.iter().map(|h| redact_header(h)).collect();
         f.debug_struct("ConnectArgs")
             .field("uri", &self.uri)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("user", &self.user)
+            .field("password_file", &self.password_file)
+            .field("cookies", &self.cookies)
             .field("headers", &headers)
             .field("tls_ca", &self.tls_ca)
             .field("tls_domain", &self.tls_domain)
@@ -198,6 +243,22 @@ mod tests {
         assert!(shown.contains("x-tenant-id=production"), "{shown}");
         assert!(shown.contains("authorization=<redacted>"), "{shown}");
         assert!(shown.contains("token: Some(\"<redacted>\")"), "{shown}");
+    }
+
+    #[test]
+    fn user_needs_a_password_source_outside_the_command_line() {
+        let probe = parse(&["--user", "alice", "--password-file", "/run/secrets/pw"]).unwrap();
+        let credentials = probe.connect.basic_credentials().unwrap().unwrap();
+        assert_eq!(credentials.user(), "alice");
+        assert!(format!("{credentials:?}").contains("/run/secrets/pw"));
+        assert!(parse(&["--password-file", "/pw"]).is_err(), "--password-file needs --user");
+        assert!(parse(&["--user", "alice", "--password", "x"]).is_err(), "no --password flag");
+        if std::env::var_os(PASSWORD_ENV).is_none() {
+            let probe = parse(&["--user", "alice"]).unwrap();
+            let err = probe.connect.basic_credentials().unwrap_err().to_string();
+            assert!(err.contains(PASSWORD_ENV) && err.contains("--password-file"), "{err}");
+        }
+        assert!(parse(&["--user", " "]).unwrap().connect.basic_credentials().unwrap().is_none());
     }
 
     #[test]

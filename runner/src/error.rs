@@ -170,6 +170,9 @@ impl RunnerError {
                 "pass a valid token with --token (or FLIGHTLINE_TOKEN), or a header with \
                  --header authorization=... / --header x-api-key=...",
             ),
+            Error::CredentialsRefused { .. } => {
+                Some("check --user and its password (FLIGHTLINE_PASSWORD or --password-file)")
+            }
             Error::Connect { .. } => {
                 Some("check --uri, and for TLS servers --tls-ca and --tls-domain")
             }

@@ -1,6 +1,6 @@
 //! Interop with Flight SQL clients no one here wrote: the Micromegas Python client and the ADBC
 //! Flight SQL driver (interop/*.py) query two real `flightline serve` processes, one open and one
-//! with a bearer token. The Python venv comes from interop/setup_venv.sh (PyPI).
+//! with a bearer token and a user for the Flight handshake. The Python venv comes from interop/setup_venv.sh (PyPI).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -13,6 +13,9 @@ const DEMO_ROWS: &str = "20000";
 const DEMO_END: &str = "2024-06-01T00:00:00Z";
 const SEED: &str = "7";
 const TOKEN: &str = "interop-secret-token";
+const USER: &str = "interop-user";
+/// With a ':' inside, as a password may have: only the first ':' separates the user.
+const PASSWORD: &str = "interop:pass word";
 const LISTENING: &str = "flightline: listening on ";
 /// Only guards against a server that never starts; a healthy one prints its line in well under this.
 const STARTUP_LIMIT: Duration = Duration::from_secs(180);
@@ -58,7 +61,7 @@ fn setup_venv(root: &Path) -> PathBuf {
     python
 }
 
-fn start_server(extra: &[&str]) -> ServerProcess {
+fn start_server(extra: &[&str], users: Option<&str>) -> ServerProcess {
     let mut command = Command::new(env!("CARGO_BIN_EXE_flightline"));
     command
         .args(["serve", "--listen", "127.0.0.1:0", "--demo-rows", DEMO_ROWS, "--seed", SEED])
@@ -66,9 +69,14 @@ fn start_server(extra: &[&str]) -> ServerProcess {
         .args(extra)
         // Tokens come only from the arguments: an exported variable must not turn auth on.
         .env_remove("FLIGHTLINE_SERVE_TOKENS")
+        .env_remove("FLIGHTLINE_SERVE_USERS")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
+    // Users come through the environment, as the help advises, to keep passwords out of `ps`.
+    if let Some(users) = users {
+        command.env("FLIGHTLINE_SERVE_USERS", users);
+    }
     let mut child = command.spawn().expect("spawn flightline serve");
     let stdout = child.stdout.take().expect("piped stdout");
     // Owned by the guard from here on, so a failed start still kills the process.
@@ -102,8 +110,8 @@ fn read_listen_uri(stdout: std::process::ChildStdout, extra: &[&str]) -> String 
 fn python_flight_sql_clients_interoperate() {
     let root = repo_root();
     let python = setup_venv(&root);
-    let open = start_server(&[]);
-    let authed = start_server(&["--token", TOKEN]);
+    let open = start_server(&[], None);
+    let authed = start_server(&["--token", TOKEN], Some(&format!("{USER}:{PASSWORD}")));
 
     let output = Command::new(&python)
         .args(["-m", "pytest", "interop", "-q", "-p", "no:cacheprovider"])
@@ -111,6 +119,8 @@ fn python_flight_sql_clients_interoperate() {
         .env("FLIGHTLINE_TEST_URI", &open.uri)
         .env("FLIGHTLINE_TEST_AUTH_URI", &authed.uri)
         .env("FLIGHTLINE_TEST_TOKEN", TOKEN)
+        .env("FLIGHTLINE_TEST_USER", USER)
+        .env("FLIGHTLINE_TEST_PASSWORD", PASSWORD)
         .env("FLIGHTLINE_TEST_DEMO_END", DEMO_END)
         .env("FLIGHTLINE_TEST_ROWS", DEMO_ROWS)
         // Nothing written into the repo, and gRPC never sent through a proxy for 127.0.0.1.

@@ -180,3 +180,70 @@ fn serve_refuses_a_busy_port_bad_tables_and_bad_limits_with_a_clear_error() {
     let err = refused(&["serve", "--max-concurrent-queries", "0"]);
     assert!(err.contains("--max-concurrent-queries"), "{err}");
 }
+
+/// A `flightline serve` child killed on drop, even when an assertion fails.
+struct Serving(std::process::Child);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn serve_users_and_query_with_user_and_password_from_the_environment() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flightline"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--demo-rows", "500", "--session-ttl", "60"])
+        .env("FLIGHTLINE_SERVE_USERS", "alice:open sesame,bob:other")
+        .env_remove("FLIGHTLINE_SERVE_TOKENS")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let server = Serving(child);
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let uri = line.trim().strip_prefix("flightline: listening on ").unwrap().to_string();
+
+    let query = |user: &str, password: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_flightline"));
+        command
+            .args(["query", "SELECT count(*) AS n FROM log_entries", "--format", "csv"])
+            .args(["--uri", &uri, "--user", user])
+            .env_remove("FLIGHTLINE_TOKEN")
+            .env_remove("FLIGHTLINE_PASSWORD");
+        if let Some(password) = password {
+            command.env("FLIGHTLINE_PASSWORD", password);
+        }
+        command.output().unwrap()
+    };
+    let out = query("alice", Some("open sesame"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "n\n500");
+
+    let out = query("alice", Some("wrong"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("refused the credentials") && err.contains("alice"), "{err}");
+    assert!(err.contains("hint: check --user"), "{err}");
+    assert!(!err.contains("wrong"), "the password leaked: {err}");
+
+    let out = query("alice", None);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("FLIGHTLINE_PASSWORD"), "{err}");
+    drop(server);
+}
+
+#[test]
+fn a_malformed_user_is_refused_without_echoing_it() {
+    let out = Command::new(env!("CARGO_BIN_EXE_flightline"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--demo-rows", "10"])
+        .env("FLIGHTLINE_SERVE_USERS", "alice:pw,:leaked-secret")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("NAME:PASSWORD") && !err.contains("leaked-secret"), "{err}");
+}

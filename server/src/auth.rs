@@ -1,20 +1,27 @@
-//! Optional token auth: `authorization: Bearer <token>` or `x-api-key: <token>`.
+//! Optional token auth: `authorization: Bearer <token>` or `x-api-key: <token>`, where a token
+//! is a static one or a session token the handshake issued (see [`crate::session`]).
 
 use std::sync::Arc;
 
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
 
+use crate::session::SessionStore;
+
 /// Checks every call against the configured tokens; accepts everything when there are none.
 #[derive(Clone, Default)]
 pub struct TokenAuth {
     tokens: Arc<Vec<String>>,
+    sessions: Option<Arc<SessionStore>>,
 }
 
 impl std::fmt::Debug for TokenAuth {
     // Never print the tokens themselves.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenAuth").field("tokens", &self.tokens.len()).finish()
+        f.debug_struct("TokenAuth")
+            .field("tokens", &self.tokens.len())
+            .field("sessions", &self.sessions)
+            .finish()
     }
 }
 
@@ -23,14 +30,24 @@ impl TokenAuth {
     /// empty `--token ''` (or a trailing comma in a list) must never accept an empty header.
     pub fn new(tokens: Vec<String>) -> Self {
         let tokens = tokens.into_iter().map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
-        Self { tokens: Arc::new(tokens.collect()) }
+        Self { tokens: Arc::new(tokens.collect()), sessions: None }
+    }
+
+    /// Also accepts the users of `sessions`: valid Basic credentials pass (and mark the call
+    /// with an [`AuthenticatedUser`](crate::session::AuthenticatedUser) for the handshake),
+    /// and so do the session tokens the handshake issued.
+    pub fn with_sessions(mut self, sessions: Arc<SessionStore>) -> Self {
+        self.sessions = Some(sessions);
+        self
     }
 
     fn accepts(&self, presented: &str) -> bool {
         // Compare against every token without stopping early, so timing says nothing about which.
-        self.tokens
+        let fixed = self
+            .tokens
             .iter()
-            .fold(false, |ok, t| ok | constant_time_eq(t.as_bytes(), presented.as_bytes()))
+            .fold(false, |ok, t| ok | constant_time_eq(t.as_bytes(), presented.as_bytes()));
+        fixed || self.sessions.as_ref().is_some_and(|sessions| sessions.accept(presented))
     }
 
     /// Every non-empty credential the call carries: a Bearer token and an API key. Another
@@ -46,25 +63,49 @@ impl TokenAuth {
     }
 }
 
+impl TokenAuth {
+    /// The outcome of checking the call's Basic credentials, when users are configured and
+    /// the call carries some (any call may: Arrow's Java servers accept Basic on every call).
+    fn basic(
+        &self,
+        request: &Request<()>,
+    ) -> Option<Result<crate::session::AuthenticatedUser, Status>> {
+        let sessions = self.sessions.as_ref()?;
+        let value = request.metadata().get("authorization")?.to_str().ok()?;
+        let (scheme, _) = value.trim().split_once(' ')?;
+        scheme.eq_ignore_ascii_case("basic").then(|| sessions.verify_basic(value))
+    }
+}
+
 impl Interceptor for TokenAuth {
-    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
-        if self.tokens.is_empty() {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if self.tokens.is_empty() && self.sessions.is_none() {
+            return Ok(request);
+        }
+        let basic = self.basic(&request);
+        if let Some(Ok(user)) = basic {
+            request.extensions_mut().insert(user);
             return Ok(request);
         }
         let presented = Self::presented(&request);
         if presented.iter().any(|t| self.accepts(t)) {
             Ok(request)
+        } else if let Some(Err(refused)) = basic {
+            Err(refused)
         } else if presented.is_empty() {
             Err(Status::unauthenticated(
                 "missing credentials: send `authorization: Bearer <token>` or `x-api-key: <token>`",
             ))
         } else {
-            Err(Status::unauthenticated("invalid token: check the bearer token or API key"))
+            // A session token that expired lands here too: the client handshakes again.
+            Err(Status::unauthenticated(
+                "invalid or expired token: check the bearer token or API key, or handshake again",
+            ))
         }
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -106,6 +147,39 @@ mod tests {
         let mut auth = TokenAuth::new(vec!["k".into()]);
         let headers = [("authorization", "Basic dXNlcjpwdw=="), ("x-api-key", "k")];
         assert_eq!(call_with(&mut auth, &headers), Ok(()));
+    }
+
+    #[test]
+    fn users_pass_with_basic_and_their_session_tokens() {
+        use crate::session::{AuthenticatedUser, DEFAULT_SESSION_TTL};
+        let store = Arc::new(SessionStore::new(
+            [("alice".to_string(), "pw".to_string())],
+            DEFAULT_SESSION_TTL,
+        ));
+        let mut auth = TokenAuth::new(vec!["static".into()]).with_sessions(Arc::clone(&store));
+        // "alice:pw" and "alice:no" in base64.
+        let mut r = Request::new(());
+        r.metadata_mut().insert("authorization", "Basic YWxpY2U6cHc=".parse().unwrap());
+        let passed = auth.call(r).unwrap();
+        assert_eq!(passed.extensions().get(), Some(&AuthenticatedUser("alice".into())));
+        let refused = call(&mut auth, Some(("authorization", "Basic YWxpY2U6bm8=")));
+        assert_eq!(refused, Err(tonic::Code::Unauthenticated));
+        // A static token still works beside a wrong Basic header from a proxy.
+        let headers = [("authorization", "Basic YWxpY2U6bm8="), ("x-api-key", "static")];
+        assert_eq!(call_with(&mut auth, &headers), Ok(()));
+
+        let token = store.issue(&AuthenticatedUser("alice".into())).unwrap();
+        let bearer: &'static str = format!("Bearer {token}").leak();
+        assert_eq!(call(&mut auth, Some(("authorization", bearer))), Ok(()));
+        assert_eq!(store.sessions()[0].calls, 1);
+        store.expire_all();
+        assert_eq!(
+            call(&mut auth, Some(("authorization", bearer))),
+            Err(tonic::Code::Unauthenticated)
+        );
+        // Sessions alone turn auth on.
+        let mut sessions_only = TokenAuth::new(vec![]).with_sessions(store);
+        assert_eq!(call(&mut sessions_only, None), Err(tonic::Code::Unauthenticated));
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub enum ServerError {
     /// Building the demo tables failed.
     #[error("cannot build the demo tables: {0}")]
     Demo(String),
+    /// A user for the handshake is malformed (the message never holds the password).
+    #[error("invalid user {0}")]
+    User(String),
     /// The gRPC server stopped with an error.
     #[error("the Flight SQL server failed: {0}")]
     Serve(String),

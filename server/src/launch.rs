@@ -21,6 +21,7 @@ use crate::engine::QueryEngine;
 use crate::error::ServerError;
 use crate::limits::QueryLimits;
 use crate::service::FlightSqlServer;
+use crate::session::{DEFAULT_SESSION_TTL, SessionStore};
 
 /// Requests are small; this only bounds what a misbehaving client can make the server buffer.
 const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
@@ -40,6 +41,8 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 pub struct ServerBuilder {
     demo: DemoConfig,
     tokens: Vec<String>,
+    users: Vec<(String, String)>,
+    session_ttl: std::time::Duration,
     tls: Option<(Vec<u8>, Vec<u8>)>,
     tables: Vec<UserTable>,
     memory_limit: usize,
@@ -52,6 +55,8 @@ impl Default for ServerBuilder {
         Self {
             demo: DemoConfig::default(),
             tokens: Vec::new(),
+            users: Vec::new(),
+            session_ttl: DEFAULT_SESSION_TTL,
             tls: None,
             tables: Vec::new(),
             memory_limit: DEFAULT_MEMORY_LIMIT,
@@ -67,6 +72,8 @@ impl std::fmt::Debug for ServerBuilder {
         f.debug_struct("ServerBuilder")
             .field("demo", &self.demo)
             .field("tokens", &format_args!("[{} redacted]", self.tokens.len()))
+            .field("users", &self.users.iter().map(|(name, _)| name).collect::<Vec<_>>())
+            .field("session_ttl", &self.session_ttl)
             .field("tls", &self.tls.is_some())
             .field("tables", &self.tables)
             .field("memory_limit", &self.memory_limit)
@@ -110,6 +117,22 @@ impl ServerBuilder {
     /// every call without a valid one is refused with `Unauthenticated`.
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.tokens.push(token.into());
+        self
+    }
+
+    /// Accepts this user: `Handshake` with `authorization: Basic base64(name:password)` issues
+    /// a session token valid for [`session_ttl`](Self::session_ttl), which later calls send as
+    /// `authorization: Bearer <token>`. Once any user is set, auth is on (static tokens keep
+    /// working beside the users).
+    pub fn user(mut self, name: impl Into<String>, password: impl Into<String>) -> Self {
+        self.users.push((name.into(), password.into()));
+        self
+    }
+
+    /// How long a session token lives (default [`DEFAULT_SESSION_TTL`], one hour); a client
+    /// then handshakes again.
+    pub fn session_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.session_ttl = ttl;
         self
     }
 
@@ -176,9 +199,16 @@ impl ServerBuilder {
         let catalog = Arc::new(Catalog::new(&self.demo, &self.tables, self.memory_limit).await?);
         let (closing, closing_rx) = watch::channel(false);
         let engine = QueryEngine::new(self.limits.clone(), closing_rx)?;
-        let service = FlightSqlServer::new(catalog, engine)?;
+        let mut service = FlightSqlServer::new(catalog, engine)?;
+        let mut auth = TokenAuth::new(self.tokens);
+        let sessions = (!self.users.is_empty())
+            .then(|| Arc::new(SessionStore::new(self.users, self.session_ttl)));
+        if let Some(sessions) = &sessions {
+            service = service.with_sessions(Arc::clone(sessions));
+            auth = auth.with_sessions(Arc::clone(sessions));
+        }
         let flight = FlightServiceServer::new(service).max_decoding_message_size(MAX_REQUEST_BYTES);
-        let flight = InterceptedService::new(flight, TokenAuth::new(self.tokens));
+        let flight = InterceptedService::new(flight, auth);
 
         let mut server = Server::builder();
         if let Some((cert, key)) = &self.tls {
@@ -205,6 +235,7 @@ impl ServerBuilder {
         Ok(RunningServer {
             addr,
             tls: self.tls.is_some(),
+            sessions,
             stop: Some(stop),
             closing,
             grace: self.shutdown_grace,
@@ -218,6 +249,7 @@ impl ServerBuilder {
 pub struct RunningServer {
     addr: SocketAddr,
     tls: bool,
+    sessions: Option<Arc<SessionStore>>,
     stop: Option<oneshot::Sender<()>>,
     closing: watch::Sender<bool>,
     grace: Duration,
@@ -234,6 +266,12 @@ impl RunningServer {
     pub fn uri(&self) -> String {
         let scheme = if self.tls { "grpc+tls" } else { "grpc" };
         format!("{scheme}://{}", self.addr)
+    }
+
+    /// The users and session tokens, when the server has users: add or remove users, end
+    /// sessions, see who is connected. `None` without [`ServerBuilder::user`].
+    pub fn sessions(&self) -> Option<&Arc<SessionStore>> {
+        self.sessions.as_ref()
     }
 
     /// Stops accepting calls, lets in-flight calls finish for the shutdown grace, then
@@ -279,9 +317,13 @@ mod tests {
 
     #[test]
     fn debug_redacts_tokens_and_the_private_key() {
-        let b = ServerBuilder::new().token("s3cret-token").tls("CERT", "PRIVATE-KEY-BYTES");
+        let b = ServerBuilder::new()
+            .token("s3cret-token")
+            .user("alice", "pa55word")
+            .tls("CERT", "PRIVATE-KEY-BYTES");
         let shown = format!("{b:?}");
         assert!(!shown.contains("s3cret-token") && !shown.contains("PRIVATE"), "{shown}");
+        assert!(!shown.contains("pa55word") && shown.contains("alice"), "{shown}");
         assert!(shown.contains("1 redacted"), "{shown}");
     }
 }

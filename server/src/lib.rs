@@ -28,9 +28,11 @@ pub mod launch;
 pub mod limits;
 pub mod options;
 pub mod service;
+pub mod session;
 
 pub use catalog::UserTable;
 pub use demo::DemoConfig;
 pub use error::ServerError;
 pub use launch::{RunningServer, ServerBuilder};
 pub use limits::QueryLimits;
+pub use session::{SessionInfo, SessionStore};

@@ -23,7 +23,8 @@ use arrow_flight::sql::{
     CommandStatementQuery, ProstMessageExt, SqlInfo, TicketStatementQuery,
 };
 use arrow_flight::{
-    Action, FlightDescriptor, FlightEndpoint, FlightInfo, IpcMessage, SchemaAsIpc, Ticket,
+    Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse,
+    IpcMessage, SchemaAsIpc, Ticket,
 };
 use bytes::Bytes;
 use datafusion::dataframe::DataFrame;
@@ -32,12 +33,13 @@ use datafusion::execution::context::SQLOptions;
 use datafusion::physical_plan::SendableRecordBatchStream;
 use futures::{Stream, TryStreamExt};
 use prost::Message;
-use tonic::metadata::MetadataMap;
-use tonic::{Request, Response, Status};
+use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::{Request, Response, Status, Streaming};
 
 use crate::catalog::Catalog;
 use crate::engine::QueryEngine;
 use crate::options::CallOptions;
+use crate::session::{AuthenticatedUser, SessionStore};
 
 /// Where every table lives, as generic tools (ADBC GetObjects, DBeaver) browse it.
 const CATALOG: &str = "datafusion";
@@ -52,6 +54,7 @@ pub struct FlightSqlServer {
     catalog: Arc<Catalog>,
     engine: QueryEngine,
     sql_info: Arc<SqlInfoData>,
+    sessions: Option<Arc<SessionStore>>,
 }
 
 impl std::fmt::Debug for FlightSqlServer {
@@ -73,7 +76,14 @@ impl FlightSqlServer {
         info.append(SqlInfo::FlightSqlServerTransaction, 0i32);
         info.append(SqlInfo::FlightSqlServerCancel, false);
         let sql_info = info.build().map_err(|e| crate::ServerError::Serve(e.to_string()))?;
-        Ok(Self { catalog, engine, sql_info: Arc::new(sql_info) })
+        Ok(Self { catalog, engine, sql_info: Arc::new(sql_info), sessions: None })
+
+    /// Issues session tokens from `sessions` in `Handshake` (the auth interceptor must share
+    /// the same store to accept them) and ends them on `CloseSession`.
+    pub fn with_sessions(mut self, sessions: Arc<SessionStore>) -> Self {
+        self.sessions = Some(sessions);
+        self
+    }
     }
 
     /// The schema clients will receive for `sql`: dictionaries hydrated unless preserved.
@@ -229,6 +239,14 @@ pub fn clipped(mut message: String) -> String {
     message
 }
 
+type HandshakeStream = Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>;
+
+/// The bearer token of a call, if it carries one.
+fn bearer(md: &MetadataMap) -> Option<&str> {
+    let (scheme, token) = md.get("authorization")?.to_str().ok()?.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+}
+
 type ActionStream =
     Pin<Box<dyn Stream<Item = Result<arrow_flight::Result, Status>> + Send + 'static>>;
 
@@ -304,9 +322,14 @@ impl FlightSqlService for FlightSqlServer {
         request: Request<Action>,
     ) -> Result<Response<ActionStream>, Status> {
         match request.get_ref().r#type.as_str() {
-            // Flight's session actions (ADBC closes its session on disconnect). Sessions are
-            // stateless here; CloseSessionResult { status: CLOSED } encodes as field 1 = 1.
+            // Flight's session actions (ADBC closes its session on disconnect): the session
+            // token the call carries, if any, ends; CloseSessionResult { status: CLOSED }
+            // encodes as field 1 = 1.
             "CloseSession" => {
+                if let (Some(sessions), Some(token)) = (&self.sessions, bearer(request.metadata()))
+                {
+                    sessions.close(token);
+                }
                 let body = Bytes::from_static(&[0x08, 0x01]);
                 let result = arrow_flight::Result { body };
                 Ok(Response::new(Box::pin(futures::stream::once(async { Ok(result) }))))
@@ -315,6 +338,33 @@ impl FlightSqlService for FlightSqlServer {
                 "action {other:?} is not supported by this server"
             ))),
         }
+    }
+
+    async fn do_handshake(
+        &self,
+        request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<Response<HandshakeStream>, Status> {
+        let Some(sessions) = &self.sessions else {
+            return Err(Status::unimplemented(
+                "this server has no users, so no handshake: authenticate with a bearer token or \
+                 an API key, or with none if the server has no tokens",
+            ));
+        };
+        // The auth interceptor checked the Basic credentials and named the user.
+        let user = request.extensions().get::<AuthenticatedUser>().ok_or_else(|| {
+            Status::unauthenticated(
+                "the handshake needs `authorization: Basic base64(user:password)`",
+            )
+        })?;
+        let token = sessions.issue(user)?;
+        tracing::debug!(user = %user.0, "handshake issued a session token");
+        let bearer = MetadataValue::try_from(format!("Bearer {token}"))
+            .map_err(|_| Status::internal("a session token is not valid header text"))?;
+        let reply = HandshakeResponse { protocol_version: 0, payload: Bytes::from(token) };
+        let mut response: Response<HandshakeStream> =
+            Response::new(Box::pin(futures::stream::once(async { Ok(reply) })));
+        response.metadata_mut().insert("authorization", bearer);
+        Ok(response)
     }
 
     async fn get_flight_info_sql_info(

@@ -19,6 +19,15 @@ use crate::error::{Error, Result};
 pub trait TokenProvider: Send + Sync {
     /// The token to send with the next request.
     fn token(&self) -> BoxFuture<'_, Result<String>>;
+
+    /// Called when the server refused `rejected` with `Unauthenticated` (it expired, or the
+    /// server forgot its session): return a fresh token and the client retries that call once
+    /// with it, or `None` to let the call fail. The default gives up; the handshake provider
+    /// ([`HandshakeTokenProvider`](super::HandshakeTokenProvider)) authenticates again.
+    fn renew<'a>(&'a self, rejected: &'a str) -> BoxFuture<'a, Result<Option<String>>> {
+        let _ = rejected;
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// A token that never changes.

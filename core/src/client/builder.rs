@@ -5,8 +5,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::auth::{CredentialScope, HeaderSet, Redacted, TokenProvider};
+use super::auth::{CredentialScope, Credentials, HeaderSet, Redacted, TokenProvider};
 use super::cache::LruCache;
+use super::cookies::CookieJar;
+use super::handshake::{BasicCredentials, CredentialExchange, HandshakeTokenProvider, JarHook};
 use super::tls::{ConnectSettings, parse_target};
 use super::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_URI, FlightSqlClient, Shared,
@@ -30,6 +32,8 @@ pub struct ClientBuilder {
     uri: String,
     headers: Vec<(String, String)>,
     token_provider: Option<Arc<dyn TokenProvider>>,
+    exchange: Option<Arc<dyn CredentialExchange>>,
+    cookies: bool,
     ca_pem: Option<Vec<u8>>,
     ca_file: Option<PathBuf>,
     domain: Option<String>,
@@ -51,6 +55,8 @@ impl ClientBuilder {
             uri: uri.into(),
             headers: Vec::new(),
             token_provider: None,
+            exchange: None,
+            cookies: false,
             ca_pem: None,
             ca_file: None,
             domain: None,
@@ -99,6 +105,38 @@ impl ClientBuilder {
     /// `authorization: Bearer <token>`, overriding a static `authorization` header.
     pub fn token_provider(mut self, provider: Arc<dyn TokenProvider>) -> Self {
         self.token_provider = Some(provider);
+        self
+    }
+
+    /// Authenticates with the Flight handshake: `connect` sends `Handshake` with
+    /// `authorization: Basic base64(user:password)` and every later call carries the bearer
+    /// token the server answers with (Dremio, Arrow's example servers, `flightline serve
+    /// --user`), to the same destinations as any credential. When a call is refused because
+    /// the token expired, the client handshakes once more and retries that call once. A refused
+    /// password is [`Error::CredentialsRefused`]. The password never appears in `Debug` output
+    /// or logs.
+    pub fn basic_auth(self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.basic_credentials(BasicCredentials::new(user, password))
+    }
+
+    /// [`basic_auth`](Self::basic_auth) with credentials whose password may come from the
+    /// environment or a file ([`BasicCredentials`]).
+    pub fn basic_credentials(self, credentials: BasicCredentials) -> Self {
+        self.credential_exchange(Arc::new(credentials))
+    }
+
+    /// Authenticates with a credential exchange of the caller's own (a custom handshake, an
+    /// identity provider): run at connect, and again once when a token is refused. Replaces a
+    /// [`token_provider`](Self::token_provider).
+    pub fn credential_exchange(mut self, exchange: Arc<dyn CredentialExchange>) -> Self {
+        self.exchange = Some(exchange);
+        self
+    }
+
+    /// Keeps the cookies a server sets (`set-cookie`) and sends them back (`cookie`) on later
+    /// calls to that same server, until they expire. Off by default.
+    pub fn cookies(mut self, enabled: bool) -> Self {
+        self.cookies = enabled;
         self
     }
 
@@ -204,13 +242,38 @@ impl ClientBuilder {
         let channel =
             endpoint.connect().await.map_err(|err| Error::from_transport(&self.uri, &err))?;
         let flight = settings.flight_client(channel);
+        let cookies = self.cookies.then(|| Arc::new(CookieJar::default()));
+        let mut token_provider = self.token_provider;
+        let session = match self.exchange {
+            Some(exchange) => {
+                let mut metadata = tonic::metadata::MetadataMap::new();
+                headers.apply(&mut metadata, Credentials::Send);
+                let jar = cookies.as_ref().map(|jar| JarHook {
+                    jar: Arc::clone(jar),
+                    origin: target.http_uri.clone(),
+                    tls: target.tls,
+                });
+                let provider =
+                    HandshakeTokenProvider::new(exchange, flight.clone(), metadata, &self.uri)
+                        .timeout(self.request_timeout)
+                        .with_jar(jar);
+                // Now, so that a wrong password fails `connect` rather than the first query.
+                provider.authenticate().await?;
+                let provider = Arc::new(provider);
+                token_provider = Some(Arc::clone(&provider) as Arc<dyn TokenProvider>);
+                Some(provider)
+            }
+            None => None,
+        };
         Ok(FlightSqlClient {
             shared: Arc::new(Shared {
                 uri: self.uri,
                 target,
                 flight,
                 headers,
-                token_provider: self.token_provider,
+                token_provider,
+                session,
+                cookies,
                 credentials,
                 allow_insecure_locations: self.allow_insecure_locations,
                 settings,
@@ -227,6 +290,8 @@ impl fmt::Debug for ClientBuilder {
             .field("uri", &self.uri)
             .field("headers", &Redacted(&self.headers))
             .field("token_provider", &self.token_provider.is_some())
+            .field("credential_exchange", &self.exchange.is_some())
+            .field("cookies", &self.cookies)
             .field("custom_ca", &(self.ca_pem.is_some() || self.ca_file.is_some()))
             .field("domain", &self.domain)
             .field("connect_timeout", &self.connect_timeout)

@@ -115,10 +115,15 @@ impl Shared {
 
     /// Opens DoGet for one endpoint and decodes its Arrow IPC stream.
     pub(crate) async fn do_get(&self, fetch: Fetch, call: &HeaderSet) -> Result<BatchStream> {
-        let Fetch { index, uri, mut client, credentials, ticket } = fetch;
-        let request = self.request(ticket, call, "DoGet", &uri, credentials).await?;
+        let Fetch { index, uri, client, credentials, ticket } = fetch;
         let what = format!("DoGet for endpoint {index}");
-        let response = self.answer(&what, &uri, client.do_get(request)).await?;
+        // Retried with a renewed token only when refused before any batch (see `send`).
+        let response = self
+            .send(ticket, call, &what, &uri, credentials, |request| {
+                let mut client = client.clone();
+                async move { client.do_get(request).await }
+            })
+            .await?;
         let flight_data = response.map_err(|status| FlightError::Tonic(Box::new(status)));
         let batches = FlightRecordBatchStream::new_from_flight_data(flight_data)
             .map_err(move |err| flight_error(err, &uri, index));

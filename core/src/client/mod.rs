@@ -21,12 +21,21 @@
 //! request (client-wide headers, then the token provider's `authorization`, then the call's
 //! own time range, limit and headers), so one client serves concurrent queries with different
 //! time ranges.
+//!
+//! Servers that authenticate by the Flight handshake (user and password in, bearer token
+//! out: Dremio, Arrow's example servers, `flightline serve --user`) are served by
+//! [`ClientBuilder::basic_auth`]: the token is renewed once when it expires, an opt-in cookie
+//! jar ([`ClientBuilder::cookies`]) keeps session cookies, and [`FlightSqlClient::close`]
+//! sends `CloseSession`.
 
 mod auth;
 mod builder;
 mod cache;
+mod cookies;
 mod endpoint;
+mod handshake;
 mod options;
+mod session;
 mod stream;
 mod tls;
 
@@ -52,6 +61,10 @@ use tonic::transport::Channel;
 
 pub use auth::{EnvToken, FileToken, StaticToken, TokenProvider, is_secret_header};
 pub use builder::{ClientBuilder, DEFAULT_MAX_LOCATION_CONNECTIONS};
+pub use handshake::{
+    BasicCredentials, CredentialExchange, ExchangeRequest, HandshakeReply, HandshakeTokenProvider,
+    SessionGrant, flight_handshake,
+};
 pub use options::QueryOptions;
 pub use stream::QueryStream;
 
@@ -59,7 +72,8 @@ use crate::TimeRange;
 use crate::error::{Error, Result};
 use auth::{CredentialScope, Credentials, HeaderSet, Redacted, bearer_value};
 use cache::LruCache;
-use tls::{ConnectSettings, Target};
+use cookies::CookieJar;
+use tls::{ConnectSettings, Target, parse_target};
 
 /// The server `from_env` talks to when `FLIGHTLINE_URI` is not set.
 pub const DEFAULT_URI: &str = "grpc://127.0.0.1:50051";
@@ -83,6 +97,10 @@ pub(crate) struct Shared {
     flight: FlightServiceClient<Channel>,
     headers: HeaderSet,
     token_provider: Option<Arc<dyn TokenProvider>>,
+    /// The handshake behind `token_provider`, when the client authenticates by handshake.
+    session: Option<Arc<HandshakeTokenProvider>>,
+    /// The opt-in cookie jar.
+    cookies: Option<Arc<CookieJar>>,
     /// Which endpoint locations besides the server itself receive credentials.
     credentials: CredentialScope,
     allow_insecure_locations: bool,
@@ -164,12 +182,13 @@ impl FlightSqlClient {
 
         let command = CommandStatementQuery { query: sql.to_string(), transaction_id: None };
         let descriptor = FlightDescriptor::new_cmd(command.as_any().encode_to_vec());
-        let request = shared
-            .request(descriptor, &call, "GetFlightInfo", &shared.uri, Credentials::Send)
+        let flight = &shared.flight;
+        let info = shared
+            .send(descriptor, &call, "GetFlightInfo", &shared.uri, Credentials::Send, |request| {
+                let mut flight = flight.clone();
+                async move { flight.get_flight_info(request).await }
+            })
             .await?;
-        let mut flight = shared.flight.clone();
-        let info =
-            shared.answer("GetFlightInfo", &shared.uri, flight.get_flight_info(request)).await?;
         let schema = announced_schema(&info.schema);
         let fetches = info
             .endpoint
@@ -240,6 +259,8 @@ impl fmt::Debug for FlightSqlClient {
             .field("uri", &shared.uri)
             .field("headers", &shared.headers)
             .field("token_provider", &shared.token_provider.is_some())
+            .field("handshake", &shared.session.is_some())
+            .field("cookies", &shared.cookies)
             .field("credentials", &shared.credentials)
             .field("allow_insecure_locations", &shared.allow_insecure_locations)
             .field("settings", &shared.settings)
@@ -249,23 +270,28 @@ impl fmt::Debug for FlightSqlClient {
 }
 
 impl Shared {
-    /// Wraps `message` in a request carrying the client's headers, a fresh token and the
-    /// call's own headers, in that order of precedence. Secret headers and the token are left
-    /// out when `credentials` says this destination must not see them.
-    async fn request<T>(
+    /// Wraps `message` in a request carrying the client's headers, the provider's `token`,
+    /// the server's cookies and the call's own headers, in that order of precedence. Secret
+    /// headers are left out when `credentials` says this destination must not see them (the
+    /// caller then passes no token either).
+    fn request<T>(
         &self,
         message: T,
         call: &HeaderSet,
         what: &str,
         uri: &str,
         credentials: Credentials,
+        token: Option<&str>,
     ) -> Result<tonic::Request<T>> {
         let mut request = tonic::Request::new(message);
         let metadata = request.metadata_mut();
         self.headers.apply(metadata, credentials);
-        if let (Some(provider), Credentials::Send) = (&self.token_provider, credentials) {
-            let token = provider.token().await?;
-            metadata.insert("authorization", bearer_value(&token)?);
+        if let Some(token) = token {
+            metadata.insert("authorization", bearer_value(token)?);
+        }
+        // Per origin: a location only gets back the cookies it set itself.
+        if let (Some(jar), Ok(target)) = (&self.cookies, parse_target(uri)) {
+            jar.apply(&target.http_uri, target.tls, metadata);
         }
         call.apply(metadata, credentials);
         tracing::debug!(
@@ -280,8 +306,53 @@ impl Shared {
         Ok(request)
     }
 
+    /// Sends one call (`send` makes the RPC from a request) and awaits its answer. When the
+    /// server refuses the provider's token with `Unauthenticated`, the provider may renew it
+    /// (the handshake runs again) and the call is sent once more: never more than once, and a
+    /// refused renewal is its own error. A streamed result is retried only here, before any
+    /// of its batches was read.
+    async fn send<M, R, F, Fut>(
+        &self,
+        message: M,
+        call: &HeaderSet,
+        what: &str,
+        uri: &str,
+        credentials: Credentials,
+        send: F,
+    ) -> Result<R>
+    where
+        M: Clone,
+        F: Fn(tonic::Request<M>) -> Fut,
+        Fut: Future<Output = std::result::Result<tonic::Response<R>, tonic::Status>>,
+    {
+        let provider = match credentials {
+            Credentials::Send => self.token_provider.as_ref(),
+            Credentials::Withhold => None,
+        };
+        let token = match provider {
+            Some(provider) => Some(provider.token().await?),
+            None => None,
+        };
+        let request =
+            self.request(message.clone(), call, what, uri, credentials, token.as_deref())?;
+        let refused = match self.answer(what, uri, send(request)).await {
+            Err(err @ Error::Unauthenticated { .. }) => err,
+            other => return other,
+        };
+        let (Some(provider), Some(rejected)) = (provider, token) else {
+            return Err(refused);
+        };
+        let Some(fresh) = provider.renew(&rejected).await? else {
+            return Err(refused);
+        };
+        tracing::debug!(uri, call = what, "token refused; retrying once with a renewed one");
+        let request = self.request(message, call, what, uri, credentials, Some(&fresh))?;
+        self.answer(what, uri, send(request)).await
+    }
+
     /// Awaits the server's answer within the request timeout and maps a failure to a typed
-    /// error. The timeout covers the wait for the answer, not reading a streamed result.
+    /// error, keeping the cookies it sets. The timeout covers the wait for the answer, not
+    /// reading a streamed result.
     async fn answer<T>(
         &self,
         what: &str,
@@ -294,19 +365,39 @@ impl Shared {
             })?,
             None => call.await,
         };
+        if let (Some(jar), Ok(target)) = (&self.cookies, parse_target(uri)) {
+            let metadata = match &outcome {
+                Ok(response) => response.metadata(),
+                Err(status) => status.metadata(),
+            };
+            jar.store(&target.http_uri, metadata);
+        }
         outcome.map(tonic::Response::into_inner).map_err(|status| Error::from_status(&status, uri))
     }
 
     async fn first_action_result(&self, action: Action, call: &HeaderSet) -> Result<Bytes> {
         let what = format!("DoAction {}", action.r#type);
-        let request = self.request(action, call, &what, &self.uri, Credentials::Send).await?;
-        let mut flight = self.flight.clone();
-        let mut results = self.answer(&what, &self.uri, flight.do_action(request)).await?;
+        let mut results = self.do_action(action, call, &what).await?;
         let first =
             results.message().await.map_err(|status| Error::from_status(&status, &self.uri))?;
         first
             .map(|result| result.body)
             .ok_or_else(|| Error::Protocol(format!("{what} returned no result")))
+    }
+
+    /// Sends DoAction to the main server and returns its result stream.
+    async fn do_action(
+        &self,
+        action: Action,
+        call: &HeaderSet,
+        what: &str,
+    ) -> Result<tonic::Streaming<arrow_flight::Result>> {
+        let flight = &self.flight;
+        self.send(action, call, what, &self.uri, Credentials::Send, |request| {
+            let mut flight = flight.clone();
+            async move { flight.do_action(request).await }
+        })
+        .await
     }
 
     /// Best effort: a server that forgot the statement or does not implement closing costs
@@ -316,10 +407,7 @@ impl Shared {
             ActionClosePreparedStatementRequest { prepared_statement_handle: handle.clone() };
         let action = Action::new("ClosePreparedStatement", body.as_any().encode_to_vec());
         let outcome = async {
-            let what = "DoAction ClosePreparedStatement";
-            let request = self.request(action, call, what, &self.uri, Credentials::Send).await?;
-            let mut flight = self.flight.clone();
-            let results = self.answer(what, &self.uri, flight.do_action(request)).await?;
+            let results = self.do_action(action, call, "DoAction ClosePreparedStatement").await?;
             results
                 .map_err(|status| Error::from_status(&status, &self.uri))
                 .try_for_each(|_| async { Ok(()) })

@@ -3,5 +3,6 @@
 mod credentials;
 mod embedded;
 mod scripted;
+mod session;
 mod support;
 mod tls;

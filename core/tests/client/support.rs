@@ -167,6 +167,19 @@ struct State {
     close_unimplemented: Mutex<bool>,
     accept_direct_tickets: Mutex<bool>,
     required_token: Mutex<Option<String>>,
+    handshake: Mutex<Option<HandshakeScript>>,
+    set_cookies: Mutex<Vec<String>>,
+}
+
+/// How the scripted Handshake answers: Basic `user:password` gets the next token, which
+/// becomes the one every other call must carry.
+#[derive(Clone)]
+pub struct HandshakeScript {
+    pub user: String,
+    pub password: String,
+    pub tokens: std::collections::VecDeque<String>,
+    /// Sends the token in the payload only, not in an `authorization` header.
+    pub in_payload: bool,
 }
 
 /// A scriptable Flight SQL service.
@@ -209,6 +222,37 @@ impl TestService {
     pub fn require_token(&self, token: &str) -> &Self {
         *self.state.required_token.lock().unwrap() = Some(token.to_string());
         self
+    }
+
+    /// Answers Handshake as `script` says.
+    pub fn handshake(&self, script: HandshakeScript) -> &Self {
+        *self.state.handshake.lock().unwrap() = Some(script);
+        self
+    }
+
+    /// Changes the password the scripted Handshake accepts (a revoked or changed user).
+    pub fn change_password(&self, password: &str) -> &Self {
+        if let Some(script) = self.state.handshake.lock().unwrap().as_mut() {
+            script.password = password.to_string();
+        }
+        self
+    }
+
+    /// `set-cookie` headers added to every GetFlightInfo and Handshake answer.
+    pub fn set_cookies(&self, cookies: &[&str]) -> &Self {
+        *self.state.set_cookies.lock().unwrap() = cookies.iter().map(|c| c.to_string()).collect();
+        self
+    }
+
+    /// The calls of one method.
+    pub fn calls_of(&self, method: &str) -> Vec<Call> {
+        self.calls().into_iter().filter(|call| call.method == method).collect()
+    }
+
+    fn add_cookies<T>(&self, response: &mut Response<T>) {
+        for cookie in self.state.set_cookies.lock().unwrap().iter() {
+            response.metadata_mut().append("set-cookie", cookie.parse().unwrap());
+        }
     }
 
     pub fn calls(&self) -> Vec<Call> {
@@ -332,9 +376,52 @@ impl FlightService for TestService {
 
     async fn handshake(
         &self,
-        _request: Request<Streaming<HandshakeRequest>>,
+        request: Request<Streaming<HandshakeRequest>>,
     ) -> Result<Response<Self::HandshakeStream>, Status> {
-        Err(Status::unimplemented("handshake"))
+        use base64::Engine;
+        let presented = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let call = Call { method: "Handshake", subject: String::new(), headers: HashMap::new() };
+        self.state.calls.lock().unwrap().push(Call {
+            headers: request
+                .metadata()
+                .clone()
+                .into_headers()
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("<binary>").to_string()))
+                .collect(),
+            ..call
+        });
+        let mut guard = self.state.handshake.lock().unwrap();
+        let Some(script) = guard.as_mut() else {
+            return Err(Status::unimplemented("handshake"));
+        };
+        let expected = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD
+                .encode(format!("{}:{}", script.user, script.password))
+        );
+        if presented != expected {
+            return Err(Status::unauthenticated("wrong user or password"));
+        }
+        let token = script.tokens.pop_front().expect("the test scripted enough tokens");
+        *self.state.required_token.lock().unwrap() = Some(token.clone());
+        let in_payload = script.in_payload;
+        drop(guard);
+        let reply = HandshakeResponse { protocol_version: 0, payload: token.clone().into() };
+        let mut response: Response<Self::HandshakeStream> =
+            Response::new(stream::iter([Ok(reply)]).boxed());
+        if !in_payload {
+            response
+                .metadata_mut()
+                .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        }
+        self.add_cookies(&mut response);
+        Ok(response)
     }
 
     async fn list_flights(
@@ -365,7 +452,9 @@ impl FlightService for TestService {
             .try_with_schema(&schema())
             .unwrap()
             .with_endpoints(self.state.endpoints.lock().unwrap().clone());
-        Ok(Response::new(info))
+        let mut response = Response::new(info);
+        self.add_cookies(&mut response);
+        Ok(response)
     }
 
     async fn poll_flight_info(
@@ -474,6 +563,15 @@ impl FlightService for TestService {
                 }
                 self.state.closed.lock().unwrap().push(close.prepared_statement_handle);
                 Ok(Response::new(stream::empty().boxed()))
+            }
+            "CloseSession" => {
+                self.record("CloseSession", "", &request)?;
+                if *self.state.close_unimplemented.lock().unwrap() {
+                    return Err(Status::unimplemented("CloseSession"));
+                }
+                // CloseSessionResult { status: CLOSED }.
+                let body = Bytes::from_static(&[0x08, 0x01]);
+                Ok(Response::new(stream::iter([Ok(arrow_flight::Result::new(body))]).boxed()))
             }
             other => Err(Status::unimplemented(format!("action {other}"))),
         }

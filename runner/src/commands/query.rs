@@ -328,6 +328,9 @@ mod tests {
             connect: ConnectArgs {
                 uri: server.uri(),
                 token: None,
+                user: None,
+                password_file: None,
+                cookies: false,
                 headers: vec!["x-tenant-id=test".into()],
                 tls_ca: None,
                 tls_domain: None,

@@ -35,6 +35,22 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub tokens: Vec<String>,
+    /// Accept this user, as NAME:PASSWORD (repeatable): the Flight handshake with HTTP Basic
+    /// credentials issues a session token (what the ADBC driver's `username` / `password`
+    /// options and `flightline --user` do). Prefer FLIGHTLINE_SERVE_USERS (comma-separated) to
+    /// keep passwords out of the process list.
+    #[arg(
+        long = "user",
+        value_name = "NAME:PASSWORD",
+        env = "FLIGHTLINE_SERVE_USERS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub users: Vec<String>,
+    /// Seconds a session token issued by the handshake stays valid; clients then handshake
+    /// again.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub session_ttl: u64,
     /// Serve a Parquet, CSV or NDJSON file as a table: `name=path`; repeatable.
     #[arg(long = "table", value_parser = parse_table)]
     pub tables: Vec<UserTable>,
@@ -75,6 +91,8 @@ impl std::fmt::Debug for ServeArgs {
             .field("listen", &self.listen)
             .field("demo_rows", &self.demo_rows)
             .field("tokens", &format_args!("[{} redacted]", self.tokens.len()))
+            .field("users", &self.users.iter().map(|u| user_name(u)).collect::<Vec<_>>())
+            .field("session_ttl", &self.session_ttl)
             .field("tables", &self.tables)
             .field("tls_cert", &self.tls_cert)
             .field("memory_limit", &self.memory_limit)
@@ -85,6 +103,21 @@ impl std::fmt::Debug for ServeArgs {
             .field("shutdown_grace", &self.shutdown_grace)
             .finish_non_exhaustive()
     }
+}
+
+/// The part of a `--user` value that is not a secret.
+fn user_name(spec: &str) -> &str {
+    spec.split(':').next().unwrap_or_default()
+}
+
+/// Parsed here rather than by clap, whose errors would echo the value, password included.
+fn parse_user(spec: &str) -> Result<(String, String), RunnerError> {
+    flightline_server::session::parse_user(spec).map_err(|why| {
+        let name = user_name(spec);
+        RunnerError::Server(flightline_server::ServerError::User(format!(
+            "{name:?} in --user / FLIGHTLINE_SERVE_USERS: {why} (look for a stray comma)"
+        )))
+    })
 }
 
 fn parse_table(s: &str) -> Result<UserTable, String> {
@@ -124,6 +157,11 @@ impl ServeArgs {
         for t in &self.tokens {
             b = b.token(t.clone());
         }
+        for spec in &self.users {
+            let (name, password) = parse_user(spec)?;
+            b = b.user(name, password);
+        }
+        b = b.session_ttl(std::time::Duration::from_secs(self.session_ttl));
         for t in &self.tables {
             b = b.user_table(t.clone());
         }
