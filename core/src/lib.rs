@@ -13,6 +13,7 @@
 //! | [`validate`] | [`validate::QueryValidator`], [`validate::ValidationPipeline`], findings and policies |
 //! | [`plugin`] | dynamic plugins: the C ABI, the loader, the export macro for Rust authors |
 //! | [`process`] | [`process::BatchProcessor`]: `open`, `process` each batch, `finish` with a [`process::Report`] |
+//! | [`exec`] | [`exec::QueryExecutor`]: estimate, re-batching, fan-out to processors, progress, statistics, cancellation |
 //! | [`metrics`] | metric names and label keys the executor and the runner emit |
 //! | [`error`] | [`Error`]: tells "fix your query" from "retry" |
 //! | [`wire`] | the Micromegas header names (`query_range_begin`, `limit`, ...) shared with servers |
@@ -48,6 +49,7 @@
 
 pub mod client;
 pub mod error;
+pub mod exec;
 pub mod metrics;
 pub mod plugin;
 pub mod process;

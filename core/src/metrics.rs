@@ -4,7 +4,7 @@
 //! never installs a recorder: without one, emitting costs next to nothing. The runner installs
 //! the Prometheus exporter, sets histogram buckets and describes these names.
 //!
-//! Emitted by the executor (`exec::QueryExecutor`):
+//! Emitted by [`crate::exec::QueryExecutor`]:
 //!
 //! | name | kind | labels |
 //! |---|---|---|

@@ -5,7 +5,7 @@
 //! A processor sees the result schema once ([`BatchProcessor::open`]), every batch in order
 //! ([`BatchProcessor::process`]), then either [`BatchProcessor::finish`] when every batch
 //! succeeded or [`BatchProcessor::abort`] when the run failed or was cancelled. The executor
-//! (`exec::QueryExecutor`) runs each processor on its own task behind a bounded queue;
+//! ([`crate::exec::QueryExecutor`]) runs each processor on its own task behind a bounded queue;
 //! the built-in processors (`count_by`, `aggregate`, sinks, gauges) live in `flightline-plugins`.
 //!
 //! A processor counting rows per `level`:
