@@ -132,3 +132,95 @@ fn plugin_calls_also_run_without_a_tokio_runtime() {
     let report = futures::executor::block_on(support::drive(&mut processor, "j", &support::log_batches(2, 5))).unwrap();
     assert_eq!(report.counts["rows"], 10);
 }
+
+mod through_the_executor {
+    use std::time::Duration;
+
+    use arrow::array::{AsArray, Int64Array};
+    use arrow::datatypes::Int32Type;
+    use chrono::{DateTime, Utc};
+    use flightline_core::exec::{CancellationToken, NoProgress, QueryExecutor};
+    use flightline_core::process::{BatchProcessor, ProcessStage};
+    use flightline_core::{Error, FlightSqlClient, TimeRange};
+    use flightline_server::{RunningServer, ServerBuilder};
+    use serde_json::json;
+
+    use super::support;
+
+    async fn start() -> (RunningServer, FlightSqlClient) {
+        let end: DateTime<Utc> = "2024-01-08T00:00:00Z".parse().unwrap();
+        let server = ServerBuilder::new()
+            .demo_rows(20_000)
+            .seed(5)
+            .demo_end(end)
+            .demo_window(chrono::Duration::days(7))
+            .spawn("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let client = FlightSqlClient::builder(server.uri()).connect().await.unwrap();
+        (server, client)
+    }
+
+    async fn run(
+        client: &FlightSqlClient,
+        job: &str,
+        processors: Vec<Box<dyn BatchProcessor>>,
+    ) -> flightline_core::Result<flightline_core::exec::ExecOutcome> {
+        let executor = QueryExecutor::new(client.clone()).job(job).target_batch_bytes(Some(32 * 1024));
+        let run = executor.run(
+            "SELECT time, target, level FROM log_entries",
+            None::<TimeRange>,
+            processors,
+            &NoProgress,
+            CancellationToken::new(),
+        );
+        tokio::time::timeout(Duration::from_secs(120), run).await.expect("the run did not end in time")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_c_plugin_works_end_to_end_and_matches_the_servers_counts() {
+        let (_server, client) = start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let plugin = flightline_core::plugin::load(support::top_levels(dir.path()), None).unwrap();
+        let outcome = run(&client, "levels", vec![Box::new(plugin.processor(&json!({})).unwrap())]).await.unwrap();
+        let report = &outcome.reports[0].1;
+        assert_eq!(outcome.reports[0].0, "top_levels");
+        assert!(outcome.stats.batches > 1, "{:?}", outcome.stats);
+        let expected = client
+            .query("SELECT level, COUNT(*) AS n FROM log_entries GROUP BY level", None)
+            .await
+            .unwrap();
+        let mut total = 0;
+        for batch in &expected {
+            let levels = batch.column(0).as_primitive::<Int32Type>();
+            let counts = batch.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
+            for (level, n) in levels.values().iter().zip(counts.values()) {
+                assert_eq!(report.counts.get(&format!("level_{level}")), Some(&(*n as u64)), "{report:?}");
+                total += *n as u64;
+            }
+        }
+        assert_eq!(report.counts["rows"], total);
+        assert_eq!(outcome.stats.rows, total);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_plugin_fails_its_run_with_a_clear_error_and_the_next_run_completes() {
+        let (_server, client) = start().await;
+        let probe = flightline_core::plugin::load(support::probe(), None).unwrap();
+        let bad: Vec<Box<dyn BatchProcessor>> = vec![Box::new(probe.processor(&json!({"panic_in": "process"})).unwrap())];
+        let err = run(&client, "bad", bad).await.unwrap_err();
+        match &err {
+            Error::Processor { processor, stage, batch, source } => {
+                assert_eq!(processor, "probe");
+                assert_eq!(*stage, ProcessStage::Process);
+                assert_eq!(*batch, Some(0));
+                assert!(source.message().contains("panicked in process"), "{source}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let good: Vec<Box<dyn BatchProcessor>> = vec![Box::new(probe.processor(&json!({})).unwrap())];
+        let outcome = run(&client, "good", good).await.unwrap();
+        assert_eq!(outcome.reports[0].1.counts["rows"], outcome.stats.rows);
+        assert!(outcome.stats.rows > 0);
+    }
+}

@@ -36,4 +36,6 @@ pub enum Command {
     Schema(commands::schema::SchemaArgs),
     /// Check a query against the validation rules, without running it.
     Validate(commands::validate::ValidateArgs),
+    /// Inspect plugin libraries (`flightline plugins inspect lib.so`).
+    Plugins(commands::plugins::PluginsArgs),
 }

@@ -18,6 +18,7 @@ async fn main() -> ExitCode {
         Command::Query(args) => commands::query::run(args).await,
         Command::Schema(args) => commands::schema::run(args).await,
         Command::Validate(args) => commands::validate::run(args).await,
+        Command::Plugins(args) => commands::plugins::run(args).await,
     };
     match outcome {
         Ok(code) => code,

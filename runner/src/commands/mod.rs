@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod demo;
+pub mod plugins;
 pub mod query;
 pub mod run;
 pub mod schema;
