@@ -90,4 +90,3 @@ impl BatchProcessor for WithWindow {
         self.inner.abort().await
     }
 }
-
