@@ -499,7 +499,9 @@ async fn run_once(
             flightline_core::metrics::LABEL_SERVER.to_string(),
             job.server.clone(),
         )]);
-    let progress = shared.display.run(&job.name, window.as_ref());
+    // One-shot jobs are named alone; a scheduled job's bar says which window it is on.
+    let shown = if job.schedule.is_some() { window.as_ref() } else { None };
+    let progress = shared.display.run(&job.name, shown);
     let header_range = if job.time_range.uses_headers() { window } else { None };
     if header_range.is_none() && window.is_some() {
         processors =

@@ -25,7 +25,10 @@ pub fn build(
         message,
     };
     match &spec.kind {
-        ProcessorKind::Builtin(name) => builtin(name, spec.options.clone()).map_err(fail),
+        ProcessorKind::Builtin(name) => {
+            flightline_plugins::processors::build_processor(name, spec.options.clone())
+                .map_err(|err| fail(err.to_string()))
+        }
         // The loader (flightline_core::plugin) lands separately; until then a job naming a
         // plugin is refused before anything runs rather than failing at its first window.
         ProcessorKind::Plugin { .. } => Err(fail(
@@ -86,9 +89,4 @@ impl BatchProcessor for WithWindow {
     async fn abort(&mut self) {
         self.inner.abort().await
     }
-}
-
-// TEMPORARY until h8's registry is merged.
-fn builtin(name: &str, _options: serde_json::Value) -> Result<Box<dyn BatchProcessor>, String> {
-    Err(format!("unknown processor {name:?}"))
 }

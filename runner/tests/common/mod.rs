@@ -1,0 +1,196 @@
+//! Shared pieces of the runner's end-to-end tests: `flightline run` child processes (killed on
+//! drop), job files in a temp dir, the Prometheus text format, and Parquet sink files.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, RecordBatch, TimestampNanosecondArray};
+
+/// Generous bound on waits for things that happen in well under a second when healthy.
+pub const PATIENCE: Duration = Duration::from_secs(120);
+
+/// A `flightline run` process; killed when dropped, even when an assertion fails.
+pub struct RunnerProcess {
+    pub child: Child,
+    lines: mpsc::Receiver<String>,
+    pub stdout: Vec<String>,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+impl RunnerProcess {
+    /// Starts `flightline run JOBS ARGS...`, with log lines on stderr.
+    pub fn start(jobs: &Path, args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_flightline"))
+            .arg("run")
+            .arg(jobs)
+            .args(["--progress", "never"])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start flightline run");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = std::thread::spawn(move || {
+            let mut all = String::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        });
+        Self { child, lines, stdout: Vec::new(), stderr }
+    }
+
+    /// Waits for a stdout line starting with `prefix` and returns the rest of it.
+    pub fn wait_for_line(&mut self, prefix: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        while Instant::now() < deadline {
+            match self.lines.recv_timeout(Duration::from_millis(200)) {
+                Ok(line) => {
+                    self.stdout.push(line.clone());
+                    if let Some(rest) = line.strip_prefix(prefix) {
+                        return rest.to_string();
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        panic!("no line starting with {prefix:?}; stdout so far: {:?}", self.stdout);
+    }
+
+    /// The address printed in `flightline: metrics on http://ADDR/metrics`.
+    pub fn metrics_addr(&mut self) -> std::net::SocketAddr {
+        let rest = self.wait_for_line("flightline: metrics on http://");
+        rest.trim_end_matches("/metrics").parse().expect("a socket address")
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Sends `signal` (libc number) to the process.
+    pub fn signal(&self, signal: i32) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits for the exit (bounded) and returns the status, stdout and stderr.
+    pub fn finish(mut self) -> (ExitStatus, String, String) {
+        let deadline = Instant::now() + PATIENCE;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "flightline run did not exit");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            self.stdout.push(line);
+        }
+        let stdout = self.stdout.join("\n");
+        let stderr = std::mem::replace(&mut self.stderr, std::thread::spawn(String::new));
+        (status, stdout, stderr.join().unwrap_or_default())
+    }
+}
+
+impl Drop for RunnerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Writes `text` as `dir/jobs.toml`.
+pub fn job_file(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("jobs.toml");
+    std::fs::write(&path, text).expect("write the job file");
+    path
+}
+
+/// Samples of a Prometheus text page: `name{labels}` (labels as written) → value.
+pub fn parse_metrics(page: &str) -> BTreeMap<String, f64> {
+    page.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The value of the sample of `name` whose labels include every `key="value"` of `labels`;
+/// the sum when several match (other labels differ).
+pub fn sample(metrics: &BTreeMap<String, f64>, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let matching: Vec<f64> = metrics
+        .iter()
+        .filter(|(series, _)| {
+            let (n, rest) = series.split_once('{').unwrap_or((series, ""));
+            n == name && labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+        })
+        .map(|(_, v)| *v)
+        .collect();
+    (!matching.is_empty()).then(|| matching.iter().sum())
+}
+
+/// Scrapes `addr` (blocking the test thread on a small runtime).
+pub fn scrape(addr: std::net::SocketAddr) -> BTreeMap<String, f64> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let page = rt.block_on(flightline_runner::metrics::scrape(addr)).expect("scrape /metrics");
+    parse_metrics(&page)
+}
+
+/// Reads every batch of a Parquet file.
+pub fn read_parquet(path: &Path) -> Vec<RecordBatch> {
+    let file = std::fs::File::open(path).expect("open a sink file");
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .expect("a Parquet file")
+        .build()
+        .expect("a reader");
+    reader.map(|b| b.expect("a batch")).collect()
+}
+
+/// The `time` values (nanoseconds) of every row of `batches`.
+pub fn times(batches: &[RecordBatch]) -> Vec<i64> {
+    let mut out = Vec::new();
+    for batch in batches {
+        let column = batch.column_by_name("time").expect("a time column");
+        let times = column
+            .as_any()
+            .downcast_ref::<TimestampNanosecondArray>()
+            .expect("time is Timestamp(ns)");
+        out.extend((0..times.len()).map(|i| times.value(i)));
+    }
+    out
+}
+
+/// Polls `check` until it returns `Some` (bounded by [`PATIENCE`]).
+pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,305 @@
+//! The worker as operators run it: a `flightline run` process against the embedded server,
+//! killed with SIGKILL, stopped with SIGTERM, started twice on one state directory, and left
+//! running while its server goes away and comes back.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use flightline_core::{FlightSqlClient, TimeRange};
+use flightline_server::{RunningServer, ServerBuilder};
+
+use common::{RunnerProcess, eventually, job_file, read_parquet, sample, scrape, times};
+
+const DEMO_END: &str = "2024-06-01T00:00:00Z";
+const SIGKILL: i32 = 9;
+const SIGTERM: i32 = 15;
+
+/// An embedded server on its own runtime, so the test thread can block on processes.
+struct Server {
+    runtime: tokio::runtime::Runtime,
+    running: Option<RunningServer>,
+    rows: u64,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(rows: u64) -> Self {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let running = runtime.block_on(spawn(rows, ([127, 0, 0, 1], 0).into()));
+        let addr = running.local_addr();
+        Self { runtime, running: Some(running), rows, addr }
+    }
+
+    fn uri(&self) -> String {
+        format!("grpc://{}", self.addr)
+    }
+
+    fn stop(&mut self) {
+        if let Some(running) = self.running.take() {
+            self.runtime.block_on(running.shutdown()).unwrap();
+        }
+    }
+
+    fn restart(&mut self) {
+        self.running = Some(self.runtime.block_on(spawn(self.rows, self.addr)));
+    }
+
+    fn count(&self, sql: &str, range: TimeRange) -> u64 {
+        self.runtime.block_on(async {
+            let client = FlightSqlClient::builder(self.uri()).connect().await.unwrap();
+            let batches = client.query(sql, Some(range)).await.unwrap();
+            batches.iter().map(|b| b.num_rows() as u64).sum()
+        })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn spawn(rows: u64, addr: SocketAddr) -> RunningServer {
+    ServerBuilder::new()
+        .demo_rows(rows)
+        .demo_end(DEMO_END.parse().unwrap())
+        .spawn(addr)
+        .await
+        .unwrap()
+}
+
+fn instant(text: &str) -> DateTime<Utc> {
+    flightline_core::time::parse_instant(text).unwrap()
+}
+
+/// Where the checkpoint of `job` stands, if it exists.
+fn checkpoint(state: &Path, job: &str) -> Option<DateTime<Utc>> {
+    let text = std::fs::read_to_string(state.join(format!("{job}.checkpoint.json"))).ok()?;
+    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+    value["end"].as_str().map(instant)
+}
+
+/// The committed sink files in `dir` (temporary files start with a dot).
+fn sink_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.retain(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'));
+    files.sort();
+    files
+}
+
+#[test]
+fn a_killed_worker_resumes_and_writes_every_window_exactly_once() {
+    let server = Server::start(200_000);
+    let dir = tempfile::tempdir().unwrap();
+    let (state, out) = (dir.path().join("state"), dir.path().join("out"));
+    let jobs = job_file(
+        dir.path(),
+        &format!(
+            r#"
+[server]
+uri = "{uri}"
+[runner]
+state_dir = "{state}"
+[[job]]
+name = "windows"
+sql = "SELECT time, process_id, msg FROM log_entries"
+begin = "2024-05-31T12:00:00Z"
+end = "{DEMO_END}"
+every = "100ms"
+window = "30m"
+max_windows_per_tick = 1
+processors = [{{ name = "parquet_sink", options = {{ path = "{out}/{{begin}}.parquet", overwrite = true }} }}]
+"#,
+            uri = server.uri(),
+            state = state.display(),
+            out = out.display()
+        ),
+    );
+    let end = instant(DEMO_END);
+    let runner = RunnerProcess::start(&jobs, &[]);
+    let reached = eventually("two committed windows", || {
+        checkpoint(&state, "windows").filter(|at| *at >= instant("2024-05-31T13:00:00Z"))
+    });
+    runner.signal(SIGKILL);
+    let (status, _, _) = runner.finish();
+    assert!(!status.success(), "killed: {status}");
+    let killed_at = checkpoint(&state, "windows").unwrap();
+    assert!(
+        killed_at >= reached && killed_at < end,
+        "the kill came too late to test anything: {killed_at}"
+    );
+
+    let (status, stdout, stderr) = RunnerProcess::start(&jobs, &["--once"]).finish();
+    assert!(status.success(), "{stdout}\n{stderr}");
+    assert_eq!(checkpoint(&state, "windows"), Some(end));
+
+    let files = sink_files(&out);
+    assert_eq!(files.len(), 24, "one file per 30-minute window: {files:?}");
+    let mut seen = BTreeSet::new();
+    let mut total = 0;
+    for file in &files {
+        for time in times(&read_parquet(file)) {
+            total += 1;
+            assert!(seen.insert(time), "a row twice: time {time} in {}", file.display());
+        }
+    }
+    let range = TimeRange::new(instant("2024-05-31T12:00:00Z"), end).unwrap();
+    let expected = server.count("SELECT time FROM log_entries", range);
+    assert!(expected > 1000, "{expected}");
+    assert_eq!(total, expected, "the union of the window files is the whole range");
+}
+
+fn slow_job(server: &Server, dir: &Path, grace: &str) -> PathBuf {
+    job_file(
+        dir,
+        &format!(
+            r#"
+[server]
+uri = "{uri}"
+[metrics]
+listen = "127.0.0.1:0"
+[runner]
+state_dir = "{state}"
+shutdown_grace = "{grace}"
+[[job]]
+name = "week"
+sql = "SELECT * FROM log_entries"
+begin = "2024-05-25T00:00:00Z"
+end = "{DEMO_END}"
+every = "1s"
+window = "7d"
+target_batch_bytes = 4096
+processors = [
+  {{ name = "parquet_sink", options = {{ path = "{out}/{{begin}}.parquet", overwrite = true }} }},
+  {{ name = "count_by" }},
+]
+"#,
+            uri = server.uri(),
+            state = dir.join("state").display(),
+            out = dir.join("out").display()
+        ),
+    )
+}
+
+fn wait_in_flight(runner: &mut RunnerProcess) {
+    let addr = runner.metrics_addr();
+    eventually("a run in flight", || {
+        let metrics = scrape(addr);
+        let busy = sample(&metrics, "flightline_jobs_in_flight", &[("job", "week")]) == Some(1.0);
+        let started = sample(&metrics, "flightline_batches_total", &[("job", "week")])
+            .is_some_and(|b| b > 0.0);
+        (busy && started).then_some(())
+    });
+}
+
+#[test]
+fn sigterm_cancels_an_unfinished_window_without_advancing_it_and_exits_0() {
+    let server = Server::start(1_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = slow_job(&server, dir.path(), "100ms");
+    let mut runner = RunnerProcess::start(&jobs, &[]);
+    wait_in_flight(&mut runner);
+    runner.signal(SIGTERM);
+    let (status, stdout, stderr) = runner.finish();
+    assert_eq!(status.code(), Some(0), "{stdout}\n{stderr}");
+    assert_eq!(checkpoint(&dir.path().join("state"), "week"), None, "{stderr}");
+    assert!(sink_files(&dir.path().join("out")).is_empty(), "a cancelled window left a file");
+    assert!(stderr.contains("stopped by a signal"), "{stderr}");
+}
+
+#[test]
+fn sigterm_lets_an_in_flight_window_finish_within_the_grace() {
+    let server = Server::start(1_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = slow_job(&server, dir.path(), "5m");
+    let mut runner = RunnerProcess::start(&jobs, &[]);
+    wait_in_flight(&mut runner);
+    runner.signal(SIGTERM);
+    let (status, stdout, stderr) = runner.finish();
+    assert_eq!(status.code(), Some(0), "{stdout}\n{stderr}");
+    assert_eq!(checkpoint(&dir.path().join("state"), "week"), Some(instant(DEMO_END)), "{stderr}");
+    assert_eq!(sink_files(&dir.path().join("out")).len(), 1);
+}
+
+#[test]
+fn a_second_runner_on_the_same_state_directory_is_refused() {
+    let server = Server::start(10_000);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let jobs = job_file(
+        dir.path(),
+        &format!(
+            "[server]\nuri = \"{}\"\n[runner]\nstate_dir = \"{}\"\n[[job]]\nname = \"tick\"\n\
+             sql = \"SELECT level, target FROM log_entries\"\nevery = \"1s\"\nprocessors = [{{ name = \"count_by\" }}]\n",
+            server.uri(),
+            state.display()
+        ),
+    );
+    let first = RunnerProcess::start(&jobs, &[]);
+    eventually("the first runner's checkpoint", || checkpoint(&state, "tick"));
+    let (status, stdout, stderr) = RunnerProcess::start(&jobs, &[]).finish();
+    assert_eq!(status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(stderr.contains("in use by another runner"), "{stderr}");
+    assert!(stderr.contains(&format!("pid {}", first.pid())), "names the holder: {stderr}");
+    first.signal(SIGTERM);
+    let (status, _, _) = first.finish();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn a_server_outage_is_retried_counted_and_recovered_from() {
+    let mut server = Server::start(10_000);
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = job_file(
+        dir.path(),
+        &format!(
+            r#"
+[server]
+uri = "{uri}"
+connect_timeout = "1s"
+request_timeout = "2s"
+[metrics]
+listen = "127.0.0.1:0"
+[runner]
+state_dir = "{state}"
+[[job]]
+name = "tick"
+sql = "SELECT level, target FROM log_entries"
+every = "200ms"
+window = "1s"
+retries = {{ max = 100, initial_backoff = "100ms", max_backoff = "500ms" }}
+processors = [{{ name = "count_by" }}]
+"#,
+            uri = server.uri(),
+            state = dir.path().join("state").display()
+        ),
+    );
+    let mut runner = RunnerProcess::start(&jobs, &[]);
+    let addr = runner.metrics_addr();
+    let runs = |status: &str| {
+        let metrics = scrape(addr);
+        sample(&metrics, "flightline_job_runs_total", &[("job", "tick"), ("status", status)])
+            .unwrap_or(0.0)
+    };
+    eventually("two good runs", || (runs("ok") >= 2.0).then_some(()));
+    server.stop();
+    eventually("failed attempts while the server is away", || {
+        (runs("retried") >= 3.0).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let ok_before = runs("ok");
+    server.restart();
+    eventually("good runs again", || (runs("ok") >= ok_before + 3.0).then_some(()));
+    assert_eq!(runs("failed"), 0.0, "no run gave up within its retries");
+    runner.signal(SIGTERM);
+    let (status, stdout, stderr) = runner.finish();
+    assert_eq!(status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stderr.contains("retrying"), "{stderr}");
+}
