@@ -77,13 +77,13 @@ impl FlightSqlServer {
         info.append(SqlInfo::FlightSqlServerCancel, false);
         let sql_info = info.build().map_err(|e| crate::ServerError::Serve(e.to_string()))?;
         Ok(Self { catalog, engine, sql_info: Arc::new(sql_info), sessions: None })
+    }
 
     /// Issues session tokens from `sessions` in `Handshake` (the auth interceptor must share
     /// the same store to accept them) and ends them on `CloseSession`.
     pub fn with_sessions(mut self, sessions: Arc<SessionStore>) -> Self {
         self.sessions = Some(sessions);
         self
-    }
     }
 
     /// The schema clients will receive for `sql`: dictionaries hydrated unless preserved.
