@@ -18,8 +18,11 @@ use tonic::Status;
 pub const MAX_OPERATOR_CHAIN: usize = 300;
 /// Operators one statement may hold in all.
 pub const MAX_OPERATORS: usize = 1_000;
-/// Queries and tables one statement may combine with `UNION`, `INTERSECT`, `EXCEPT` or `JOIN`.
+/// Queries one statement may combine with `UNION`, `INTERSECT` or `EXCEPT`.
 pub const MAX_COMBINED: usize = 300;
+/// Joins one statement may hold (`JOIN`, or a comma between tables); planning time grows with
+/// the cube of their number (measured: 60 plan in 4 s, 100 in 16 s).
+pub const MAX_JOINS: usize = 64;
 /// Tokens (words, literals, symbols) one statement may hold.
 pub const MAX_TOKENS: usize = 20_000;
 
@@ -32,8 +35,10 @@ pub struct Cost {
     pub operators: usize,
     /// The longest run of binary operators within one expression at one nesting level.
     pub longest_chain: usize,
-    /// `UNION`, `INTERSECT`, `EXCEPT` and `JOIN`s.
+    /// `UNION`, `INTERSECT` and `EXCEPT`s.
     pub combined: usize,
+    /// `JOIN`s and commas between tables.
+    pub joins: usize,
 }
 
 impl Cost {
@@ -45,20 +50,36 @@ impl Cost {
         // a run of one class nests as deep as it is long; a lower class starts a new subtree
         // for the higher ones (`a + b = c OR d` is two chains of one, not one of three).
         let mut runs = vec![[0usize; CLASSES]];
+        // Whether each level is in a FROM list, where a comma joins.
+        let mut from = vec![false];
         for token in tokens.iter().filter(|t| !matches!(t, Token::Whitespace(_))) {
             cost.tokens += 1;
             let level = runs.len() - 1;
             match token {
-                Token::LParen => runs.push([0; CLASSES]),
+                Token::LParen => {
+                    runs.push([0; CLASSES]);
+                    from.push(false);
+                }
                 Token::RParen if level > 0 => {
                     runs.pop();
+                    from.pop();
                 }
-                Token::Comma => runs[level] = [0; CLASSES],
+                Token::Comma => {
+                    runs[level] = [0; CLASSES];
+                    cost.joins += usize::from(from[level]);
+                }
+                Token::Word(w) if w.keyword == Keyword::JOIN => {
+                    cost.joins += 1;
+                    runs[level] = [0; CLASSES];
+                }
                 Token::Word(w) if combines(w.keyword) => {
                     cost.combined += 1;
                     runs[level] = [0; CLASSES];
                 }
-                Token::Word(w) if starts_clause(w.keyword) => runs[level] = [0; CLASSES],
+                Token::Word(w) if starts_clause(w.keyword) => {
+                    runs[level] = [0; CLASSES];
+                    from[level] = w.keyword == Keyword::FROM;
+                }
                 t => {
                     if let Some(class) = precedence(t) {
                         cost.operators += 1;
@@ -104,11 +125,14 @@ impl Cost {
         }
         if self.combined > MAX_COMBINED {
             return over(
-                format!(
-                    "{} UNION, INTERSECT, EXCEPT or JOIN, at most {MAX_COMBINED}",
-                    self.combined
-                ),
+                format!("{} UNION, INTERSECT or EXCEPT, at most {MAX_COMBINED}", self.combined),
                 "split the query, or serve the parts as one table (--table)",
+            );
+        }
+        if self.joins > MAX_JOINS {
+            return over(
+                format!("{} joins, at most {MAX_JOINS}", self.joins),
+                "split the query into steps",
             );
         }
         Ok(())
@@ -155,7 +179,7 @@ fn precedence(token: &Token) -> Option<usize> {
 }
 
 fn combines(keyword: Keyword) -> bool {
-    matches!(keyword, Keyword::UNION | Keyword::INTERSECT | Keyword::EXCEPT | Keyword::JOIN)
+    matches!(keyword, Keyword::UNION | Keyword::INTERSECT | Keyword::EXCEPT)
 }
 
 /// Keywords after which a new expression starts.
@@ -203,7 +227,9 @@ mod tests {
         let c = cost("SELECT CASE WHEN a = 1 THEN b + 1 ELSE c + 1 END");
         assert_eq!((c.longest_chain, c.operators), (1, 3), "{c:?}");
         let c = cost("SELECT 1 UNION ALL SELECT 2 UNION SELECT 3 FROM a JOIN b ON a.x = b.x");
-        assert_eq!(c.combined, 3, "{c:?}");
+        assert_eq!((c.combined, c.joins), (2, 1), "{c:?}");
+        let c = cost("SELECT a, b FROM t, u, (SELECT x, y FROM v) w WHERE f(a, b) GROUP BY a, b");
+        assert_eq!(c.joins, 2, "{c:?}");
         assert_eq!(cost("SELECT count(*) FROM t").tokens, 7);
     }
 
@@ -222,6 +248,14 @@ mod tests {
         let unions = |n: usize| vec!["SELECT 1"; n + 1].join(" UNION ALL ");
         assert!(check(&unions(MAX_COMBINED)).is_ok());
         assert!(check(&unions(MAX_COMBINED + 1)).unwrap_err().message().contains("301 UNION"));
+
+        let joins =
+            |n: usize| format!("SELECT 1 FROM t0 {}", vec!["JOIN t USING (x)"; n].join(" "));
+        assert!(check(&joins(MAX_JOINS)).is_ok());
+        assert!(check(&joins(MAX_JOINS + 1)).unwrap_err().message().contains("65 joins"));
+        let commas = |n: usize| format!("SELECT 1 FROM {}", vec!["t"; n + 1].join(", "));
+        assert!(check(&commas(MAX_JOINS)).is_ok());
+        assert!(check(&commas(MAX_JOINS + 1)).is_err());
 
         // "SELECT" and the list: 1 + 2 * n - 1 tokens.
         let list = |n: usize| format!("SELECT {}", vec!["1"; n].join(", "));

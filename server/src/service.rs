@@ -211,6 +211,11 @@ pub fn df_status(err: DataFusionError) -> Status {
         | DataFusionError::NotImplemented(_)
         | DataFusionError::Configuration(_)
         | DataFusionError::Execution(_) => Status::invalid_argument(message),
+        // Planning rejects some ill-typed statements (a function given the wrong argument
+        // types) with an internal error: retrying cannot help, changing the statement can.
+        DataFusionError::Internal(_) => Status::invalid_argument(format!(
+            "DataFusion cannot plan or run this statement: {message}"
+        )),
         DataFusionError::ResourcesExhausted(_) => Status::resource_exhausted(message),
         DataFusionError::ArrowError(e, _) => match e.as_ref() {
             ArrowError::MemoryError(_) => Status::resource_exhausted(message),
@@ -555,9 +560,18 @@ mod tests {
             Box::new(DataFusionError::ResourcesExhausted("mem".into())),
         );
         assert_eq!(df_status(wrapped).code(), tonic::Code::ResourceExhausted);
-        assert_eq!(
-            df_status(DataFusionError::Internal("bug".into())).code(),
-            tonic::Code::Internal
+        let internal = df_status(DataFusionError::Internal("no signature".into()));
+        assert_eq!(internal.code(), tonic::Code::InvalidArgument);
+        assert!(internal.message().contains("no signature"));
+        let io = DataFusionError::IoError(std::io::Error::other("disk gone"));
+        assert_eq!(df_status(io).code(), tonic::Code::Internal);
+        let overflow = DataFusionError::ArrowError(
+            Box::new(ArrowError::ArithmeticOverflow("1 + max".into())),
+            None,
         );
+        assert_eq!(df_status(overflow).code(), tonic::Code::InvalidArgument);
+        let memory =
+            DataFusionError::ArrowError(Box::new(ArrowError::MemoryError("big".into())), None);
+        assert_eq!(df_status(memory).code(), tonic::Code::ResourceExhausted);
     }
 }

@@ -73,7 +73,7 @@ const SHAPES: &[Shape] = &[
 ];
 
 /// Term counts tried for each shape; the last statements exceed the SQL size limit.
-const SIZES: &[usize] = &[1, 10, 30, 60, 100, 300, 1_000, 3_000, 10_000, 30_000, 100_000, 300_000];
+const SIZES: &[usize] = &[1, 10, 30, 64, 100, 300, 1_000, 3_000, 10_000, 30_000, 100_000, 300_000];
 
 fn acceptable(code: Code) -> bool {
     matches!(code, Code::Ok | Code::InvalidArgument | Code::ResourceExhausted)
