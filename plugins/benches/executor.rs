@@ -1,7 +1,7 @@
 //! The executor's cost and memory, measured in one run against the embedded demo server.
 //!
 //! 1. Overhead: the executor with no processor against a bare `query_stream` drain of the same
-//!    query (best of three each, interleaved); prints both rates and their ratio.
+//!    query (best of `--reps`, interleaved); prints both rates and their ratio.
 //! 2. Memory: `count_by` (the guide's `process_error_logs`) with a deliberately slow processor
 //!    beside it, at each size; prints time, rows/s and the process's peak RSS during the run
 //!    (VmHWM, reset before each run through `/proc/self/clear_refs`). The server runs in this
@@ -9,8 +9,9 @@
 //!    result anywhere.
 //!
 //! ```text
-//! cargo bench --profile dev -p flightline-plugins --bench executor                        # 1M and 4M rows
+//! cargo bench --profile dev -p flightline-plugins --bench executor          # 1M and 4M rows, ~2 min
 //! cargo bench --profile dev -p flightline-plugins --bench executor -- --rows 10000000,40000000
+//! # also: --overhead-rows N (default 1000000), --reps N (default 3)
 //! ```
 //!
 //! Figures only: nothing here asserts a time.
@@ -62,13 +63,14 @@ fn reset_peak() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
-fn sizes() -> Vec<u64> {
+/// The comma-separated numbers after `flag`, or `default`.
+fn numbers(flag: &str, default: &[u64]) -> Vec<u64> {
     let args: Vec<String> = std::env::args().collect();
-    let given = args.iter().position(|a| a == "--rows").and_then(|i| args.get(i + 1));
+    let given = args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1));
     given
         .map(|list| list.split(',').filter_map(|n| n.trim().parse().ok()).collect())
         .filter(|v: &Vec<u64>| !v.is_empty())
-        .unwrap_or_else(|| vec![1_000_000, 4_000_000])
+        .unwrap_or_else(|| default.to_vec())
 }
 
 async fn server(rows: u64) -> (flightline_server::RunningServer, FlightSqlClient) {
@@ -100,12 +102,12 @@ async fn executor_drain(executor: &QueryExecutor, range: TimeRange) -> (u64, Dur
     (outcome.stats.rows, started.elapsed())
 }
 
-async fn overhead(rows: u64) {
+async fn overhead(rows: u64, reps: u64) {
     let (_server, client) = server(rows).await;
     let range = TimeRange::parse_relative("30d").expect("range");
     let executor = QueryExecutor::new(client.clone());
     let (mut bare, mut exec) = (Duration::MAX, Duration::MAX);
-    for _ in 0..3 {
+    for _ in 0..reps {
         let (n, t) = bare_drain(&client, range).await;
         assert_eq!(n, rows, "the bare drain lost rows");
         bare = bare.min(t);
@@ -114,7 +116,7 @@ async fn overhead(rows: u64) {
         exec = exec.min(t);
     }
     let rate = |t: Duration| rows as f64 / t.as_secs_f64();
-    println!("overhead, {rows} rows of `{SQL}` (best of 3):");
+    println!("overhead, {rows} rows of `{SQL}` (best of {reps}, interleaved):");
     println!(
         "  bare query_stream drain : {:>8.3} s  {:>10.0} rows/s",
         bare.as_secs_f64(),
@@ -131,8 +133,8 @@ async fn overhead(rows: u64) {
 async fn memory(rows: u64) -> (ExecStats, f64, f64) {
     let (_server, client) = server(rows).await;
     let range = TimeRange::parse_relative("30d").expect("range");
-    let executor =
-        QueryExecutor::new(client).job("bench").estimate(true).target_batch_bytes(Some(4 << 20));
+    // No estimate: its COUNT(*) would make the lazy demo server generate every row twice.
+    let executor = QueryExecutor::new(client).job("bench").target_batch_bytes(Some(4 << 20));
     let count_by = build_processor("count_by", serde_json::json!({})).expect("count_by");
     let slow: Box<dyn BatchProcessor> = Box::new(Slow(Duration::from_millis(2)));
     let before = status_mib("VmRSS:");
@@ -147,8 +149,10 @@ async fn memory(rows: u64) -> (ExecStats, f64, f64) {
 
 #[tokio::main]
 async fn main() {
-    let sizes = sizes();
-    overhead(sizes[0]).await;
+    let sizes = numbers("--rows", &[1_000_000, 4_000_000]);
+    let overhead_rows = numbers("--overhead-rows", &[1_000_000]);
+    let reps = numbers("--reps", &[3])[0].max(1);
+    overhead(overhead_rows[0], reps).await;
     println!("\ncount_by + a processor sleeping 2 ms per 4 MiB batch (peak RSS of this process):");
     let mut peaks = Vec::new();
     for rows in &sizes {
