@@ -196,4 +196,29 @@ mod tests {
         assert!(!format!("{auth:?}").contains("s3cret"));
         assert_eq!(call(&mut TokenAuth::default(), None), Ok(()));
     }
+
+    #[test]
+    fn byte_differences_that_cancel_out_are_still_differences() {
+        // 'a' ^ 'b' == 3 twice: an XOR-folded comparison would call these equal.
+        assert!(!constant_time_eq(b"aa", b"bb"));
+        assert!(!constant_time_eq(b"s3cret", b"r2cret"));
+        assert!(constant_time_eq(b"s3cret", b"s3cret"));
+        assert!(!constant_time_eq(b"s3cret", b"s3cre"));
+        let mut auth = TokenAuth::new(vec!["s3cret".into()]);
+        assert_eq!(
+            call(&mut auth, Some(("x-api-key", "r2cret"))),
+            Err(tonic::Code::Unauthenticated)
+        );
+    }
+
+    #[test]
+    fn a_token_configured_twice_is_accepted() {
+        // The same token from --token and FLIGHTLINE_SERVE_TOKENS, say; an odd number of
+        // matches must not be what decides.
+        let mut auth = TokenAuth::new(vec!["k".into(), "k".into()]);
+        assert_eq!(call(&mut auth, Some(("x-api-key", "k"))), Ok(()));
+        let mut auth = TokenAuth::new(vec!["k".into(), "other".into(), "k".into()]);
+        assert_eq!(call(&mut auth, Some(("authorization", "Bearer k"))), Ok(()));
+        assert_eq!(call(&mut auth, Some(("x-api-key", "other"))), Ok(()));
+    }
 }

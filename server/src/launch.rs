@@ -3,11 +3,12 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
@@ -16,7 +17,9 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 use crate::auth::TokenAuth;
 use crate::catalog::{Catalog, UserTable};
 use crate::demo::DemoConfig;
+use crate::engine::QueryEngine;
 use crate::error::ServerError;
+use crate::limits::QueryLimits;
 use crate::service::FlightSqlServer;
 use crate::session::{DEFAULT_SESSION_TTL, SessionStore};
 
@@ -25,6 +28,13 @@ const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
 
 /// Memory the queries of one server may hold at once, unless told otherwise.
 pub const DEFAULT_MEMORY_LIMIT: usize = 2 << 30;
+
+/// How long a stopping server lets in-flight queries finish, unless told otherwise.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// After the grace, cancelled queries end their streams at once; this only bounds the wait
+/// for connections that still do not close.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// Configures and starts the embedded server.
 #[derive(Clone)]
@@ -36,6 +46,8 @@ pub struct ServerBuilder {
     tls: Option<(Vec<u8>, Vec<u8>)>,
     tables: Vec<UserTable>,
     memory_limit: usize,
+    limits: QueryLimits,
+    shutdown_grace: Duration,
 }
 
 impl Default for ServerBuilder {
@@ -48,6 +60,8 @@ impl Default for ServerBuilder {
             tls: None,
             tables: Vec::new(),
             memory_limit: DEFAULT_MEMORY_LIMIT,
+            limits: QueryLimits::default(),
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
         }
     }
 }
@@ -63,6 +77,8 @@ impl std::fmt::Debug for ServerBuilder {
             .field("tls", &self.tls.is_some())
             .field("tables", &self.tables)
             .field("memory_limit", &self.memory_limit)
+            .field("limits", &self.limits)
+            .field("shutdown_grace", &self.shutdown_grace)
             .finish()
     }
 }
@@ -92,7 +108,7 @@ impl ServerBuilder {
     }
 
     /// Length of the demo time window (default: 7 days).
-    pub fn demo_window(mut self, window: Duration) -> Self {
+    pub fn demo_window(mut self, window: chrono::Duration) -> Self {
         self.demo.window = window;
         self
     }
@@ -144,10 +160,46 @@ impl ServerBuilder {
         self
     }
 
+    /// Past `timeout` a query is cancelled with `ResourceExhausted` (default
+    /// [`crate::limits::DEFAULT_QUERY_TIMEOUT`]); `None` lets queries run for ever.
+    pub fn query_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.limits.query_timeout = timeout;
+        self
+    }
+
+    /// At most `n` queries (at least 1) are planned or run at once; another waits up to
+    /// [`Self::queue_timeout`] for a slot, then gets `Unavailable` ("server busy, retry").
+    pub fn max_concurrent_queries(mut self, n: usize) -> Self {
+        self.limits.max_concurrent = n.max(1);
+        self
+    }
+
+    /// How long a query waits for a free slot (default [`crate::limits::DEFAULT_QUEUE_TIMEOUT`]).
+    pub fn queue_timeout(mut self, wait: Duration) -> Self {
+        self.limits.queue_timeout = wait;
+        self
+    }
+
+    /// Statements longer than `bytes` are refused with `InvalidArgument` before parsing
+    /// (default [`crate::limits::DEFAULT_MAX_SQL_BYTES`]).
+    pub fn max_sql_bytes(mut self, bytes: usize) -> Self {
+        self.limits.max_sql_bytes = bytes;
+        self
+    }
+
+    /// How long [`RunningServer::shutdown`] lets in-flight queries finish before cancelling
+    /// them (default [`DEFAULT_SHUTDOWN_GRACE`]).
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
     /// Binds `listen` (port 0 picks a free port) and serves in the background.
     pub async fn spawn(self, listen: SocketAddr) -> Result<RunningServer, ServerError> {
         let catalog = Arc::new(Catalog::new(&self.demo, &self.tables, self.memory_limit).await?);
-        let mut service = FlightSqlServer::new(catalog)?;
+        let (closing, closing_rx) = watch::channel(false);
+        let engine = QueryEngine::new(self.limits.clone(), closing_rx)?;
+        let mut service = FlightSqlServer::new(catalog, engine)?;
         let mut auth = TokenAuth::new(self.tokens);
         let sessions = (!self.users.is_empty())
             .then(|| Arc::new(SessionStore::new(self.users, self.session_ttl)));
@@ -180,7 +232,15 @@ impl ServerBuilder {
                 .map_err(|e| ServerError::Serve(e.to_string()))
         });
         tracing::info!(%addr, tls = self.tls.is_some(), "flight sql server listening");
-        Ok(RunningServer { addr, tls: self.tls.is_some(), sessions, stop: Some(stop), task })
+        Ok(RunningServer {
+            addr,
+            tls: self.tls.is_some(),
+            sessions,
+            stop: Some(stop),
+            closing,
+            grace: self.shutdown_grace,
+            task,
+        })
     }
 }
 
@@ -191,6 +251,8 @@ pub struct RunningServer {
     tls: bool,
     sessions: Option<Arc<SessionStore>>,
     stop: Option<oneshot::Sender<()>>,
+    closing: watch::Sender<bool>,
+    grace: Duration,
     task: JoinHandle<Result<(), ServerError>>,
 }
 
@@ -212,12 +274,25 @@ impl RunningServer {
         self.sessions.as_ref()
     }
 
-    /// Stops accepting calls, lets in-flight calls finish, and waits for the server to end.
+    /// Stops accepting calls, lets in-flight calls finish for the shutdown grace, then
+    /// cancels the queries still running (their clients get `Unavailable`) and returns.
     pub async fn shutdown(mut self) -> Result<(), ServerError> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        (&mut self.task).await.map_err(|e| ServerError::Serve(e.to_string()))?
+        if let Ok(ended) = tokio::time::timeout(self.grace, &mut self.task).await {
+            return ended.map_err(|e| ServerError::Serve(e.to_string()))?;
+        }
+        tracing::warn!(grace = ?self.grace, "queries still running after the shutdown grace: cancelling them");
+        let _ = self.closing.send(true);
+        match tokio::time::timeout(CLOSE_WAIT, &mut self.task).await {
+            Ok(ended) => ended.map_err(|e| ServerError::Serve(e.to_string()))?,
+            Err(_) => {
+                tracing::warn!("connections still open after cancelling the queries: closing them");
+                self.task.abort();
+                Ok(())
+            }
+        }
     }
 
     /// Waits until the server ends on its own (it only does on an error).
@@ -231,6 +306,8 @@ impl Drop for RunningServer {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        // Nobody waits for a grace any more: cancel what still runs.
+        let _ = self.closing.send(true);
     }
 }
 

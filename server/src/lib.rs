@@ -19,10 +19,13 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod budget;
 pub mod catalog;
 pub mod demo;
+pub mod engine;
 pub mod error;
 pub mod launch;
+pub mod limits;
 pub mod options;
 pub mod service;
 pub mod session;
@@ -31,4 +34,5 @@ pub use catalog::UserTable;
 pub use demo::DemoConfig;
 pub use error::ServerError;
 pub use launch::{RunningServer, ServerBuilder};
+pub use limits::QueryLimits;
 pub use session::{SessionInfo, SessionStore};

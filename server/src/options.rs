@@ -116,4 +116,15 @@ mod tests {
             .unwrap();
         assert_eq!((o.limit, o.preserve_dictionary), (Some(10), true));
     }
+
+    #[test]
+    fn an_empty_range_is_accepted_and_a_reversed_one_refused() {
+        let at = "2024-01-01T00:00:00Z";
+        let o = CallOptions::from_metadata(&md(&[(RANGE_BEGIN, at), (RANGE_END, at)])).unwrap();
+        let (b, e) = o.range.unwrap();
+        assert_eq!(b, e, "begin == end is an empty range, not an error");
+        let reversed = [(RANGE_BEGIN, "2024-01-01T00:00:00.000000001Z"), (RANGE_END, at)];
+        let err = CallOptions::from_metadata(&md(&reversed)).unwrap_err();
+        assert!(err.message().contains("swap them"), "{}", err.message());
+    }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Schema, SchemaRef};
+use arrow::error::ArrowError;
 use arrow::ipc::writer::IpcWriteOptions;
 use arrow_flight::encode::{DictionaryHandling, FlightDataEncoderBuilder};
 use arrow_flight::error::FlightError;
@@ -29,12 +30,14 @@ use bytes::Bytes;
 use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
+use datafusion::physical_plan::SendableRecordBatchStream;
 use futures::{Stream, TryStreamExt};
 use prost::Message;
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::catalog::Catalog;
+use crate::engine::QueryEngine;
 use crate::options::CallOptions;
 use crate::session::{AuthenticatedUser, SessionStore};
 
@@ -49,6 +52,7 @@ type DoGetStream = <FlightSqlServer as FlightService>::DoGetStream;
 #[derive(Clone)]
 pub struct FlightSqlServer {
     catalog: Arc<Catalog>,
+    engine: QueryEngine,
     sql_info: Arc<SqlInfoData>,
     sessions: Option<Arc<SessionStore>>,
 }
@@ -60,8 +64,8 @@ impl std::fmt::Debug for FlightSqlServer {
 }
 
 impl FlightSqlServer {
-    /// A service answering from `catalog`.
-    pub fn new(catalog: Arc<Catalog>) -> Result<Self, crate::ServerError> {
+    /// A service answering from `catalog`, running queries on `engine`.
+    pub fn new(catalog: Arc<Catalog>, engine: QueryEngine) -> Result<Self, crate::ServerError> {
         let mut info = SqlInfoDataBuilder::new();
         info.append(SqlInfo::FlightSqlServerName, "flightline");
         info.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
@@ -72,7 +76,7 @@ impl FlightSqlServer {
         info.append(SqlInfo::FlightSqlServerTransaction, 0i32);
         info.append(SqlInfo::FlightSqlServerCancel, false);
         let sql_info = info.build().map_err(|e| crate::ServerError::Serve(e.to_string()))?;
-        Ok(Self { catalog, sql_info: Arc::new(sql_info), sessions: None })
+        Ok(Self { catalog, engine, sql_info: Arc::new(sql_info), sessions: None })
     }
 
     /// Issues session tokens from `sessions` in `Handshake` (the auth interceptor must share
@@ -82,51 +86,73 @@ impl FlightSqlServer {
         self
     }
 
-    /// Plans `sql` under the call's options, without executing it.
-    async fn plan(&self, sql: &str, opts: &CallOptions) -> Result<DataFrame, Status> {
-        let ctx = self.catalog.session(opts.range).map_err(df_status)?;
-        // Analytics jobs read; they never create, insert or set.
-        let read_only = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
-        let df = ctx.sql_with_options(sql, read_only).await.map_err(df_status)?;
-        match opts.limit {
-            Some(n) => df.limit(0, Some(n)).map_err(df_status),
-            None => Ok(df),
-        }
-    }
-
     /// The schema clients will receive for `sql`: dictionaries hydrated unless preserved.
-    async fn result_schema(&self, sql: &str, md: &MetadataMap) -> Result<SchemaRef, Status> {
+    async fn result_schema(&self, sql: String, md: &MetadataMap) -> Result<SchemaRef, Status> {
         let opts = CallOptions::from_metadata(md)?;
-        let df = self.plan(sql, &opts).await?;
-        Ok(flight_schema(Arc::new(df.schema().as_arrow().clone()), opts.preserve_dictionary))
+        let catalog = self.catalog.clone();
+        let engine = self.engine.clone();
+        engine
+            .run(&sql.clone(), async move {
+                let df = plan(&catalog, &sql, &opts).await?;
+                let schema = Arc::new(df.schema().as_arrow().clone());
+                Ok(flight_schema(schema, opts.preserve_dictionary))
+            })
+            .await
     }
 
-    /// Executes `sql` and streams its result, batch by batch, with back-pressure.
-    async fn execute(&self, sql: &str, md: &MetadataMap) -> Result<Response<DoGetStream>, Status> {
+    /// Executes `sql` on the query runtime and streams its result, batch by batch, with
+    /// back-pressure; dropping the response stream cancels the query.
+    async fn execute(
+        &self,
+        sql: String,
+        md: &MetadataMap,
+    ) -> Result<Response<DoGetStream>, Status> {
         let opts = CallOptions::from_metadata(md)?;
-        let df = self.plan(sql, &opts).await?;
-        let stream = df.execute_stream().await.map_err(df_status)?;
-        let schema = stream.schema();
-        let preserve = opts.preserve_dictionary;
-        let batches = stream.map_err(|e| FlightError::Tonic(Box::new(df_status(e)))).and_then(
-            move |batch| async move {
-                if preserve {
-                    compact_dictionaries(batch).map_err(FlightError::Arrow)
-                } else {
-                    Ok(batch)
-                }
-            },
-        );
-        let flight = FlightDataEncoderBuilder::new()
-            .with_schema(schema)
-            .with_dictionary_handling(dictionary_handling(preserve))
-            .build(batches)
-            .map_err(Status::from);
-        Ok(Response::new(Box::pin(flight)))
+        let catalog = self.catalog.clone();
+        let stream = self
+            .engine
+            .stream(&sql.clone(), async move {
+                let df = plan(&catalog, &sql, &opts).await?;
+                let stream = df.execute_stream().await.map_err(df_status)?;
+                Ok(encode(stream, opts.preserve_dictionary))
+            })
+            .await?;
+        Ok(Response::new(stream))
     }
+}
+
+/// Plans `sql` under the call's options, without executing it.
+async fn plan(catalog: &Catalog, sql: &str, opts: &CallOptions) -> Result<DataFrame, Status> {
+    crate::budget::check(sql)?;
+    let ctx = catalog.session(opts.range).map_err(df_status)?;
+    // Analytics jobs read; they never create, insert or set.
+    let read_only =
+        SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
+    let df = ctx.sql_with_options(sql, read_only).await.map_err(df_status)?;
+    match opts.limit {
+        Some(n) => df.limit(0, Some(n)).map_err(df_status),
+        None => Ok(df),
+    }
+}
+
+/// The Flight messages of a result: its schema, then its batches as Arrow IPC.
+fn encode(stream: SendableRecordBatchStream, preserve: bool) -> DoGetStream {
+    let schema = stream.schema();
+    let batches = stream.map_err(|e| FlightError::Tonic(Box::new(df_status(e)))).and_then(
+        move |batch| async move {
+            if preserve {
+                compact_dictionaries(batch).map_err(FlightError::Arrow)
+            } else {
+                Ok(batch)
+            }
+        },
+    );
+    let flight = FlightDataEncoderBuilder::new()
+        .with_schema(schema)
+        .with_dictionary_handling(dictionary_handling(preserve))
+        .build(batches)
+        .map_err(Status::from);
+    Box::pin(flight)
 }
 
 fn utf8_handle(bytes: &[u8], what: &str) -> Result<String, Status> {
@@ -153,7 +179,7 @@ fn dictionary_handling(preserve_dictionary: bool) -> DictionaryHandling {
 ///
 /// DataFusion's merges concatenate dictionaries without deduplicating them, and some clients
 /// (pandas categoricals, hence the Micromegas Python client) refuse repeated categories.
-fn compact_dictionaries(batch: RecordBatch) -> Result<RecordBatch, arrow::error::ArrowError> {
+fn compact_dictionaries(batch: RecordBatch) -> Result<RecordBatch, ArrowError> {
     if !batch.schema().fields().iter().any(|f| matches!(f.data_type(), DataType::Dictionary(_, _)))
     {
         return Ok(batch);
@@ -172,18 +198,31 @@ fn compact_dictionaries(batch: RecordBatch) -> Result<RecordBatch, arrow::error:
     RecordBatch::try_new(batch.schema(), columns)
 }
 
-/// Maps DataFusion errors to the gRPC codes Micromegas uses: the caller's fault is `InvalidArgument`.
+/// Maps DataFusion errors to the gRPC codes Micromegas uses: the caller's fault (including
+/// arithmetic on the caller's values: overflow, division by zero, bad casts) is
+/// `InvalidArgument`, an exhausted budget `ResourceExhausted`.
 pub fn df_status(err: DataFusionError) -> Status {
     let root = err.find_root();
+    let message = clipped(root.to_string());
     match root {
         DataFusionError::SQL(..)
         | DataFusionError::Plan(_)
         | DataFusionError::SchemaError(..)
         | DataFusionError::NotImplemented(_)
         | DataFusionError::Configuration(_)
-        | DataFusionError::Execution(_) => Status::invalid_argument(root.to_string()),
-        DataFusionError::ResourcesExhausted(_) => Status::resource_exhausted(root.to_string()),
-        _ => Status::internal(root.to_string()),
+        | DataFusionError::Execution(_) => Status::invalid_argument(message),
+        DataFusionError::ResourcesExhausted(_) => Status::resource_exhausted(message),
+        DataFusionError::ArrowError(e, _) => match e.as_ref() {
+            ArrowError::MemoryError(_) => Status::resource_exhausted(message),
+            ArrowError::ComputeError(_)
+            | ArrowError::CastError(_)
+            | ArrowError::ParseError(_)
+            | ArrowError::InvalidArgumentError(_)
+            | ArrowError::DivideByZero
+            | ArrowError::ArithmeticOverflow(_) => Status::invalid_argument(message),
+            _ => Status::internal(message),
+        },
+        _ => Status::internal(message),
     }
 }
 
@@ -193,6 +232,19 @@ type HandshakeStream = Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Statu
 fn bearer(md: &MetadataMap) -> Option<&str> {
     let (scheme, token) = md.get("authorization")?.to_str().ok()?.trim().split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+}
+
+/// Error messages travel in an HTTP/2 header: one quoting a huge statement back would break
+/// the response, so long messages are cut (on a character boundary).
+pub fn clipped(mut message: String) -> String {
+    const MAX: usize = 4096;
+    if message.len() > MAX {
+        let cut = (0..=MAX).rev().find(|i| message.is_char_boundary(*i)).unwrap_or(0);
+        let dropped = message.len() - cut;
+        message.truncate(cut);
+        message.push_str(&format!("... ({dropped} more bytes)"));
+    }
+    message
 }
 
 type ActionStream =
@@ -207,7 +259,7 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = self.result_schema(&query.query, request.metadata()).await?;
+        let schema = self.result_schema(query.query.clone(), request.metadata()).await?;
         single_endpoint_info(&schema, statement_ticket(&query.query), request.into_inner())
     }
 
@@ -217,7 +269,7 @@ impl FlightSqlService for FlightSqlServer {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let sql = utf8_handle(&query.prepared_statement_handle, "prepared statement handle")?;
-        let schema = self.result_schema(&sql, request.metadata()).await?;
+        let schema = self.result_schema(sql.clone(), request.metadata()).await?;
         single_endpoint_info(&schema, statement_ticket(&sql), request.into_inner())
     }
 
@@ -227,7 +279,7 @@ impl FlightSqlService for FlightSqlServer {
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         let sql = utf8_handle(&ticket.statement_handle, "statement handle")?;
-        self.execute(&sql, request.metadata()).await
+        self.execute(sql, request.metadata()).await
     }
 
     async fn do_get_prepared_statement(
@@ -236,7 +288,7 @@ impl FlightSqlService for FlightSqlServer {
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         let sql = utf8_handle(&query.prepared_statement_handle, "prepared statement handle")?;
-        self.execute(&sql, request.metadata()).await
+        self.execute(sql, request.metadata()).await
     }
 
     async fn do_action_create_prepared_statement(
@@ -244,7 +296,7 @@ impl FlightSqlService for FlightSqlServer {
         query: ActionCreatePreparedStatementRequest,
         request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
-        let schema = self.result_schema(&query.query, request.metadata()).await?;
+        let schema = self.result_schema(query.query.clone(), request.metadata()).await?;
         let options = IpcWriteOptions::default();
         let IpcMessage(dataset_schema) = SchemaAsIpc::new(&schema, &options)
             .try_into()

@@ -4,9 +4,11 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use flightline_server::{ServerBuilder, UserTable};
+use flightline_server::launch::DEFAULT_SHUTDOWN_GRACE;
+use flightline_server::{ServerBuilder, UserTable, limits};
 
 use crate::RunnerError;
 
@@ -62,6 +64,24 @@ pub struct ServeArgs {
     /// spill or fail with ResourceExhausted.
     #[arg(long, default_value_t = 2048, value_name = "MIB")]
     pub memory_limit: usize,
+    /// Seconds a query may run before it is cancelled with an error naming this flag; 0: no limit.
+    #[arg(long, default_value_t = limits::DEFAULT_QUERY_TIMEOUT.as_secs(), value_name = "SECS")]
+    pub query_timeout: u64,
+    /// Queries planned or run at once; more wait up to --queue-timeout, then get "server busy".
+    #[arg(
+        long, default_value_t = limits::DEFAULT_MAX_CONCURRENT_QUERIES as u64, value_name = "N",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub max_concurrent_queries: u64,
+    /// Seconds a query waits for a free slot before "server busy, retry" (gRPC Unavailable).
+    #[arg(long, default_value_t = limits::DEFAULT_QUEUE_TIMEOUT.as_secs(), value_name = "SECS")]
+    pub queue_timeout: u64,
+    /// Bytes of SQL one statement may hold; longer ones are refused before parsing.
+    #[arg(long, default_value_t = limits::DEFAULT_MAX_SQL_BYTES, value_name = "BYTES")]
+    pub max_sql_bytes: usize,
+    /// On Ctrl-C or SIGTERM, seconds in-flight queries get to finish before they are cancelled.
+    #[arg(long, default_value_t = DEFAULT_SHUTDOWN_GRACE.as_secs(), value_name = "SECS")]
+    pub shutdown_grace: u64,
 }
 
 impl std::fmt::Debug for ServeArgs {
@@ -76,6 +96,11 @@ impl std::fmt::Debug for ServeArgs {
             .field("tables", &self.tables)
             .field("tls_cert", &self.tls_cert)
             .field("memory_limit", &self.memory_limit)
+            .field("query_timeout", &self.query_timeout)
+            .field("max_concurrent_queries", &self.max_concurrent_queries)
+            .field("queue_timeout", &self.queue_timeout)
+            .field("max_sql_bytes", &self.max_sql_bytes)
+            .field("shutdown_grace", &self.shutdown_grace)
             .finish_non_exhaustive()
     }
 }
@@ -116,7 +141,16 @@ impl ServeArgs {
         let mut b = ServerBuilder::new()
             .demo_rows(self.demo_rows)
             .seed(self.seed)
-            .memory_limit(self.memory_limit.saturating_mul(1 << 20));
+            .memory_limit(self.memory_limit.saturating_mul(1 << 20))
+            .query_timeout(
+                (self.query_timeout > 0).then(|| Duration::from_secs(self.query_timeout)),
+            )
+            .max_concurrent_queries(
+                usize::try_from(self.max_concurrent_queries).unwrap_or(usize::MAX),
+            )
+            .queue_timeout(Duration::from_secs(self.queue_timeout))
+            .max_sql_bytes(self.max_sql_bytes)
+            .shutdown_grace(Duration::from_secs(self.shutdown_grace));
         if let Some(end) = self.demo_end {
             b = b.demo_end(end);
         }

@@ -1,0 +1,210 @@
+//! No statement takes the server down: statements of growing size and depth, of every shape
+//! that makes parsers and planners recurse or grow, are each answered or refused with
+//! `InvalidArgument` / `ResourceExhausted`, and the server answers a plain query after each.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use flightline_server::ServerBuilder;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use tonic::Code;
+
+/// One shape: its name and the statement of size `n`.
+type Shape = (&'static str, fn(usize) -> String);
+
+fn chain(n: usize, term: impl Fn(usize) -> String, sep: &str) -> String {
+    (0..n).map(term).collect::<Vec<_>>().join(sep)
+}
+
+fn nest(n: usize, open: &str, inner: &str, close: &str) -> String {
+    format!("{}{inner}{}", open.repeat(n), close.repeat(n))
+}
+
+const SHAPES: &[Shape] = &[
+    ("OR chain", |n| {
+        let w = chain(n, |i| format!("exe = 'e{i}'"), " OR ");
+        format!("SELECT count(*) FROM processes WHERE {w}")
+    }),
+    ("AND chain", |n| {
+        let w = chain(n, |i| format!("exe <> 'e{i}'"), " AND ");
+        format!("SELECT count(*) FROM processes WHERE {w}")
+    }),
+    ("+ chain", |n| format!("SELECT {}", chain(n, |_| "1".into(), " + "))),
+    ("* and - chain", |n| format!("SELECT 1{}", chain(n, |i| ["* 1", "- 0"][i % 2].into(), " "))),
+    ("|| chain", |n| format!("SELECT length({})", chain(n, |_| "'ab'".into(), " || "))),
+    ("comparison chain", |n| format!("SELECT {}", chain(n, |_| "(1 = 1)".into(), " = "))),
+    ("nested function calls", |n| format!("SELECT {}", nest(n, "lower(", "'X'", ")"))),
+    ("nested coalesce", |n| format!("SELECT {}", nest(n, "coalesce(NULL, ", "1", ")"))),
+    ("nested CASE", |n| format!("SELECT {}", nest(n, "CASE WHEN 1 = 1 THEN ", "1", " ELSE 0 END"))),
+    ("nested parentheses", |n| format!("SELECT {}", nest(n, "(", "1", ")"))),
+    ("NOT chain", |n| format!("SELECT {}", nest(n, "NOT ", "true", ""))),
+    ("unary minus chain", |n| format!("SELECT {}", nest(n, "- ", "1", ""))),
+    ("nested FROM subqueries", |n| {
+        format!("SELECT x FROM {}", nest(n, "(SELECT x FROM ", "(SELECT 1 AS x) AS t", ") AS t"))
+    }),
+    ("nested scalar subqueries", |n| format!("SELECT {}", nest(n, "(SELECT ", "1", ")"))),
+    ("nested IN subqueries", |n| {
+        format!(
+            "SELECT count(*) FROM processes WHERE {}",
+            nest(n, "exe IN (SELECT exe FROM processes WHERE ", "true", ")")
+        )
+    }),
+    ("long IN list", |n| {
+        let list = chain(n, |i| format!("'e{i}'"), ", ");
+        format!("SELECT count(*) FROM processes WHERE exe IN ({list})")
+    }),
+    ("long UNION ALL chain", |n| {
+        format!(
+            "SELECT count(*) FROM ({})",
+            chain(n, |i| format!("SELECT {i} AS x"), " UNION ALL ")
+        )
+    }),
+    ("JOIN chain", |n| {
+        let on = |i| format!("JOIN processes p{i} ON p{i}.process_id = p0.process_id");
+        let joins = chain(n, |i| on(i + 1), " ");
+        format!("SELECT count(*) FROM processes p0 {joins}")
+    }),
+    ("wide projection", |n| format!("SELECT {}", chain(n, |i| format!("{i} AS c{i}"), ", "))),
+    ("very long literal", |n| format!("SELECT length('{}')", "x".repeat(n * 8))),
+    ("long identifier", |n| format!("SELECT 1 AS {}", "x".repeat(n * 8))),
+];
+
+/// Term counts tried for each shape; the last statements exceed the SQL size limit.
+const SIZES: &[usize] = &[1, 10, 30, 60, 100, 300, 1_000, 3_000, 10_000, 30_000, 100_000, 300_000];
+
+fn acceptable(code: Code) -> bool {
+    matches!(code, Code::Ok | Code::InvalidArgument | Code::ResourceExhausted)
+}
+
+fn server() -> ServerBuilder {
+    ServerBuilder::new().demo_rows(1_000).query_timeout(Some(Duration::from_secs(20)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_shape_at_every_size_is_answered_or_refused() {
+    let s = spawn(server()).await;
+    let mut c = client(&s).await;
+    let mut report = Vec::new();
+    for (name, make) in SHAPES {
+        let mut largest = None;
+        for &n in SIZES {
+            let sql = make(n);
+            // Said before sending: were the server to die, the log names the statement.
+            eprintln!("{name} x{n}: {} bytes", sql.len());
+            let started = Instant::now();
+            let outcome = run(&mut c, &sql).await;
+            let code = outcome.as_ref().map_or_else(tonic::Status::code, |_| Code::Ok);
+            let took = started.elapsed();
+            let message = outcome.as_ref().err().map(|e| e.message().to_string());
+            eprintln!("  -> {code:?} in {took:?}");
+            assert!(acceptable(code), "{name} x{n}: {code:?} {message:?} for {}", head(&sql));
+            if code == Code::Ok {
+                largest = Some((n, sql.len(), took));
+            }
+            // Past the size limit nothing grows any more.
+            if sql.len() > flightline_server::limits::DEFAULT_MAX_SQL_BYTES {
+                assert_eq!(code, Code::InvalidArgument, "{name} x{n}");
+                assert!(message.unwrap_or_default().contains("--max-sql-bytes"));
+                break;
+            }
+        }
+        // The server lives on after every shape.
+        assert_eq!(single_i64(&run(&mut c, "SELECT CAST(7 AS BIGINT)").await.unwrap()), 7);
+        report.push(format!("{name}: largest answered {largest:?} (terms, bytes, time)"));
+    }
+    eprintln!("{}", report.join("\n"));
+}
+
+/// A random SQL expression over `processes`' columns, up to a few levels deep.
+fn expression() -> impl Strategy<Value = String> {
+    let leaf = prop_oneof![
+        any::<i64>().prop_map(|v| v.to_string()),
+        any::<i8>().prop_map(|v| format!("{v}.5")),
+        "[a-z0-9]{0,6}".prop_map(|s| format!("'{s}'")),
+        Just("NULL".to_string()),
+        Just("true".to_string()),
+        prop::sample::select(vec![
+            "exe",
+            "username",
+            "start_time",
+            "parent_process_id",
+            "properties",
+            "processes.exe",
+        ])
+        .prop_map(String::from),
+    ];
+    leaf.prop_recursive(6, 48, 4, |inner| {
+        let op = prop::sample::select(vec![
+            "+", "-", "*", "/", "%", "=", "<>", "<", ">=", "AND", "OR", "||", "LIKE",
+        ]);
+        let func = prop::sample::select(vec![
+            "lower",
+            "upper",
+            "length",
+            "trim",
+            "reverse",
+            "to_timestamp",
+            "date_trunc('hour', ",
+        ]);
+        let ty = prop::sample::select(vec![
+            "BIGINT",
+            "INT",
+            "DOUBLE",
+            "VARCHAR",
+            "TIMESTAMP",
+            "BOOLEAN",
+        ]);
+        prop_oneof![
+            (inner.clone(), op, inner.clone()).prop_map(|(a, op, b)| format!("({a} {op} {b})")),
+            (func, inner.clone()).prop_map(|(f, a)| if f.ends_with(' ') {
+                format!("{f}{a})")
+            } else {
+                format!("{f}({a})")
+            }),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("coalesce({a}, {b})")),
+            (inner.clone(), inner.clone(), inner.clone())
+                .prop_map(|(c, a, b)| format!("CASE WHEN {c} THEN {a} ELSE {b} END")),
+            (inner.clone(), ty).prop_map(|(a, t)| format!("CAST({a} AS {t})")),
+            inner.clone().prop_map(|a| format!("NOT {a}")),
+            inner.clone().prop_map(|a| format!("({a} IS NULL)")),
+            (inner.clone(), prop::collection::vec(inner.clone(), 1..4))
+                .prop_map(|(a, l)| format!("({a} IN ({}))", l.join(", "))),
+            inner.clone().prop_map(|a| format!("(SELECT {a})")),
+            (inner.clone(), 2..400usize).prop_map(|(a, n)| format!("({})", vec![a; n].join(" + "))),
+        ]
+    })
+}
+
+#[test]
+fn random_expression_trees_are_answered_or_refused() {
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let (_server, c) = rt.block_on(async {
+        let s = spawn(server()).await;
+        let c = client(&s).await;
+        (s, c)
+    });
+    let config = Config { cases: 96, failure_persistence: None, ..Config::default() };
+    let shapes = prop_oneof![
+        expression().prop_map(|e| format!("SELECT {e} AS v FROM processes")),
+        expression().prop_map(|e| format!("SELECT count(*) FROM processes WHERE {e}")),
+        expression().prop_map(|e| format!("SELECT {e} AS v, count(*) FROM processes GROUP BY 1")),
+        expression().prop_map(|e| format!("SELECT exe FROM processes ORDER BY {e} LIMIT 3")),
+    ];
+    TestRunner::new(config)
+        .run(&shapes, |sql| {
+            let mut c = c.clone();
+            let outcome = rt.block_on(run(&mut c, &sql));
+            let code = outcome.as_ref().map_or_else(tonic::Status::code, |_| Code::Ok);
+            let message = outcome.err().map(|e| e.message().to_string());
+            prop_assert!(acceptable(code), "{code:?} {message:?} for {sql}");
+            Ok(())
+        })
+        .unwrap();
+    let mut c = c.clone();
+    let alive = rt.block_on(run(&mut c, "SELECT CAST(8 AS BIGINT)")).unwrap();
+    assert_eq!(single_i64(&alive), 8);
+}
