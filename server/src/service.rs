@@ -211,11 +211,6 @@ pub fn df_status(err: DataFusionError) -> Status {
         | DataFusionError::NotImplemented(_)
         | DataFusionError::Configuration(_)
         | DataFusionError::Execution(_) => Status::invalid_argument(message),
-        // Planning rejects some ill-typed statements (a function given the wrong argument
-        // types) with an internal error: retrying cannot help, changing the statement can.
-        DataFusionError::Internal(_) => Status::invalid_argument(format!(
-            "DataFusion cannot plan or run this statement: {message}"
-        )),
         DataFusionError::ResourcesExhausted(_) => Status::resource_exhausted(message),
         DataFusionError::ArrowError(e, _) => match e.as_ref() {
             ArrowError::MemoryError(_) => Status::resource_exhausted(message),
@@ -231,6 +226,14 @@ pub fn df_status(err: DataFusionError) -> Status {
     }
 }
 
+type HandshakeStream = Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>;
+
+/// The bearer token of a call, if it carries one.
+fn bearer(md: &MetadataMap) -> Option<&str> {
+    let (scheme, token) = md.get("authorization")?.to_str().ok()?.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+}
+
 /// Error messages travel in an HTTP/2 header: one quoting a huge statement back would break
 /// the response, so long messages are cut (on a character boundary).
 pub fn clipped(mut message: String) -> String {
@@ -242,14 +245,6 @@ pub fn clipped(mut message: String) -> String {
         message.push_str(&format!("... ({dropped} more bytes)"));
     }
     message
-}
-
-type HandshakeStream = Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>;
-
-/// The bearer token of a call, if it carries one.
-fn bearer(md: &MetadataMap) -> Option<&str> {
-    let (scheme, token) = md.get("authorization")?.to_str().ok()?.trim().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
 }
 
 type ActionStream =
@@ -560,18 +555,9 @@ mod tests {
             Box::new(DataFusionError::ResourcesExhausted("mem".into())),
         );
         assert_eq!(df_status(wrapped).code(), tonic::Code::ResourceExhausted);
-        let internal = df_status(DataFusionError::Internal("no signature".into()));
-        assert_eq!(internal.code(), tonic::Code::InvalidArgument);
-        assert!(internal.message().contains("no signature"));
-        let io = DataFusionError::IoError(std::io::Error::other("disk gone"));
-        assert_eq!(df_status(io).code(), tonic::Code::Internal);
-        let overflow = DataFusionError::ArrowError(
-            Box::new(ArrowError::ArithmeticOverflow("1 + max".into())),
-            None,
+        assert_eq!(
+            df_status(DataFusionError::Internal("bug".into())).code(),
+            tonic::Code::Internal
         );
-        assert_eq!(df_status(overflow).code(), tonic::Code::InvalidArgument);
-        let memory =
-            DataFusionError::ArrowError(Box::new(ArrowError::MemoryError("big".into())), None);
-        assert_eq!(df_status(memory).code(), tonic::Code::ResourceExhausted);
     }
 }
