@@ -44,11 +44,12 @@ async fn the_c_plugin_refuses_a_result_without_its_column_at_open() {
     let dir = tempfile::tempdir().unwrap();
     let plugin = plugin::load(support::top_levels(dir.path()), None).unwrap();
     let mut processor = plugin.processor(&json!({})).unwrap();
-    let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
-        "msg",
-        arrow::datatypes::DataType::Utf8,
-        false,
-    )]));
+    let schema =
+        std::sync::Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
+            "msg",
+            arrow::datatypes::DataType::Utf8,
+            false,
+        )]));
     let err = processor
         .open(&schema, &flightline_core::process::ProcessContext::new("j"))
         .await
@@ -75,8 +76,8 @@ async fn a_dynamic_c_validator_blocks_a_query_with_a_deny_finding() {
 #[tokio::test]
 async fn a_dynamic_rust_validator_blocks_a_query_with_a_deny_finding() {
     let plugin = plugin::load(support::probe(), None).unwrap();
-    let pipeline =
-        ValidationPipeline::new().with_validator(plugin.validator(&json!({"deny_table": "payroll"})).unwrap());
+    let pipeline = ValidationPipeline::new()
+        .with_validator(plugin.validator(&json!({"deny_table": "payroll"})).unwrap());
     let report = pipeline.run(&ValidationContext::new("SELECT name FROM payroll")).await;
     assert!(report.is_denied(), "{report:?}");
     assert_eq!(report.findings[0].severity, Severity::Deny);
@@ -87,7 +88,10 @@ async fn a_dynamic_rust_validator_blocks_a_query_with_a_deny_finding() {
 async fn a_panicking_validator_gives_a_warning_not_a_crash() {
     let plugin = plugin::load(support::probe(), None).unwrap();
     let validator = plugin.validator(&json!({"panic_in": "validate"})).unwrap();
-    let report = ValidationPipeline::new().with_validator(validator).run(&ValidationContext::new("SELECT 1")).await;
+    let report = ValidationPipeline::new()
+        .with_validator(validator)
+        .run(&ValidationContext::new("SELECT 1"))
+        .await;
     assert_eq!(report.findings.len(), 1, "{report:?}");
     assert_eq!(report.findings[0].code, "plugin_error");
     assert!(report.findings[0].message.contains("panicked"), "{report:?}");
@@ -103,7 +107,8 @@ async fn a_plugin_that_panics_fails_its_run_and_everything_else_goes_on() {
     assert!(err.message().contains("panicked in process"), "{err}");
     assert!(err.message().contains("probe panics in process"), "{err}");
     // The poisoned instance refuses further calls instead of running on broken state.
-    let again = panicking.finish(&flightline_core::process::ProcessContext::new("bad")).await.unwrap_err();
+    let again =
+        panicking.finish(&flightline_core::process::ProcessContext::new("bad")).await.unwrap_err();
     assert!(again.message().contains("refuses further calls"), "{again}");
 
     // Another instance of the same library, and another plugin, still work.
@@ -112,7 +117,8 @@ async fn a_plugin_that_panics_fails_its_run_and_everything_else_goes_on() {
     assert_eq!((report.counts["rows"], report.counts["batches"]), (300, 3));
     let dir = tempfile::tempdir().unwrap();
     let c = plugin::load(support::top_levels(dir.path()), None).unwrap();
-    let report = support::drive(&mut c.processor(&json!({})).unwrap(), "good", &batches).await.unwrap();
+    let report =
+        support::drive(&mut c.processor(&json!({})).unwrap(), "good", &batches).await.unwrap();
     assert_eq!(report.counts["rows"], 300);
 }
 
@@ -129,7 +135,12 @@ async fn a_failing_plugin_call_carries_the_plugins_message() {
 fn plugin_calls_also_run_without_a_tokio_runtime() {
     let probe = plugin::load(support::probe(), None).unwrap();
     let mut processor = probe.processor(&json!({})).unwrap();
-    let report = futures::executor::block_on(support::drive(&mut processor, "j", &support::log_batches(2, 5))).unwrap();
+    let report = futures::executor::block_on(support::drive(
+        &mut processor,
+        "j",
+        &support::log_batches(2, 5),
+    ))
+    .unwrap();
     assert_eq!(report.counts["rows"], 10);
 }
 
@@ -166,7 +177,8 @@ mod through_the_executor {
         job: &str,
         processors: Vec<Box<dyn BatchProcessor>>,
     ) -> flightline_core::Result<flightline_core::exec::ExecOutcome> {
-        let executor = QueryExecutor::new(client.clone()).job(job).target_batch_bytes(Some(32 * 1024));
+        let executor =
+            QueryExecutor::new(client.clone()).job(job).target_batch_bytes(Some(32 * 1024));
         let run = executor.run(
             "SELECT time, target, level FROM log_entries",
             None::<TimeRange>,
@@ -174,7 +186,9 @@ mod through_the_executor {
             &NoProgress,
             CancellationToken::new(),
         );
-        tokio::time::timeout(Duration::from_secs(120), run).await.expect("the run did not end in time")
+        tokio::time::timeout(Duration::from_secs(120), run)
+            .await
+            .expect("the run did not end in time")
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,7 +196,9 @@ mod through_the_executor {
         let (_server, client) = start().await;
         let dir = tempfile::tempdir().unwrap();
         let plugin = flightline_core::plugin::load(support::top_levels(dir.path()), None).unwrap();
-        let outcome = run(&client, "levels", vec![Box::new(plugin.processor(&json!({})).unwrap())]).await.unwrap();
+        let outcome = run(&client, "levels", vec![Box::new(plugin.processor(&json!({})).unwrap())])
+            .await
+            .unwrap();
         let report = &outcome.reports[0].1;
         assert_eq!(outcome.reports[0].0, "top_levels");
         assert!(outcome.stats.batches > 1, "{:?}", outcome.stats);
@@ -195,7 +211,11 @@ mod through_the_executor {
             let levels = batch.column(0).as_primitive::<Int32Type>();
             let counts = batch.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
             for (level, n) in levels.values().iter().zip(counts.values()) {
-                assert_eq!(report.counts.get(&format!("level_{level}")), Some(&(*n as u64)), "{report:?}");
+                assert_eq!(
+                    report.counts.get(&format!("level_{level}")),
+                    Some(&(*n as u64)),
+                    "{report:?}"
+                );
                 total += *n as u64;
             }
         }
@@ -207,7 +227,8 @@ mod through_the_executor {
     async fn a_panicking_plugin_fails_its_run_with_a_clear_error_and_the_next_run_completes() {
         let (_server, client) = start().await;
         let probe = flightline_core::plugin::load(support::probe(), None).unwrap();
-        let bad: Vec<Box<dyn BatchProcessor>> = vec![Box::new(probe.processor(&json!({"panic_in": "process"})).unwrap())];
+        let bad: Vec<Box<dyn BatchProcessor>> =
+            vec![Box::new(probe.processor(&json!({"panic_in": "process"})).unwrap())];
         let err = run(&client, "bad", bad).await.unwrap_err();
         match &err {
             Error::Processor { processor, stage, batch, source } => {
@@ -218,7 +239,8 @@ mod through_the_executor {
             }
             other => panic!("{other:?}"),
         }
-        let good: Vec<Box<dyn BatchProcessor>> = vec![Box::new(probe.processor(&json!({})).unwrap())];
+        let good: Vec<Box<dyn BatchProcessor>> =
+            vec![Box::new(probe.processor(&json!({})).unwrap())];
         let outcome = run(&client, "good", good).await.unwrap();
         assert_eq!(outcome.reports[0].1.counts["rows"], outcome.stats.rows);
         assert!(outcome.stats.rows > 0);

@@ -26,7 +26,9 @@ impl Write for Captured {
 }
 
 fn line<'a>(text: &'a str, name: &str) -> &'a str {
-    text.lines().find(|l| l.starts_with(&format!("{name}{{"))).unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+    text.lines()
+        .find(|l| l.starts_with(&format!("{name}{{")))
+        .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -68,6 +70,9 @@ async fn plugin_log_lines_and_metrics_reach_the_host() {
     assert!(line(&rendered, "probe_last_rows").ends_with(" 300"), "{rendered}");
     assert!(rendered.contains("probe_batch_rows"), "{rendered}");
     let c_rows = line(&rendered, "top_levels_rows_total");
-    assert!(c_rows.contains("language=\"c\"") && c_rows.contains("plugin=\"top_levels\""), "{c_rows}");
+    assert!(
+        c_rows.contains("language=\"c\"") && c_rows.contains("plugin=\"top_levels\""),
+        "{c_rows}"
+    );
     assert!(c_rows.ends_with(" 300"), "{c_rows}");
 }

@@ -88,7 +88,10 @@ FlightlineStatus flightline_plugin_init(uint32_t version, void* table, struct Fl
 "#,
     );
     let err = plugin::load(&path, None).unwrap_err();
-    assert!(matches!(&err, Error::Plugin { kind: PluginErrorKind::NoCommonVersion { .. }, .. }), "{err:?}");
+    assert!(
+        matches!(&err, Error::Plugin { kind: PluginErrorKind::NoCommonVersion { .. }, .. }),
+        "{err:?}"
+    );
     let text = err.to_string();
     assert!(text.contains("host speaks 1"), "{text}");
     assert!(text.contains("NOT_IMPLEMENTED"), "{text}");
@@ -114,13 +117,17 @@ fn a_wrong_sha256_is_refused_before_loading_and_the_right_one_loads() {
 fn refused_options_carry_the_plugins_message() {
     let probe = plugin::load(support::probe(), None).unwrap();
     match kind(probe.processor(&json!({"colour": "red"}))) {
-        PluginErrorKind::OptionsRefused { message } => assert!(message.contains("colour"), "{message}"),
+        PluginErrorKind::OptionsRefused { message } => {
+            assert!(message.contains("colour"), "{message}")
+        }
         other => panic!("{other:?}"),
     }
     let dir = tempfile::tempdir().unwrap();
     let c = plugin::load(support::top_levels(dir.path()), None).unwrap();
     match kind(c.validator(&json!({"deny_table": "no such; table"}))) {
-        PluginErrorKind::OptionsRefused { message } => assert!(message.contains("deny_table"), "{message}"),
+        PluginErrorKind::OptionsRefused { message } => {
+            assert!(message.contains("deny_table"), "{message}")
+        }
         other => panic!("{other:?}"),
     }
 }

@@ -32,7 +32,13 @@ fn inspect_prints_what_the_plugin_declares_and_its_sha256() {
     assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     let sha = flightline_core::plugin::sha256_file(&path).unwrap();
     assert_eq!(sha.len(), 64);
-    for part in ["name:         top_levels", "version:      1.0.0", "kind:         processor+validator", "ABI versions: 1", &sha] {
+    for part in [
+        "name:         top_levels",
+        "version:      1.0.0",
+        "kind:         processor+validator",
+        "ABI versions: 1",
+        &sha,
+    ] {
         assert!(stdout.contains(part), "{part:?} missing:\n{stdout}");
     }
 }
@@ -45,5 +51,8 @@ fn inspect_names_the_file_that_is_not_a_plugin() {
     let output = flightline(&["plugins".as_ref(), "inspect".as_ref(), path.as_os_str()]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("notes.txt") && stderr.contains("not a loadable shared library"), "{stderr}");
+    assert!(
+        stderr.contains("notes.txt") && stderr.contains("not a loadable shared library"),
+        "{stderr}"
+    );
 }

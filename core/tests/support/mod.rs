@@ -35,7 +35,11 @@ pub fn rust_plugin(package: &str, lib: &str) -> PathBuf {
     }
     let status = cmd.status().expect("run cargo");
     assert!(status.success(), "cargo build -p {package} failed");
-    let path = profile.join(format!("{}{lib}{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX));
+    let path = profile.join(format!(
+        "{}{lib}{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ));
     assert!(path.is_file(), "{} not built", path.display());
     path
 }
@@ -97,7 +101,11 @@ pub fn run_c_program(dir: &Path, source: &str) -> String {
 /// The shape of `log_entries` that the example plugins read.
 pub fn log_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
-        Field::new("target", DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)), false),
+        Field::new(
+            "target",
+            DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+            false,
+        ),
         Field::new("level", DataType::Int32, false),
         Field::new("msg", DataType::Utf8, false),
     ]))
@@ -110,13 +118,21 @@ pub fn log_batches(batches: usize, rows: usize) -> Vec<RecordBatch> {
     (0..batches)
         .map(|b| {
             let ids = (0..rows).map(|i| b * rows + i);
-            let keys: Int32Array = ids.clone().map(|i| ((i * i + 3 * i) % TARGETS.len()) as i32).collect();
-            let targets = DictionaryArray::<Int32Type>::try_new(keys, Arc::new(StringArray::from(TARGETS.to_vec())))
-                .expect("dictionary");
-            let levels: Int32Array = ids.clone().map(|i| ((i * 7 + i / 3) % 6 + 1) as i32).collect();
+            let keys: Int32Array =
+                ids.clone().map(|i| ((i * i + 3 * i) % TARGETS.len()) as i32).collect();
+            let targets = DictionaryArray::<Int32Type>::try_new(
+                keys,
+                Arc::new(StringArray::from(TARGETS.to_vec())),
+            )
+            .expect("dictionary");
+            let levels: Int32Array =
+                ids.clone().map(|i| ((i * 7 + i / 3) % 6 + 1) as i32).collect();
             let msgs: StringArray = ids.map(|i| Some(format!("message {i}"))).collect();
-            RecordBatch::try_new(log_schema(), vec![Arc::new(targets), Arc::new(levels), Arc::new(msgs)])
-                .expect("batch")
+            RecordBatch::try_new(
+                log_schema(),
+                vec![Arc::new(targets), Arc::new(levels), Arc::new(msgs)],
+            )
+            .expect("batch")
         })
         .collect()
 }

@@ -24,7 +24,8 @@ const ROUNDS: usize = 3;
 fn main() {
     let rows = rows_from_args();
     let batches = batches(rows);
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let plugin = flightline_core::plugin::load(plugin_path(), None).unwrap();
     let options = serde_json::json!({"top": 10, "max_level": 2});
 
@@ -40,9 +41,20 @@ fn main() {
     }
     let rate = |t: Duration| rows as f64 / t.as_secs_f64() / 1e6;
     println!("rows: {rows} in {} batches of {BATCH_ROWS}, best of {ROUNDS}", batches.len());
-    println!("static:  {:>9.1} ms  {:>7.1} M rows/s", best_static.as_secs_f64() * 1e3, rate(best_static));
-    println!("dynamic: {:>9.1} ms  {:>7.1} M rows/s", best_dynamic.as_secs_f64() * 1e3, rate(best_dynamic));
-    println!("dynamic / static time: {:.3}", best_dynamic.as_secs_f64() / best_static.as_secs_f64());
+    println!(
+        "static:  {:>9.1} ms  {:>7.1} M rows/s",
+        best_static.as_secs_f64() * 1e3,
+        rate(best_static)
+    );
+    println!(
+        "dynamic: {:>9.1} ms  {:>7.1} M rows/s",
+        best_dynamic.as_secs_f64() * 1e3,
+        rate(best_dynamic)
+    );
+    println!(
+        "dynamic / static time: {:.3}",
+        best_dynamic.as_secs_f64() / best_static.as_secs_f64()
+    );
 }
 
 fn rows_from_args() -> usize {
@@ -70,7 +82,11 @@ async fn drive(p: &mut dyn BatchProcessor, batches: &[RecordBatch]) -> (Duration
 fn batches(rows: usize) -> Vec<RecordBatch> {
     let targets: Vec<String> = (0..40).map(|i| format!("module_{i}::worker")).collect();
     let schema = Arc::new(Schema::new(vec![
-        Field::new("target", DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)), false),
+        Field::new(
+            "target",
+            DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+            false,
+        ),
         Field::new("level", DataType::Int32, false),
     ]));
     let values = Arc::new(StringArray::from(targets.clone()));
@@ -78,7 +94,8 @@ fn batches(rows: usize) -> Vec<RecordBatch> {
         .step_by(BATCH_ROWS)
         .map(|start| {
             let ids = start..(start + BATCH_ROWS).min(rows);
-            let keys: Int32Array = ids.clone().map(|i| ((i * 31 + i / 7) % targets.len()) as i32).collect();
+            let keys: Int32Array =
+                ids.clone().map(|i| ((i * 31 + i / 7) % targets.len()) as i32).collect();
             let levels: Int32Array = ids.map(|i| ((i * 13 + i / 5) % 6 + 1) as i32).collect();
             let dict = DictionaryArray::<Int32Type>::try_new(keys, values.clone()).unwrap();
             RecordBatch::try_new(schema.clone(), vec![Arc::new(dict), Arc::new(levels)]).unwrap()
@@ -100,5 +117,9 @@ fn plugin_path() -> PathBuf {
         .status()
         .unwrap();
     assert!(status.success(), "cargo build of the plugin failed");
-    profile.join(format!("{}top_targets{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX))
+    profile.join(format!(
+        "{}top_targets{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ))
 }

@@ -28,7 +28,11 @@ fn plugin_path() -> PathBuf {
         .status()
         .unwrap();
     assert!(status.success(), "cargo build of the plugin failed");
-    let path = profile.join(format!("{}top_targets{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX));
+    let path = profile.join(format!(
+        "{}top_targets{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ));
     assert!(path.is_file(), "{}", path.display());
     path
 }
@@ -49,10 +53,13 @@ async fn the_dynamic_plugin_reports_exactly_what_the_static_processor_reports() 
     let options = json!({"top": 4, "max_level": 3});
     let window = TimeRange::new(end - chrono::Duration::days(5), end).unwrap();
 
-    let static_processor = TopTargets::new(serde_json::from_value::<Options>(options.clone()).unwrap());
+    let static_processor =
+        TopTargets::new(serde_json::from_value::<Options>(options.clone()).unwrap());
     let dynamic_processor = plugin.processor(&options).unwrap();
-    let processors: Vec<Box<dyn BatchProcessor>> = vec![Box::new(static_processor), Box::new(dynamic_processor)];
-    let executor = QueryExecutor::new(client).job("top-targets").target_batch_bytes(Some(64 * 1024));
+    let processors: Vec<Box<dyn BatchProcessor>> =
+        vec![Box::new(static_processor), Box::new(dynamic_processor)];
+    let executor =
+        QueryExecutor::new(client).job("top-targets").target_batch_bytes(Some(64 * 1024));
     let run = executor.run(
         "SELECT time, target, level, msg FROM log_entries",
         Some(window),
