@@ -11,6 +11,9 @@ pub struct Cli {
     /// More log output (-v info, -vv debug). `RUST_LOG` overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// Log line format: text, or json (one object per line, for log collectors).
+    #[arg(long, value_enum, default_value_t = crate::LogFormat::Text, global = true)]
+    pub log_format: crate::LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

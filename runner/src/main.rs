@@ -9,7 +9,7 @@ use flightline_runner::commands;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    flightline_runner::init_tracing(cli.verbose);
+    flightline_runner::init_tracing(cli.verbose, cli.log_format);
     let outcome = match cli.command {
         Command::Demo(args) => commands::demo::run(args).await,
         Command::Run(args) => commands::run::run(args).await,

@@ -25,7 +25,7 @@ const DEMO_JOBS_PATH: &str = "examples/jobs/demo.toml";
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
     /// Rows in each demo table (`log_entries`, `measures`).
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = 500_000)]
     pub demo_rows: u64,
     /// Progress bars: auto (on a terminal), always, never.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
