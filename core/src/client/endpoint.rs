@@ -63,8 +63,9 @@ impl Shared {
                 Reach::Usable(Location { uri, client, credentials }) => {
                     return Ok(Fetch { index, uri, client, credentials, ticket });
                 }
-                Reach::Insecure if insecure.is_none() => insecure = Some(location.uri.clone()),
-                Reach::Insecure => {}
+                Reach::Insecure => {
+                    insecure.get_or_insert_with(|| location.uri.clone());
+                }
                 Reach::Unsupported => {}
             }
         }
