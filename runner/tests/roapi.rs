@@ -104,8 +104,23 @@ fn the_sdk_and_a_scheduled_sql_mode_job_work_against_roapi() {
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let client = FlightSqlClient::builder(&roapi.uri).connect().await.unwrap();
-        let batches = client.query("SELECT count(*) AS n FROM events", None).await.unwrap();
+        // roapi logs its address as it starts listening: the first connection may still be
+        // refused, so readiness is the first answered query (bounded).
+        let deadline = std::time::Instant::now() + PATIENCE;
+        let (client, batches) = loop {
+            let attempt = async {
+                let client = FlightSqlClient::builder(&roapi.uri).connect().await?;
+                let batches = client.query("SELECT count(*) AS n FROM events", None).await?;
+                Ok::<_, flightline_core::Error>((client, batches))
+            };
+            match attempt.await {
+                Ok(ready) => break ready,
+                Err(err) if std::time::Instant::now() < deadline && err.is_retryable() => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(err) => panic!("roapi never answered: {err}"),
+            }
+        };
         let n = batches[0].column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0);
         assert_eq!(n, ROWS);
         let streamed: Vec<RecordBatch> = client
