@@ -29,13 +29,13 @@ pub fn build(
             flightline_plugins::processors::build_processor(name, spec.options.clone())
                 .map_err(|err| fail(err.to_string()))
         }
-        // The loader (flightline_core::plugin) lands separately; until then a job naming a
-        // plugin is refused before anything runs rather than failing at its first window.
-        ProcessorKind::Plugin { .. } => Err(fail(
-            "dynamic plugins are not available in this build yet; use a built-in processor \
-             (`name = ...`)"
-                .into(),
-        )),
+        // Loaded once per path and never unloaded; the hash pin is checked before loading.
+        ProcessorKind::Plugin { path, sha256 } => {
+            flightline_core::plugin::load(path, sha256.as_deref())
+                .and_then(|plugin| plugin.processor(&spec.options))
+                .map(|p| Box::new(p) as Box<dyn BatchProcessor>)
+                .map_err(|err| fail(err.to_string()))
+        }
     }
 }
 

@@ -1,5 +1,7 @@
 //! `print`: the first N rows of the result as a table on standard output.
 
+use std::io::Write;
+
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use arrow::util::pretty::pretty_format_batches;
@@ -77,7 +79,13 @@ impl BatchProcessor for Print {
 
     async fn finish(&mut self, _ctx: &ProcessContext) -> Result<Report, ProcessError> {
         let table = self.render()?;
-        println!("{table}");
+        // `println!` panics when the reader went away (`flightline demo | head`); a closed
+        // pipe only means nobody wants the table any more, which is not this job's failure.
+        let mut out = std::io::stdout().lock();
+        match writeln!(out, "{table}").and_then(|()| out.flush()) {
+            Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => return Err(err.into()),
+            _ => {}
+        }
         let mut report = Report::default();
         report.counts.insert("rows_printed".into(), self.kept_rows as u64);
         report.counts.insert("rows_seen".into(), self.total);

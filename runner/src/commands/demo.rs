@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use flightline_server::ServerBuilder;
 
+use super::schema::print_stdout;
 use crate::RunnerError;
 use crate::config::Config;
 use crate::metrics::{MetricsEndpoint, scrape};
@@ -64,34 +65,40 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode, RunnerError> {
     let outcome = orchestrate::run(&config, options, Display::new(args.progress), shutdown).await;
     let _ = std::fs::remove_dir_all(&state);
     let summary = outcome?;
-    print_reports(&summary);
-    println!("\n# summary ({:.1}s in all)", started.elapsed().as_secs_f64());
-    print!("{}", summary_table(&summary));
-    print_metrics(&metrics).await;
+    // One write: `flightline demo | head` then ends quietly (main treats a broken pipe as
+    // success) instead of panicking inside `println!`.
+    let mut out = reports(&summary);
+    out.push_str(&format!("\n# summary ({:.1}s in all)\n", started.elapsed().as_secs_f64()));
+    out.push_str(&summary_table(&summary));
+    out.push_str(&scraped_metrics(&metrics).await);
+    let printed = print_stdout(out.trim_end());
     server.shutdown().await?;
+    printed?;
     Ok(if summary.failed_jobs().is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-fn print_reports(summary: &RunSummary) {
+fn reports(summary: &RunSummary) -> String {
+    let mut out = String::new();
     for job in &summary.jobs {
         let windows = match job.windows.len() {
             0 | 1 => String::new(),
             n => format!(", {n} windows"),
         };
-        println!("\n# {}{windows}", job.name);
+        out.push_str(&format!("\n# {}{windows}\n", job.name));
         for (processor, report) in &job.reports {
             let text = report.to_string();
             if !text.trim().is_empty() {
-                println!("[{processor}]\n{}", text.trim_end());
+                out.push_str(&format!("[{processor}]\n{}\n", text.trim_end()));
             }
         }
     }
+    out
 }
 
 /// Scrapes the endpoint like Prometheus would and shows the lines a reader cares about.
-async fn print_metrics(metrics: &MetricsEndpoint) {
+async fn scraped_metrics(metrics: &MetricsEndpoint) -> String {
     let url = format!("http://{}/metrics", metrics.listen());
-    println!("\n# metrics served on {url} (a few of the scraped lines)");
+    let mut out = format!("\n# metrics served on {url} (a few of the scraped lines)\n");
     match scrape(metrics.listen()).await {
         Ok(page) => {
             let wanted = [
@@ -103,10 +110,12 @@ async fn print_metrics(metrics: &MetricsEndpoint) {
             ];
             for prefix in wanted {
                 for line in page.lines().filter(|l| l.starts_with(prefix)).take(3) {
-                    println!("{line}");
+                    out.push_str(line);
+                    out.push('\n');
                 }
             }
         }
-        Err(err) => println!("(scraping {url} failed: {err})"),
+        Err(err) => out.push_str(&format!("(scraping {url} failed: {err})\n")),
     }
+    out
 }
