@@ -83,6 +83,7 @@ pub struct QueryExecutor {
     queue_depth: usize,
     options: QueryOptions,
     labels: Vec<(String, String)>,
+    window: Option<TimeRange>,
 }
 
 /// What a run returns: its statistics and, unless cancelled, one report per processor.
@@ -109,6 +110,7 @@ impl QueryExecutor {
             queue_depth: DEFAULT_QUEUE_DEPTH,
             options: QueryOptions::default(),
             labels: Vec::new(),
+            window: None,
         }
     }
 
@@ -145,6 +147,14 @@ impl QueryExecutor {
     /// Per-call query options: row cap, headers, direct ticket, parallel endpoints.
     pub fn query_options(mut self, options: QueryOptions) -> Self {
         self.options = options;
+        self
+    }
+
+    /// The window processors see in [`ProcessContext::window`] when it is not the range sent
+    /// with the query: a server that ignores the range headers gets the window written into
+    /// its SQL instead, and sinks still name their files after it. `None`: the run's range.
+    pub fn window(mut self, window: Option<TimeRange>) -> Self {
+        self.window = window;
         self
     }
 
@@ -467,7 +477,7 @@ impl<'a> Feed<'a> {
 
     fn context(&self, batch_index: u64, rows_before: u64) -> ProcessContext {
         ProcessContext::new(self.executor.job.clone())
-            .with_window(self.range)
+            .with_window(self.executor.window.or(self.range))
             .with_estimate(self.stats.estimate)
             .at_batch(batch_index, rows_before)
     }

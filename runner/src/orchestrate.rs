@@ -485,7 +485,7 @@ async fn run_once(
     window: Option<TimeRange>,
 ) -> Result<ExecOutcome, RunnerError> {
     let client = shared.clients.get(&job.server).await?;
-    let mut processors = processors::build_all(job)?;
+    let processors = processors::build_all(job)?;
     let sql = match (&window, job.time_range.uses_sql()) {
         (Some(range), true) => sql_time::render(&job.sql, range),
         _ => job.sql.clone(),
@@ -503,11 +503,8 @@ async fn run_once(
     let shown = if job.schedule.is_some() { window.as_ref() } else { None };
     let progress = shared.display.run(&job.name, shown);
     let header_range = if job.time_range.uses_headers() { window } else { None };
-    if header_range.is_none() && window.is_some() {
-        processors =
-            processors.into_iter().map(|p| processors::WithWindow::wrap(p, window)).collect();
-    }
     let outcome = executor
+        .window(window)
         .run(&sql, header_range, processors, &progress, shared.cancel.child_token())
         .await?;
     Ok(outcome)
