@@ -4,12 +4,7 @@
 
 mod common;
 
-use std::path::Path;
-
-use flightline_runner::config::Config;
-use flightline_runner::metrics::{MetricsEndpoint, scrape};
-use flightline_runner::orchestrate::{self, RunOptions};
-use flightline_runner::progress::{Display, ProgressMode};
+use flightline_runner::metrics::scrape;
 use flightline_server::ServerBuilder;
 
 use common::{parse_metrics, sample};
@@ -56,16 +51,7 @@ processors = [{{ name = "print" }}]
 "#,
         uri = server.uri()
     );
-    let config = Config::parse(Path::new("three.toml"), &text, &|_| None).unwrap();
-    let endpoint = MetricsEndpoint::install(([127, 0, 0, 1], 0).into()).unwrap();
-    let summary = orchestrate::run(
-        &config,
-        RunOptions::default(),
-        Display::new(ProgressMode::Never),
-        std::future::pending(),
-    )
-    .await
-    .unwrap();
+    let (summary, endpoint) = common::run_in_process("three.toml", &text).await;
     assert!(summary.failed_jobs().is_empty(), "{summary:#?}");
 
     let page = scrape(endpoint.listen()).await.unwrap();

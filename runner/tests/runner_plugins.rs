@@ -2,15 +2,12 @@
 //! reaches the runner's `/metrics`, and a plugin that panics fails only its own job while the
 //! others complete. (One test in this file: the Prometheus recorder is global to the process.)
 
+mod common;
+
 #[path = "../../core/tests/support/mod.rs"]
 mod support;
 
-use std::path::Path;
-
-use flightline_runner::config::Config;
-use flightline_runner::metrics::{MetricsEndpoint, scrape};
-use flightline_runner::orchestrate::{self, RunOptions};
-use flightline_runner::progress::{Display, ProgressMode};
+use flightline_runner::metrics::scrape;
 use flightline_server::ServerBuilder;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,16 +48,7 @@ processors = [{{ name = "count_by", options = {{ column = "level", threshold = 2
         c = c_plugin.display(),
         probe = probe.display(),
     );
-    let config = Config::parse(Path::new("plugins.toml"), &text, &|_| None).unwrap();
-    let endpoint = MetricsEndpoint::install(([127, 0, 0, 1], 0).into()).unwrap();
-    let summary = orchestrate::run(
-        &config,
-        RunOptions::default(),
-        Display::new(ProgressMode::Never),
-        std::future::pending(),
-    )
-    .await
-    .unwrap();
+    let (summary, endpoint) = common::run_in_process("plugins.toml", &text).await;
 
     assert_eq!(summary.failed_jobs(), vec!["panics".to_string()], "{summary:#?}");
     let job = |name: &str| summary.jobs.iter().find(|j| j.name == name).unwrap();

@@ -194,3 +194,25 @@ pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Parses `text` as the job file `file`, installs the Prometheus endpoint on a free port and
+/// runs every job once in this process, as `flightline run --once` would.
+pub async fn run_in_process(
+    file: &str,
+    text: &str,
+) -> (flightline_runner::orchestrate::RunSummary, flightline_runner::metrics::MetricsEndpoint) {
+    use flightline_runner::progress::{Display, ProgressMode};
+    let config =
+        flightline_runner::config::Config::parse(Path::new(file), text, &|_| None).unwrap();
+    let endpoint =
+        flightline_runner::metrics::MetricsEndpoint::install(([127, 0, 0, 1], 0).into()).unwrap();
+    let summary = flightline_runner::orchestrate::run(
+        &config,
+        flightline_runner::orchestrate::RunOptions::default(),
+        Display::new(ProgressMode::Never),
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    (summary, endpoint)
+}
