@@ -113,7 +113,7 @@ impl FlightSqlServer {
             .engine
             .stream(&sql.clone(), async move {
                 let df = plan(&catalog, &sql, &opts).await?;
-                let stream = df.execute_stream().await.map_err(df_status)?;
+                let stream = df.execute_stream().await.map_err(plan_status)?;
                 Ok(encode(stream, opts.preserve_dictionary))
             })
             .await?;
@@ -128,9 +128,9 @@ async fn plan(catalog: &Catalog, sql: &str, opts: &CallOptions) -> Result<DataFr
     // Analytics jobs read; they never create, insert or set.
     let read_only =
         SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
-    let df = ctx.sql_with_options(sql, read_only).await.map_err(df_status)?;
+    let df = ctx.sql_with_options(sql, read_only).await.map_err(plan_status)?;
     match opts.limit {
-        Some(n) => df.limit(0, Some(n)).map_err(df_status),
+        Some(n) => df.limit(0, Some(n)).map_err(plan_status),
         None => Ok(df),
     }
 }
@@ -223,6 +223,21 @@ pub fn df_status(err: DataFusionError) -> Status {
             _ => Status::internal(message),
         },
         _ => Status::internal(message),
+    }
+}
+
+/// Maps an error raised while planning a statement. The statement is the only input to
+/// planning, so an "internal" error there is DataFusion failing to type-check what the caller
+/// wrote (`trim(0)` in ORDER BY is one): the caller can fix it, the server is fine, and
+/// `Internal` would tell them to report a server bug instead.
+pub fn plan_status(err: DataFusionError) -> Status {
+    match err.find_root() {
+        DataFusionError::Internal(message) => Status::invalid_argument(clipped(format!(
+            "the statement could not be planned: {}; check the types of the function \
+             arguments and add explicit CASTs",
+            message.split("\nThis issue was likely caused by a bug").next().unwrap_or(message)
+        ))),
+        _ => df_status(err),
     }
 }
 
@@ -559,5 +574,25 @@ mod tests {
             df_status(DataFusionError::Internal("bug".into())).code(),
             tonic::Code::Internal
         );
+    }
+
+    #[test]
+    fn internal_errors_while_planning_are_the_statements_fault() {
+        let internal = DataFusionError::Context(
+            "planning".into(),
+            Box::new(DataFusionError::Internal(
+                "Function 'btrim' failed to match any signature\nThis issue was likely caused \
+                 by a bug in DataFusion's code"
+                    .into(),
+            )),
+        );
+        let status = plan_status(internal);
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(status.message().contains("btrim"), "{}", status.message());
+        assert!(!status.message().contains("bug in DataFusion"), "{}", status.message());
+        let plan = DataFusionError::Plan("table 'x' not found".into());
+        assert_eq!(plan_status(plan).code(), tonic::Code::InvalidArgument);
+        let mem = DataFusionError::ResourcesExhausted("mem".into());
+        assert_eq!(plan_status(mem).code(), tonic::Code::ResourceExhausted);
     }
 }
