@@ -1,5 +1,8 @@
 //! `flightline demo | head`: a reader that goes away early is not an error, and never a panic.
 
+#[path = "../../core/tests/support/mod.rs"]
+mod support;
+
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -26,17 +29,17 @@ impl Running {
     }
 }
 
-#[test]
-fn demo_into_a_closed_pipe_exits_quietly() {
+/// Runs `flightline args` with its stdout closed before it prints anything: it must exit 0
+/// without a panic or an error message.
+fn into_a_closed_pipe(args: &[&str]) {
     let mut child = Running(
         Command::new(env!("CARGO_BIN_EXE_flightline"))
-            .args(["demo", "--demo-rows", "2000"])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
     );
-    // Closed before the demo server is up, so the very first line meets a broken pipe.
     drop(child.0.stdout.take());
     let status = child.wait();
     let mut stderr = String::new();
@@ -44,4 +47,16 @@ fn demo_into_a_closed_pipe_exits_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(!stderr.contains("error:"), "{stderr}");
     assert_eq!(status.code(), Some(0), "{stderr}");
+}
+
+#[test]
+fn demo_into_a_closed_pipe_exits_quietly() {
+    // Closed before the demo server is up, so the very first line meets a broken pipe.
+    into_a_closed_pipe(&["demo", "--demo-rows", "2000"]);
+}
+
+#[test]
+fn plugins_inspect_into_a_closed_pipe_exits_quietly() {
+    let plugin = support::rust_plugin("flightline-top-targets", "top_targets");
+    into_a_closed_pipe(&["plugins", "inspect", plugin.to_str().unwrap()]);
 }

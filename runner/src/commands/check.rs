@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use flightline_core::TimeRange;
 
+use super::print_stdout;
 use crate::RunnerError;
 use crate::config::{Config, JobConfig};
 use crate::orchestrate::{check_processors, connect};
@@ -26,14 +27,16 @@ pub async fn run(args: CheckArgs) -> Result<ExitCode, RunnerError> {
     let mut bad = 0;
     for job in &config.jobs {
         match check_job(&config, job).await {
-            Ok(columns) => println!("ok      {} ({} result columns)", job.name, columns),
+            Ok(columns) => {
+                print_stdout(&format!("ok      {} ({columns} result columns)", job.name))?
+            }
             Err(err) => {
                 bad += 1;
-                println!("FAILED  {}: {err}", job.name);
+                print_stdout(&format!("FAILED  {}: {err}", job.name))?;
             }
         }
     }
-    println!("{} jobs checked, {bad} failed", config.jobs.len());
+    print_stdout(&format!("{} jobs checked, {bad} failed", config.jobs.len()))?;
     Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 

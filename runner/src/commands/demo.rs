@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use flightline_server::ServerBuilder;
 
-use super::schema::print_stdout;
+use super::print_stdout;
 use crate::RunnerError;
 use crate::config::Config;
 use crate::metrics::{MetricsEndpoint, scrape};

@@ -29,7 +29,7 @@ pub async fn run(args: PluginsArgs) -> Result<ExitCode, RunnerError> {
     match args.command {
         PluginsCommand::Inspect { path } => {
             let plugin = flightline_core::plugin::inspect(&path)?;
-            println!("{plugin}");
+            super::print_stdout(&plugin.to_string())?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -50,7 +50,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode, RunnerError> {
     };
     let summary =
         orchestrate::run(&config, options, Display::new(args.progress), shutdown_signal()).await?;
-    super::schema::print_stdout(summary_table(&summary).trim_end())?;
+    super::print_stdout(summary_table(&summary).trim_end())?;
     if summary.interrupted {
         eprintln!("flightline: stopped by a signal; unfinished windows will run again next time");
     }

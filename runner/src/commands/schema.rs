@@ -1,7 +1,7 @@
 //! `flightline schema`: the result schema of a query and its estimated row size, from the
 //! server's prepared statement, without running the query.
 
-use std::io::Write;
+use super::print_stdout;
 use std::process::ExitCode;
 
 use flightline_core::schema::{SchemaAnalysis, SizeOptions};
@@ -65,12 +65,4 @@ pub async fn run(args: SchemaArgs) -> Result<ExitCode, RunnerError> {
     };
     print_stdout(&text)?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Writes `text` and a newline to stdout, turning a closed pipe into an error, not a panic.
-pub(crate) fn print_stdout(text: &str) -> Result<(), RunnerError> {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{text}")
-        .and_then(|()| out.flush())
-        .map_err(|source| RunnerError::Io { path: "stdout".into(), source })
 }

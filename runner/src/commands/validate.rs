@@ -12,7 +12,8 @@ use flightline_core::validate::{
 };
 use flightline_plugins::{ValidatorLimits, builtin_pipeline_with};
 
-use super::schema::{SizeArgs, print_stdout};
+use super::print_stdout;
+use super::schema::SizeArgs;
 use crate::RunnerError;
 use crate::connect::{ConnectArgs, RangeArgs};
 
