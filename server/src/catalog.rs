@@ -10,8 +10,8 @@ use arrow::datatypes::{DataType, SchemaRef};
 use chrono::{DateTime, Utc};
 use datafusion::catalog::TableProvider;
 use datafusion::common::ScalarValue;
-use datafusion::datasource::{ViewTable, provider_as_source};
-use datafusion::error::Result as DfResult;
+use datafusion::datasource::{MemTable, ViewTable, provider_as_source};
+use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::logical_expr::{LogicalPlanBuilder, col, lit};
@@ -59,13 +59,20 @@ impl Catalog {
     /// Builds the demo tables (unless `demo.rows == 0`) and registers the user files. Queries
     /// share a memory pool of `memory_limit` bytes: over it, sorts and aggregations spill or fail
     /// with `ResourceExhausted` instead of taking the machine down.
+    /// With `in_memory`, each file is read into memory once, here.
     pub async fn new(
         demo: &DemoConfig,
         files: &[UserTable],
         memory_limit: usize,
+        in_memory: bool,
     ) -> Result<Self, ServerError> {
         let mut tables = if demo.rows > 0 { demo_tables(demo)? } else { Vec::new() };
-        let loader = SessionContext::new();
+        // DataFusion reads Parquet strings as Utf8View by default, and the table's schema is
+        // what clients receive: pyarrow's compute kernels cannot filter Utf8View (the ADBC
+        // line of bench/run.py failed on it). Plain Utf8 reaches every client.
+        let config = SessionConfig::new()
+            .set_bool("datafusion.execution.parquet.schema_force_view_types", false);
+        let loader = SessionContext::new_with_config(config);
         for file in files {
             if tables.iter().any(|(n, _)| *n == file.name) {
                 return Err(user_table_error(
@@ -73,7 +80,9 @@ impl Catalog {
                     "a table of that name exists already; pick another name",
                 ));
             }
-            tables.push((file.name.clone(), load_file(&loader, file).await?));
+            let table = load_file(&loader, file).await?;
+            let table = if in_memory { materialise(&loader, file, table).await? } else { table };
+            tables.push((file.name.clone(), table));
         }
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(FairSpillPool::new(memory_limit)))
@@ -161,6 +170,20 @@ async fn load_file(
     };
     registered.map_err(|e| user_table_error(file, &e.to_string()))?;
     ctx.table_provider(file.name.as_str()).await.map_err(|e| user_table_error(file, &e.to_string()))
+}
+
+/// Reads a whole table into memory, keeping its partitions so that scans stay parallel.
+async fn materialise(
+    ctx: &SessionContext,
+    file: &UserTable,
+    table: Arc<dyn TableProvider>,
+) -> Result<Arc<dyn TableProvider>, ServerError> {
+    let fail = |e: DataFusionError| {
+        user_table_error(file, &format!("cannot be read into memory ({e}); serve it from disk"))
+    };
+    let partitions =
+        ctx.read_table(table.clone()).map_err(fail)?.collect_partitioned().await.map_err(fail)?;
+    Ok(Arc::new(MemTable::try_new(table.schema(), partitions).map_err(fail)?))
 }
 
 fn extension(path: &Path) -> String {

@@ -45,6 +45,7 @@ pub struct ServerBuilder {
     session_ttl: std::time::Duration,
     tls: Option<(Vec<u8>, Vec<u8>)>,
     tables: Vec<UserTable>,
+    tables_in_memory: bool,
     memory_limit: usize,
     limits: QueryLimits,
     shutdown_grace: Duration,
@@ -59,6 +60,7 @@ impl Default for ServerBuilder {
             session_ttl: DEFAULT_SESSION_TTL,
             tls: None,
             tables: Vec::new(),
+            tables_in_memory: false,
             memory_limit: DEFAULT_MEMORY_LIMIT,
             limits: QueryLimits::default(),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
@@ -76,6 +78,7 @@ impl std::fmt::Debug for ServerBuilder {
             .field("session_ttl", &self.session_ttl)
             .field("tls", &self.tls.is_some())
             .field("tables", &self.tables)
+            .field("tables_in_memory", &self.tables_in_memory)
             .field("memory_limit", &self.memory_limit)
             .field("limits", &self.limits)
             .field("shutdown_grace", &self.shutdown_grace)
@@ -153,6 +156,14 @@ impl ServerBuilder {
         self
     }
 
+    /// Reads every user table into memory at start (scans then read no file; the process
+    /// holds each table's decoded size, outside [`memory_limit`](Self::memory_limit)).
+    /// Default: tables are scanned from their files by each query.
+    pub fn tables_in_memory(mut self, on: bool) -> Self {
+        self.tables_in_memory = on;
+        self
+    }
+
     /// Bytes the running queries may hold together (default [`DEFAULT_MEMORY_LIMIT`]); past it,
     /// sorts and aggregations spill or fail with `ResourceExhausted`.
     pub fn memory_limit(mut self, bytes: usize) -> Self {
@@ -196,7 +207,10 @@ impl ServerBuilder {
 
     /// Binds `listen` (port 0 picks a free port) and serves in the background.
     pub async fn spawn(self, listen: SocketAddr) -> Result<RunningServer, ServerError> {
-        let catalog = Arc::new(Catalog::new(&self.demo, &self.tables, self.memory_limit).await?);
+        let catalog = Arc::new(
+            Catalog::new(&self.demo, &self.tables, self.memory_limit, self.tables_in_memory)
+                .await?,
+        );
         let (closing, closing_rx) = watch::channel(false);
         let engine = QueryEngine::new(self.limits.clone(), closing_rx)?;
         let mut service = FlightSqlServer::new(catalog, engine)?;

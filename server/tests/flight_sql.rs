@@ -331,10 +331,10 @@ async fn user_tables_from_csv_ndjson_and_parquet() {
     let json = dir.path().join("events.ndjson");
     std::fs::write(&json, "{\"kind\":\"a\",\"n\":1}\n{\"kind\":\"b\",\"n\":2}\n").unwrap();
     let parquet = dir.path().join("nums.parquet");
-    let batch = RecordBatch::try_from_iter([(
-        "x",
-        Arc::new(arrow::array::Int64Array::from(vec![1, 2, 3, 4])) as Arc<dyn Array>,
-    )])
+    let batch = RecordBatch::try_from_iter([
+        ("x", Arc::new(arrow::array::Int64Array::from(vec![1, 2, 3, 4])) as Arc<dyn Array>),
+        ("s", Arc::new(arrow::array::StringArray::from(vec!["a", "b", "c", "d"])) as _),
+    ])
     .unwrap();
     let mut w = parquet::arrow::ArrowWriter::try_new(
         std::fs::File::create(&parquet).unwrap(),
@@ -358,8 +358,25 @@ async fn user_tables_from_csv_ndjson_and_parquet() {
     assert_eq!(b[0].column(0).as_primitive::<Int64Type>().value(0), 15);
     assert_eq!(rows(&run(&mut c, "SELECT * FROM events").await.unwrap()), 2);
     assert_eq!(count(&run(&mut c, "SELECT sum(x) FROM nums").await.unwrap()), 10);
+    // Strings from Parquet travel as Utf8, which every client reads (pyarrow's compute
+    // kernels cannot filter Utf8View), not as the Utf8View DataFusion reads them into.
+    let strings = run(&mut c, "SELECT s FROM nums").await.unwrap();
+    assert_eq!(strings[0].schema().field(0).data_type(), &arrow::datatypes::DataType::Utf8);
     let err = run(&mut c, "SELECT * FROM log_entries").await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument, "no demo tables with demo_rows(0)");
+
+    // In memory, the table answers the same, and no longer needs its file.
+    let in_memory = ServerBuilder::new()
+        .demo_rows(0)
+        .table("nums", &parquet)
+        .tables_in_memory(true)
+        .spawn("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    std::fs::remove_file(&parquet).unwrap();
+    let mut m = client(&in_memory).await;
+    assert_eq!(count(&run(&mut m, "SELECT sum(x) FROM nums").await.unwrap()), 10);
+    assert_eq!(count(&run(&mut m, "SELECT count(*) FROM nums WHERE s > 'b'").await.unwrap()), 2);
 
     let bad = ServerBuilder::new()
         .table("x", dir.path().join("missing.parquet"))

@@ -60,6 +60,10 @@ pub struct ServeArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Read every --table into memory at start: faster scans, and the process holds each
+    /// table's decoded size (outside --memory-limit).
+    #[arg(long)]
+    pub in_memory: bool,
     /// MiB of memory the running queries may hold together; past it, sorts and aggregations
     /// spill or fail with ResourceExhausted.
     #[arg(long, default_value_t = 2048, value_name = "MIB")]
@@ -95,6 +99,7 @@ impl std::fmt::Debug for ServeArgs {
             .field("session_ttl", &self.session_ttl)
             .field("tables", &self.tables)
             .field("tls_cert", &self.tls_cert)
+            .field("in_memory", &self.in_memory)
             .field("memory_limit", &self.memory_limit)
             .field("query_timeout", &self.query_timeout)
             .field("max_concurrent_queries", &self.max_concurrent_queries)
@@ -142,6 +147,7 @@ impl ServeArgs {
             .demo_rows(self.demo_rows)
             .seed(self.seed)
             .memory_limit(self.memory_limit.saturating_mul(1 << 20))
+            .tables_in_memory(self.in_memory)
             .query_timeout(
                 (self.query_timeout > 0).then(|| Duration::from_secs(self.query_timeout)),
             )
