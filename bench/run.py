@@ -401,6 +401,19 @@ def main(argv) -> int:
 # report
 
 
+def command_args(argv: list) -> list:
+    """The arguments a reader would type: run.sh adds --build-note itself."""
+    shown, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--build-note":
+            skip = True
+        elif not arg.startswith("--build-note="):
+            shown.append(arg)
+    return shown
+
+
 def machine() -> str:
     model = "unknown CPU"
     for text in Path("/proc/cpuinfo").read_text().splitlines():
@@ -457,7 +470,7 @@ class Report:
                    "(read into memory at start, as roapi does; line 9 at 4x from disk); "
                    f"query `{GUIDE_SQL}` ({self.lines['1'].rows()} rows, {self.bytes_per_row:.0f} Arrow bytes per row)")
         out.append(f"- {args.reps} repetitions per line, interleaved; medians. Whole run {self.elapsed / 60:.1f} min. "
-                   "Command: `" + " ".join(["bench/run.sh", *sys.argv[1:]]) + "`")
+                   "Command: `" + " ".join(["bench/run.sh", *command_args(sys.argv[1:])]) + "`")
         fastest = max(self.lines[k].rows_per_s() for k in ("1", "2", "3"))
         out.append(f"- Server ceiling (`{CEILING_SQL}`): {self.ceiling_rows / 1e6:.2f} M rows/s, "
                    f"{self.ceiling_rows / fastest:.1f}x the fastest client line")
