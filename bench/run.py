@@ -115,16 +115,23 @@ def measure(cmd: list, server_pid: int | None = None, timeout: float = 900, env=
 
 
 class Server:
-    """A Flight SQL server process on 127.0.0.1, stopped on exit."""
+    """A Flight SQL server process on 127.0.0.1 that logs its address (on stdout, or stderr with
+    `log_on_stderr`) as `pattern`'s first group; stopped on exit."""
 
-    def __init__(self, cmd: list, pattern: str, name: str):
+    def __init__(self, cmd: list, pattern: str, name: str, log_on_stderr: bool = False, env=None):
         self.name = name
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if log_on_stderr:
+            pipes = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE}
+        else:
+            pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT}
+        self.proc = subprocess.Popen(cmd, text=True, env=env, **pipes)
+        log = self.proc.stderr if log_on_stderr else self.proc.stdout
         self.uri = None
         found = threading.Event()
 
         def read():
-            for text in self.proc.stdout:
+            # Reads to the end, so that the server never blocks on a full pipe.
+            for text in log:
                 match = re.search(pattern, text)
                 if match and not found.is_set():
                     self.uri = "grpc://" + match.group(1)
@@ -165,25 +172,8 @@ def flightline_server(flightline: Path, table: Path, in_memory: bool = True) -> 
 def roapi_server(venv: Path, table: Path) -> Server:
     cmd = [venv / "bin/roapi", "--addr-flight-sql", "127.0.0.1:0", "--addr-http", "127.0.0.1:0"]
     cmd += ["--addr-postgres", "127.0.0.1:0", "-t", f"log_entries={table}"]
-    proc_env = dict(os.environ, RUST_LOG="info")
-    server = Server.__new__(Server)
-    server.name = "roapi"
-    server.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=proc_env)
-    server.uri = None
-    found = threading.Event()
-
-    def read():
-        for text in server.proc.stderr:
-            match = re.search(r"Listening on (\S+) for FlightSQL", text)
-            if match and not found.is_set():
-                server.uri = "grpc://" + match.group(1)
-                found.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    if not found.wait(120):
-        server.stop()
-        raise RuntimeError("roapi did not report its Flight SQL address")
-    return server
+    env = dict(os.environ, RUST_LOG="info")
+    return Server(cmd, r"Listening on (\S+) for FlightSQL", "roapi", log_on_stderr=True, env=env)
 
 
 def wait_ready(bench: Path, uri: str):
