@@ -270,6 +270,14 @@ class Bench:
                 f"{copies} concurrent copies of line 3",
                 self.rust("job", uri, GUIDE_SQL, "--copies", str(copies)),
             )
+        # The same clients on the full scan (every row, no filter): a result the server sends
+        # faster than the clients read it, so that the clients' own costs separate.
+        full = SERVER_QUERIES["full scan"]
+        commands["F1"] = ("full scan: bare arrow-flight", self.rust("flight", uri, full))
+        commands["F2"] = ("full scan: Flightline query_stream", self.rust("sdk", uri, full))
+        commands["F3"] = ("full scan: QueryExecutor + count_by", self.rust("job", uri, full))
+        commands["F6"] = ("full scan: Micromegas guide loop", self.python_line("micromegas-guide", uri, full))
+        commands["F7"] = ("full scan: ADBC + pyarrow.compute", self.python_line("adbc", uri, full))
         return commands
 
     def repeat(self, commands: dict, server: Server, reps: int):
@@ -295,9 +303,10 @@ class Bench:
             if key in ("ceiling", "10") or key.startswith(("9", "11")):
                 continue
             copies = int(key.split("x")[1]) if "x" in key else 1
+            want = self.lines["F1"].runs[0].out.get("rows") if key.startswith("F") else expected * copies
             for run in line.runs:
-                if run.out.get("rows") != expected * copies:
-                    raise RuntimeError(f"line {key} read {run.out.get('rows')} rows, expected {expected * copies}")
+                if run.out.get("rows") != want:
+                    raise RuntimeError(f"line {key} read {run.out.get('rows')} rows, expected {want}")
 
 
 def parse_args(argv):
@@ -444,6 +453,11 @@ class Report:
             ("line 3 / line 6 CPU-s", r("3", "6", "cpu"), "<=", 0.20),
             ("line 3 / line 6 peak RSS", r("3", "6", "rss_mib"), "<=", 0.20),
             ("line 3 / line 6 rows/s", r("3", "6"), ">=", 10.0),
+            ("full scan: line 2 / line 1 rows/s (F2 / F1)", r("F2", "F1"), ">=", 0.97),
+            ("full scan: line 2 / line 1 CPU-s (F2 / F1)", r("F2", "F1", "cpu"), "<=", 1.05),
+            ("full scan: line 3 / line 1 CPU-s (F3 / F1)", r("F3", "F1", "cpu"), "<=", 1.10),
+            ("full scan: line 3 / line 6 CPU-s (F3 / F6)", r("F3", "F6", "cpu"), "<=", 0.20),
+            ("full scan: line 3 / line 6 rows/s (F3 / F6)", r("F3", "F6"), ">=", 10.0),
             ("metrics on / off rows/s (4a / 4b)", r("4a", "4b"), ">=", 0.98),
             ("dynamic / static rows/s (5 / 3b)", r("5", "3b"), ">=", 0.97),
             ("4 concurrent / 1 job, aggregate rows/s", r("8x4", "8x1"), ">=", 1.7),
@@ -494,7 +508,8 @@ class Report:
         out += ["", "Notes: wall s is the client's own time from connecting to the last row (process time for "
                 "line 4, which prints no figure); CPU-s and peak RSS are the whole client process's (wait4), "
                 "Python's imports included; MB/s is rows/s times line 1's Arrow bytes per row. Line 8 sums "
-                "the rows of all copies."]
+                "the rows of all copies. Lines F*: the same clients on the full scan (10x the rows, no filter), "
+                "where the server outpaces the clients; their ratios are listed apart from the guide's query's."]
         return "\n".join(out) + "\n"
 
     def chart(self, path: Path):
