@@ -10,10 +10,13 @@ use tonic::transport::Endpoint;
 
 use crate::{BenchError, Measurement, Target};
 
-/// Adds a batch to the running totals.
+/// Adds a batch to the running totals. Bytes are those of the rows' values and offsets (what
+/// crossed the wire, give or take IPC framing): the arrays' memory sizes count capacity and
+/// buffers shared between slices, and read above the loopback ceiling.
 pub(crate) fn count(measured: &mut Measurement, batch: &RecordBatch) {
     measured.rows += batch.num_rows() as u64;
-    measured.bytes += batch.get_array_memory_size() as u64;
+    let data = batch.columns().iter().map(|c| c.to_data().get_slice_memory_size().unwrap_or(0));
+    measured.bytes += data.sum::<usize>() as u64;
     measured.batches += 1;
 }
 
