@@ -218,6 +218,36 @@ async fn push_appends_a_validator_and_policy_reads_back() {
     assert_eq!(codes(&report.findings).last(), Some(&(Severity::Info, "late")));
 }
 
+#[tokio::test]
+async fn with_validators_appends_shared_validators_after_the_others() {
+    let third = Arc::new(Fixed::new("third", &[(Severity::Info, "late")]));
+    let runs = Arc::clone(&third.runs);
+    let shared: Vec<Arc<dyn QueryValidator>> = vec![third];
+    let pipeline = two_validators(Policy::Warn).with_validators(shared);
+    assert_eq!(pipeline.validator_names(), ["first", "second", "third"]);
+    assert_eq!(pipeline.policy(), Policy::Warn);
+    let report = pipeline.run(&ValidationContext::new("SELECT 1")).await;
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert_eq!(codes(&report.findings).last(), Some(&(Severity::Info, "late")));
+}
+
+#[test]
+fn policies_print_as_the_words_they_parse_from() {
+    for (policy, word) in [(Policy::Off, "off"), (Policy::Warn, "warn"), (Policy::Deny, "deny")] {
+        assert_eq!(policy.to_string(), word);
+        assert_eq!(word.parse::<Policy>(), Ok(policy));
+    }
+}
+
+#[test]
+fn debug_shows_validators_policy_and_overrides() {
+    let pipeline = two_validators(Policy::Warn).mute("fyi");
+    let shown = format!("{pipeline:?}");
+    for part in ["ValidationPipeline", "\"first\"", "\"second\"", "Warn", "\"fyi\": Mute"] {
+        assert!(shown.contains(part), "{part} missing from {shown}");
+    }
+}
+
 mod with_a_server {
     use flightline_core::client::{ClientBuilder, FlightSqlClient};
     use flightline_core::schema::SizeOptions;

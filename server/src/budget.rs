@@ -234,6 +234,25 @@ mod tests {
     }
 
     #[test]
+    fn and_like_and_ilike_are_operators() {
+        let c = cost("SELECT 1 WHERE a = 1 AND b = 2 AND c = 3");
+        assert_eq!((c.longest_chain, c.operators), (2, 5), "{c:?}");
+        let c = cost("SELECT 1 WHERE a LIKE 'x%' OR b ILIKE 'y%'");
+        assert_eq!((c.longest_chain, c.operators), (1, 3), "{c:?}");
+    }
+
+    #[test]
+    fn a_closing_parenthesis_ends_its_level_and_a_stray_one_is_ignored() {
+        // The chain inside the parentheses does not continue outside them.
+        let c = cost("SELECT (1 + 1 + 1) * 2 + 3");
+        assert_eq!((c.longest_chain, c.operators), (2, 4), "{c:?}");
+        // More closing than opening parentheses: counted (not a panic), left to the parser.
+        let c = cost("SELECT 1) + 1) + 1");
+        assert_eq!((c.longest_chain, c.operators), (2, 2), "{c:?}");
+        assert!(check("SELECT 1) + 1").is_ok());
+    }
+
+    #[test]
     fn each_limit_refuses_just_past_it() {
         let chain = |n: usize| format!("SELECT {}", vec!["1"; n + 1].join(" + "));
         assert!(check(&chain(MAX_OPERATOR_CHAIN)).is_ok());

@@ -258,3 +258,45 @@ fn timed_out(limit: Duration) -> Status {
 fn secs(d: Duration) -> String {
     format!("{}s", d.as_secs_f64())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An engine, and the sender that keeps it open (a dropped sender means shutdown).
+    fn engine(limits: QueryLimits) -> (QueryEngine, watch::Sender<bool>) {
+        let (open, closing) = watch::channel(false);
+        (QueryEngine::new(limits, closing).unwrap(), open)
+    }
+
+    #[tokio::test]
+    async fn the_engine_keeps_the_limits_it_was_given() {
+        let limits = QueryLimits {
+            query_timeout: None,
+            max_concurrent: 3,
+            queue_timeout: Duration::from_millis(1500),
+            max_sql_bytes: 77,
+        };
+        let (engine, _open) = engine(limits.clone());
+        assert_eq!(engine.limits(), &limits);
+    }
+
+    #[tokio::test]
+    async fn a_statement_one_byte_over_max_sql_bytes_is_refused() {
+        let (engine, _open) = engine(QueryLimits { max_sql_bytes: 8, ..QueryLimits::default() });
+        assert_eq!(engine.run("SELECT 1", async { Ok(1) }).await.unwrap(), 1);
+        let err = engine.run("SELECT 10", async { Ok(1) }).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        let message = err.message();
+        assert!(message.contains("9 bytes") && message.contains("--max-sql-bytes"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn a_result_stream_ends_at_its_first_error() {
+        let (engine, _open) = engine(QueryLimits::default());
+        let items = futures::stream::iter([Ok(1), Err(Status::internal("broken")), Ok(3)]).boxed();
+        let stream = engine.stream("q", async move { Ok(items) }).await.unwrap();
+        let got: Vec<_> = stream.map(|item| item.map_err(|status| status.code())).collect().await;
+        assert_eq!(got, [Ok(1), Err(tonic::Code::Internal)]);
+    }
+}

@@ -118,6 +118,24 @@ mod tests {
     }
 
     #[test]
+    fn preserve_dictionary_reads_each_spelling_of_true_and_false() {
+        let read = |v: &'static str| {
+            CallOptions::from_metadata(&md(&[(PRESERVE_DICTIONARY, v)]))
+                .map(|o| o.preserve_dictionary)
+                .map_err(|e| e.code())
+        };
+        for v in ["true", "TRUE", "1"] {
+            assert_eq!(read(v), Ok(true), "{v}");
+        }
+        for v in ["false", "False", "0", " "] {
+            assert_eq!(read(v), Ok(false), "{v}");
+        }
+        for v in ["2", "yes", "-0"] {
+            assert_eq!(read(v), Err(tonic::Code::InvalidArgument), "{v}");
+        }
+    }
+
+    #[test]
     fn an_empty_range_is_accepted_and_a_reversed_one_refused() {
         let at = "2024-01-01T00:00:00Z";
         let o = CallOptions::from_metadata(&md(&[(RANGE_BEGIN, at), (RANGE_END, at)])).unwrap();
