@@ -1,5 +1,7 @@
 //! The executor against the real embedded Flightline server.
 
+mod support;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,27 +16,18 @@ use flightline_core::process::{
     BatchProcessor, ProcessContext, ProcessError, ProcessStage, Report, RowEstimate, async_trait,
 };
 use flightline_core::{Error, FlightSqlClient, TimeRange};
-use flightline_server::{RunningServer, ServerBuilder};
+use flightline_server::RunningServer;
 
 const ROWS: u64 = 20_000;
 /// A run of the whole test suite must stay well inside this; nothing here should come close.
 const PATIENCE: Duration = Duration::from_secs(60);
 
 fn demo_end() -> DateTime<Utc> {
-    "2024-01-08T00:00:00Z".parse().unwrap()
+    support::demo_end()
 }
 
 async fn start() -> (RunningServer, FlightSqlClient) {
-    let server = ServerBuilder::new()
-        .demo_rows(ROWS)
-        .seed(7)
-        .demo_end(demo_end())
-        .demo_window(chrono::Duration::days(7))
-        .spawn("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let client = FlightSqlClient::builder(server.uri()).connect().await.unwrap();
-    (server, client)
+    support::demo_server(ROWS, 7).await
 }
 
 async fn server_count(client: &FlightSqlClient, sql: &str, range: Option<TimeRange>) -> u64 {

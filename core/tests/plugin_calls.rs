@@ -149,27 +149,16 @@ mod through_the_executor {
 
     use arrow::array::{AsArray, Int64Array};
     use arrow::datatypes::Int32Type;
-    use chrono::{DateTime, Utc};
     use flightline_core::exec::{CancellationToken, NoProgress, QueryExecutor};
     use flightline_core::process::{BatchProcessor, ProcessStage};
     use flightline_core::{Error, FlightSqlClient, TimeRange};
-    use flightline_server::{RunningServer, ServerBuilder};
+    use flightline_server::RunningServer;
     use serde_json::json;
 
     use super::support;
 
     async fn start() -> (RunningServer, FlightSqlClient) {
-        let end: DateTime<Utc> = "2024-01-08T00:00:00Z".parse().unwrap();
-        let server = ServerBuilder::new()
-            .demo_rows(20_000)
-            .seed(5)
-            .demo_end(end)
-            .demo_window(chrono::Duration::days(7))
-            .spawn("127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        let client = FlightSqlClient::builder(server.uri()).connect().await.unwrap();
-        (server, client)
+        support::demo_server(20_000, 5).await
     }
 
     async fn run(

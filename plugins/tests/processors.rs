@@ -1,5 +1,8 @@
 //! The built-in processors through the executor, against the real embedded server.
 
+#[path = "../../core/tests/support/mod.rs"]
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
@@ -14,13 +17,13 @@ use flightline_core::process::{
 };
 use flightline_core::{Error, FlightSqlClient, TimeRange};
 use flightline_plugins::build_processor;
-use flightline_server::{RunningServer, ServerBuilder};
+use flightline_server::RunningServer;
 use serde_json::{Value, json};
 
 const ROWS: u64 = 20_000;
 
 fn demo_end() -> DateTime<Utc> {
-    "2024-01-08T00:00:00Z".parse().unwrap()
+    support::demo_end()
 }
 
 fn window() -> TimeRange {
@@ -28,16 +31,7 @@ fn window() -> TimeRange {
 }
 
 async fn start() -> (RunningServer, FlightSqlClient) {
-    let server = ServerBuilder::new()
-        .demo_rows(ROWS)
-        .seed(11)
-        .demo_end(demo_end())
-        .demo_window(chrono::Duration::days(7))
-        .spawn("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let client = FlightSqlClient::builder(server.uri()).connect().await.unwrap();
-    (server, client)
+    support::demo_server(ROWS, 11).await
 }
 
 async fn run(

@@ -1,5 +1,6 @@
-//! Builds the test plugins: the Rust ones with cargo (workspace members, into this test's own
-//! target directory), the C ones with the system `cc` into a temporary directory.
+//! Shared by the test crates: the embedded demo server they query, and the test plugins (the
+//! Rust ones built with cargo into this test's own target directory, the C ones with the system
+//! `cc` into a temporary directory).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -8,6 +9,32 @@ use std::sync::Arc;
 
 use arrow::array::{DictionaryArray, Int32Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
+
+/// The fixed end of the demo window, so that counts over a range are reproducible.
+pub fn demo_end() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(1_704_672_000, 0).expect("2024-01-08T00:00:00Z")
+}
+
+/// An embedded demo server, `rows` rows per table over the 7 days before [`demo_end`], on an
+/// ephemeral port, and a client connected to it.
+pub async fn demo_server(
+    rows: u64,
+    seed: u64,
+) -> (flightline_server::RunningServer, flightline_core::FlightSqlClient) {
+    let server = flightline_server::ServerBuilder::new()
+        .demo_rows(rows)
+        .seed(seed)
+        .demo_end(demo_end())
+        .demo_window(chrono::Duration::days(7))
+        .spawn("127.0.0.1:0".parse().expect("address"))
+        .await
+        .expect("start the embedded server");
+    let client = flightline_core::FlightSqlClient::builder(server.uri())
+        .connect()
+        .await
+        .expect("connect to the embedded server");
+    (server, client)
+}
 
 /// `target/<profile>`: this test binary lives in `target/<profile>/deps`.
 pub fn profile_dir() -> PathBuf {
