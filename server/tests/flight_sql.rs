@@ -1,17 +1,17 @@
 //! The embedded server driven over loopback by arrow-flight's own Flight SQL client.
 
+mod common;
+
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Int64Type, TimestampNanosecondType};
-use arrow_flight::sql::client::FlightSqlServiceClient;
-use arrow_flight::sql::{Any, CommandGetTables, ProstMessageExt, SqlInfo, TicketStatementQuery};
-use arrow_flight::{FlightInfo, Ticket};
+use arrow_flight::sql::{Any, CommandGetTables, ProstMessageExt, SqlInfo};
 use chrono::{DateTime, Duration, Utc};
+use common::{client, fetch, run, single_i64, sql_ticket, status};
 use flightline_server::{RunningServer, ServerBuilder};
 use futures::TryStreamExt;
 use prost::Message;
-use tonic::transport::Channel;
 
 const ROWS: u64 = 50_000;
 
@@ -29,53 +29,8 @@ async fn server(builder: ServerBuilder) -> RunningServer {
         .unwrap()
 }
 
-async fn client(server: &RunningServer) -> FlightSqlServiceClient<Channel> {
-    let uri = format!("http://{}", server.local_addr());
-    let channel = Channel::from_shared(uri).unwrap().connect().await.unwrap();
-    FlightSqlServiceClient::new(channel)
-}
-
-/// GetFlightInfo then DoGet on every endpoint.
-async fn run(
-    client: &mut FlightSqlServiceClient<Channel>,
-    sql: &str,
-) -> Result<Vec<RecordBatch>, tonic::Status> {
-    let info = client.execute(sql.to_string(), None).await.map_err(status)?;
-    fetch(client, info).await
-}
-
-async fn fetch(
-    client: &mut FlightSqlServiceClient<Channel>,
-    info: FlightInfo,
-) -> Result<Vec<RecordBatch>, tonic::Status> {
-    let mut out = Vec::new();
-    for endpoint in info.endpoint {
-        let ticket = endpoint.ticket.expect("endpoint has a ticket");
-        let stream = client.do_get(ticket).await.map_err(status)?;
-        out.extend(stream.try_collect::<Vec<_>>().await.map_err(status)?);
-    }
-    Ok(out)
-}
-
-/// The gRPC status behind a client error (the client wraps every call's status in `Tonic`).
-fn status(e: arrow_flight::error::FlightError) -> tonic::Status {
-    match e {
-        arrow_flight::error::FlightError::Tonic(s) => *s,
-        other => tonic::Status::unknown(other.to_string()),
-    }
-}
-
-fn count(batches: &[RecordBatch]) -> i64 {
-    batches[0].column(0).as_primitive::<Int64Type>().value(0)
-}
-
 fn rows(batches: &[RecordBatch]) -> usize {
     batches.iter().map(RecordBatch::num_rows).sum()
-}
-
-fn micromegas_ticket(sql: &str) -> Ticket {
-    let t = TicketStatementQuery { statement_handle: sql.to_string().into() };
-    Ticket::new(t.as_any().encode_to_vec())
 }
 
 #[tokio::test]
@@ -85,13 +40,16 @@ async fn both_ticket_paths_return_the_same_rows() {
     let sql = "SELECT level, count(*) AS n FROM log_entries GROUP BY level ORDER BY level";
     let via_info = run(&mut c, sql).await.unwrap();
     let direct: Vec<RecordBatch> =
-        c.do_get(micromegas_ticket(sql)).await.unwrap().try_collect().await.unwrap();
+        c.do_get(sql_ticket(sql)).await.unwrap().try_collect().await.unwrap();
     assert_eq!(via_info, direct);
     let levels = arrow::compute::concat_batches(&via_info[0].schema(), &via_info).unwrap();
     let total: i64 = levels.column(1).as_primitive::<Int64Type>().values().iter().sum();
     assert_eq!(total, ROWS as i64);
     assert!(levels.num_rows() <= 6 && levels.num_rows() >= 4, "levels 1..6 only");
-    assert_eq!(count(&run(&mut c, "SELECT count(*) FROM measures").await.unwrap()), ROWS as i64);
+    assert_eq!(
+        single_i64(&run(&mut c, "SELECT count(*) FROM measures").await.unwrap()),
+        ROWS as i64
+    );
     assert_eq!(rows(&run(&mut c, "SELECT * FROM processes").await.unwrap()), 8);
     s.shutdown().await.unwrap();
 }
@@ -124,7 +82,7 @@ async fn prepared_statement_flow_like_adbc() {
         c.prepare("SELECT count(*) FROM log_entries WHERE level <= 2".into(), None).await.unwrap();
     let info = p.execute().await.unwrap();
     let batches = fetch(&mut c, info).await.unwrap();
-    let errors = count(&batches);
+    let errors = single_i64(&batches);
     assert!(errors > 0 && errors < ROWS as i64 / 10, "errors are rare: {errors}");
 }
 
@@ -134,7 +92,7 @@ async fn time_range_headers_filter_every_time_table() {
     let mut c = client(&s).await;
     let begin = demo_end() - Duration::hours(30);
     let end = demo_end() - Duration::hours(6);
-    let by_where = count(
+    let by_where = single_i64(
         &run(
             &mut c,
             &format!(
@@ -154,7 +112,10 @@ async fn time_range_headers_filter_every_time_table() {
         begin.with_timezone(&chrono::FixedOffset::east_opt(7200).unwrap()).to_rfc3339(),
     );
     c.set_header("query_range_end", end.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true));
-    assert_eq!(count(&run(&mut c, "SELECT count(*) FROM log_entries").await.unwrap()), by_where);
+    assert_eq!(
+        single_i64(&run(&mut c, "SELECT count(*) FROM log_entries").await.unwrap()),
+        by_where
+    );
 
     let batches = run(&mut c, "SELECT time FROM log_entries").await.unwrap();
     assert_eq!(rows(&batches) as i64, by_where);
@@ -166,13 +127,16 @@ async fn time_range_headers_filter_every_time_table() {
             );
         }
     }
-    let m = count(&run(&mut c, "SELECT count(*) FROM measures").await.unwrap());
+    let m = single_i64(&run(&mut c, "SELECT count(*) FROM measures").await.unwrap());
     assert!(m > 0 && m < ROWS as i64, "measures is filtered too: {m}");
     // processes has no time column: untouched.
     assert_eq!(rows(&run(&mut c, "SELECT * FROM processes").await.unwrap()), 8);
     // Only one end given: no filter.
     c.set_header("query_range_end", "");
-    assert_eq!(count(&run(&mut c, "SELECT count(*) FROM log_entries").await.unwrap()), ROWS as i64);
+    assert_eq!(
+        single_i64(&run(&mut c, "SELECT count(*) FROM log_entries").await.unwrap()),
+        ROWS as i64
+    );
 }
 
 #[tokio::test]
@@ -191,10 +155,10 @@ async fn time_pruning_never_drops_a_matching_row() {
     );
     let between =
         format!("SELECT count(*) FROM log_entries WHERE time BETWEEN '{begin}' AND '{end}'");
-    let n = count(&run(&mut c, &pruned).await.unwrap());
+    let n = single_i64(&run(&mut c, &pruned).await.unwrap());
     assert!(n > 0 && n < ROWS as i64);
-    assert_eq!(n, count(&run(&mut c, &full).await.unwrap()));
-    let b = count(&run(&mut c, &between).await.unwrap());
+    assert_eq!(n, single_i64(&run(&mut c, &full).await.unwrap()));
+    let b = single_i64(&run(&mut c, &between).await.unwrap());
     assert!(b == n || b == n + 1, "BETWEEN includes the end: {b} vs {n}");
 }
 
@@ -204,7 +168,10 @@ async fn out_of_range_instants_clamp_instead_of_matching_nothing() {
     let mut c = client(&s).await;
     c.set_header("query_range_begin", "1000-01-01T00:00:00Z");
     c.set_header("query_range_end", "9999-12-31T23:59:59Z");
-    assert_eq!(count(&run(&mut c, "SELECT count(*) FROM log_entries").await.unwrap()), ROWS as i64);
+    assert_eq!(
+        single_i64(&run(&mut c, "SELECT count(*) FROM log_entries").await.unwrap()),
+        ROWS as i64
+    );
 }
 
 #[tokio::test]
@@ -254,7 +221,7 @@ async fn errors_carry_grpc_codes() {
         assert!(err.message().contains(needle), "{sql}: {}", err.message());
         assert!(!err.message().is_empty());
         // The Micromegas path reports the same.
-        let err = match c.do_get(micromegas_ticket(sql)).await {
+        let err = match c.do_get(sql_ticket(sql)).await {
             Err(e) => status(e),
             Ok(stream) => status(stream.try_collect::<Vec<_>>().await.unwrap_err()),
         };
@@ -270,7 +237,7 @@ async fn errors_carry_grpc_codes() {
     assert_eq!(err.code(), tonic::Code::Unimplemented);
     // The connection survives every error.
     let mut c = client(&s).await;
-    assert_eq!(count(&run(&mut c, "SELECT count(*) FROM processes").await.unwrap()), 8);
+    assert_eq!(single_i64(&run(&mut c, "SELECT count(*) FROM processes").await.unwrap()), 8);
 }
 
 #[tokio::test]
@@ -282,11 +249,11 @@ async fn tokens_are_required_when_configured() {
     c.set_header("authorization", "Bearer wrong");
     assert_eq!(run(&mut c, "SELECT 1").await.unwrap_err().code(), tonic::Code::Unauthenticated);
     c.set_header("authorization", "Bearer s3cret");
-    assert_eq!(count(&run(&mut c, "SELECT count(*) FROM processes").await.unwrap()), 8);
+    assert_eq!(single_i64(&run(&mut c, "SELECT count(*) FROM processes").await.unwrap()), 8);
 
     let mut k = client(&s).await;
     k.set_header("x-api-key", "other");
-    assert_eq!(count(&run(&mut k, "SELECT count(*) FROM processes").await.unwrap()), 8);
+    assert_eq!(single_i64(&run(&mut k, "SELECT count(*) FROM processes").await.unwrap()), 8);
     let prepared = k.prepare("SELECT 1 AS one".into(), None).await.unwrap();
     assert_eq!(prepared.dataset_schema().unwrap().field(0).name(), "one");
 }
@@ -357,7 +324,7 @@ async fn user_tables_from_csv_ndjson_and_parquet() {
     let b = run(&mut c, "SELECT sum(amount) FROM sales WHERE region = 'eu'").await.unwrap();
     assert_eq!(b[0].column(0).as_primitive::<Int64Type>().value(0), 15);
     assert_eq!(rows(&run(&mut c, "SELECT * FROM events").await.unwrap()), 2);
-    assert_eq!(count(&run(&mut c, "SELECT sum(x) FROM nums").await.unwrap()), 10);
+    assert_eq!(single_i64(&run(&mut c, "SELECT sum(x) FROM nums").await.unwrap()), 10);
     // Strings from Parquet travel as Utf8, which every client reads (pyarrow's compute
     // kernels cannot filter Utf8View), not as the Utf8View DataFusion reads them into.
     let strings = run(&mut c, "SELECT s FROM nums").await.unwrap();
@@ -375,8 +342,11 @@ async fn user_tables_from_csv_ndjson_and_parquet() {
         .unwrap();
     std::fs::remove_file(&parquet).unwrap();
     let mut m = client(&in_memory).await;
-    assert_eq!(count(&run(&mut m, "SELECT sum(x) FROM nums").await.unwrap()), 10);
-    assert_eq!(count(&run(&mut m, "SELECT count(*) FROM nums WHERE s > 'b'").await.unwrap()), 2);
+    assert_eq!(single_i64(&run(&mut m, "SELECT sum(x) FROM nums").await.unwrap()), 10);
+    assert_eq!(
+        single_i64(&run(&mut m, "SELECT count(*) FROM nums WHERE s > 'b'").await.unwrap()),
+        2
+    );
 
     let bad = ServerBuilder::new()
         .table("x", dir.path().join("missing.parquet"))
