@@ -425,12 +425,68 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
 /// Exports a processor and/or a validator from a `cdylib` crate: defines
 /// `flightline_plugin_init` and every function of the table.
 ///
-/// ```ignore
-/// flightline_core::export_plugin! {
-///     name: "top_targets", version: env!("CARGO_PKG_VERSION"),
-///     processor: TopTargets,
-///     validator: DenyTable,
+/// ```no_run
+/// use arrow::array::RecordBatch;
+/// use flightline_core::plugin::export::FromOptions;
+/// use flightline_core::process::{
+///     BatchProcessor, ProcessContext, ProcessError, Report, async_trait,
+/// };
+/// use flightline_core::validate::{Finding, QueryValidator, Severity, ValidationContext};
+///
+/// /// Counts rows.
+/// #[derive(Default)]
+/// pub struct CountRows(u64);
+///
+/// #[async_trait]
+/// impl BatchProcessor for CountRows {
+///     fn name(&self) -> &str {
+///         "count_rows"
+///     }
+///     async fn process(&mut self, batch: &RecordBatch, _: &ProcessContext) -> Result<(), ProcessError> {
+///         self.0 += batch.num_rows() as u64;
+///         Ok(())
+///     }
+///     async fn finish(&mut self, _: &ProcessContext) -> Result<Report, ProcessError> {
+///         let mut report = Report::default();
+///         report.counts.insert("rows".into(), self.0);
+///         Ok(report)
+///     }
 /// }
+///
+/// impl FromOptions for CountRows {
+///     fn from_options(_: serde_json::Value) -> Result<Self, ProcessError> {
+///         Ok(Self::default())
+///     }
+/// }
+///
+/// /// Denies every statement that mentions `secrets`.
+/// pub struct DenySecrets;
+///
+/// #[async_trait]
+/// impl QueryValidator for DenySecrets {
+///     fn name(&self) -> &str {
+///         "deny_secrets"
+///     }
+///     async fn validate(&self, ctx: &ValidationContext) -> Vec<Finding> {
+///         if !ctx.sql().contains("secrets") {
+///             return Vec::new();
+///         }
+///         vec![Finding::new(Severity::Deny, "secrets", "reads `secrets`", "query another table")]
+///     }
+/// }
+///
+/// impl FromOptions for DenySecrets {
+///     fn from_options(_: serde_json::Value) -> Result<Self, ProcessError> {
+///         Ok(Self)
+///     }
+/// }
+///
+/// flightline_core::export_plugin! {
+///     name: "count_rows", version: env!("CARGO_PKG_VERSION"),
+///     processor: CountRows,
+///     validator: DenySecrets,
+/// }
+/// # fn main() {}
 /// ```
 #[macro_export]
 macro_rules! export_plugin {
@@ -469,9 +525,24 @@ macro_rules! export_plugin {
 /// Exports one [`BatchProcessor`] (that also implements [`FromOptions`]) as the plugin, named
 /// after the crate (or `name = "..."`), at the crate's version.
 ///
-/// ```ignore
-/// flightline_core::export_processor!(TopTargets);
+/// ```no_run
+/// # use arrow::array::RecordBatch;
+/// # use flightline_core::plugin::export::FromOptions;
+/// # use flightline_core::process::{BatchProcessor, ProcessContext, ProcessError, Report, async_trait};
+/// # #[derive(Default)]
+/// # pub struct TopTargets;
+/// # #[async_trait]
+/// # impl BatchProcessor for TopTargets {
+/// #     fn name(&self) -> &str { "top_targets" }
+/// #     async fn process(&mut self, _: &RecordBatch, _: &ProcessContext) -> Result<(), ProcessError> { Ok(()) }
+/// #     async fn finish(&mut self, _: &ProcessContext) -> Result<Report, ProcessError> { Ok(Report::default()) }
+/// # }
+/// # impl FromOptions for TopTargets {
+/// #     fn from_options(_: serde_json::Value) -> Result<Self, ProcessError> { Ok(Self) }
+/// # }
+/// // Named after the crate: `flightline_core::export_processor!(TopTargets);`
 /// flightline_core::export_processor!(TopTargets, name = "top_targets");
+/// # fn main() {}
 /// ```
 #[macro_export]
 macro_rules! export_processor {

@@ -49,19 +49,25 @@ fn workspace_dir() -> PathBuf {
 
 /// Builds the workspace crate `package` (a cdylib) and returns the path of `lib<lib>.so`.
 /// Always runs cargo: a no-op when fresh, and never a stale library.
+///
+/// It builds the libraries of the whole workspace, not `-p package`: cargo unifies features
+/// over the packages it is asked to build, so `-p` alone chose another feature set for arrow,
+/// sqlparser and their dependencies and rebuilt them inside the test run (235 s per test,
+/// measured). With `--workspace --lib` the features are those of the test command's own
+/// build, and everything but the plugin is already fresh.
 pub fn rust_plugin(package: &str, lib: &str) -> PathBuf {
     let profile = profile_dir();
     let target = profile.parent().expect("target dir");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--offline", "-p", package, "--manifest-path"])
+    cmd.args(["build", "--offline", "--workspace", "--lib", "--manifest-path"])
         .arg(workspace_dir().join("Cargo.toml"))
         .env("CARGO_TARGET_DIR", target);
     if profile.file_name().is_some_and(|n| n == "release") {
         cmd.arg("--release");
     }
     let status = cmd.status().expect("run cargo");
-    assert!(status.success(), "cargo build -p {package} failed");
+    assert!(status.success(), "cargo build of the workspace libraries (for {package}) failed");
     let path = profile.join(format!(
         "{}{lib}{}",
         std::env::consts::DLL_PREFIX,
