@@ -1,7 +1,19 @@
 //! # flightline-runner
 //!
-//! The library behind the `flightline` command: argument types, the commands, and (later) the
-//! job runner. The binary only parses arguments and calls into here.
+//! The library behind the `flightline` command; the binary only parses arguments and calls into
+//! here. A job file's data path, in the order a run takes it:
+//!
+//! 1. [`config`]: the TOML job file, parsed and checked (file, line and key on every error).
+//! 2. [`orchestrate`]: the jobs run concurrently under one limit, each a task that asks
+//!    [`schedule`] for its next window and [`checkpoint`] for where it stopped.
+//! 3. [`connect`]: a client per server, from the same settings the CLI flags give; [`sql_time`]
+//!    renders `{begin}` / `{end}` for servers that ignore the time-range headers.
+//! 4. [`processors`]: a job's processor entries become `BatchProcessor`s (built-ins and
+//!    dynamic plugins), fed by `flightline_core`'s `QueryExecutor`.
+//! 5. [`metrics`] and [`progress`]: what the run shows to Prometheus and to a person.
+//!
+//! [`cli`] and [`commands`] are the command line (one module per subcommand); [`error`] is the
+//! crate's one error type.
 #![warn(missing_docs)]
 
 pub mod checkpoint;
