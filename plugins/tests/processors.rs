@@ -461,3 +461,40 @@ async fn count_by_refuses_a_missing_or_non_numeric_column_at_open() {
         assert!(err.to_string().contains(needle), "{err}");
     }
 }
+
+/// One batch of `values` in an Int64 column `v` and a UInt64 column `u` (the same values when
+/// they are not negative), summed by `aggregate` with no group.
+async fn sum_in_one_batch(values: Vec<i64>) -> Result<Report, ProcessError> {
+    use arrow::array::{Int64Array, UInt64Array};
+    use arrow::datatypes::{DataType, Field, Schema};
+    let unsigned: UInt64Array = values.iter().map(|v| u64::try_from(*v).ok()).collect();
+    let schema = std::sync::Arc::new(Schema::new(vec![
+        Field::new("v", DataType::Int64, false),
+        Field::new("u", DataType::UInt64, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![std::sync::Arc::new(Int64Array::from(values)), std::sync::Arc::new(unsigned)],
+    )
+    .unwrap();
+    let mut aggregate =
+        processor("aggregate", json!({ "columns": ["v", "u"], "functions": ["count", "sum"] }));
+    support::drive(aggregate.as_mut(), "sums", &[batch]).await
+}
+
+#[tokio::test]
+async fn an_integer_sum_past_i64_inside_one_batch_is_exact_or_an_error_naming_the_column() {
+    // Arrow's `sum` kernel wraps: i64::MAX + i64::MAX in one slice used to report -2.
+    let report = sum_in_one_batch(vec![i64::MAX, i64::MAX]).await.unwrap();
+    let row = &report.tables[0].rows[0];
+    let exact = 2 * i64::MAX as u64;
+    assert_eq!(row[..], [json!(2), json!(2), json!(exact), json!(2), json!(exact)]);
+    // Unsigned values above i64::MAX are counted and summed, not cast to NULL.
+    let report = sum_in_one_batch(vec![i64::MAX, 1]).await.unwrap();
+    assert_eq!(report.tables[0].rows[0][4], json!(i64::MAX as u64 + 1));
+    // Beyond every 64-bit integer: an error that names the column, never a rounded number.
+    let err = sum_in_one_batch(vec![i64::MAX; 3]).await.unwrap_err();
+    assert!(err.message().contains("sum(v)") && err.message().contains("`v`"), "{err}");
+    let err = sum_in_one_batch(vec![i64::MIN, i64::MIN]).await.unwrap_err();
+    assert!(err.message().contains("`v`"), "{err}");
+}
