@@ -498,3 +498,33 @@ async fn an_integer_sum_past_i64_inside_one_batch_is_exact_or_an_error_naming_th
     let err = sum_in_one_batch(vec![i64::MIN, i64::MIN]).await.unwrap_err();
     assert!(err.message().contains("`v`"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sinks_racing_for_one_path_without_overwrite_one_wins_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.csv");
+    let options = json!({ "path": path.to_string_lossy() });
+    for _round in 0..10 {
+        let (mut a, mut b) =
+            (processor("csv_sink", options.clone()), processor("csv_sink", options.clone()));
+        let (batches_a, batches_b) = (support::log_batches(2, 300), support::log_batches(3, 50));
+        let (ra, rb) = tokio::join!(
+            support::drive(a.as_mut(), "a", &batches_a),
+            support::drive(b.as_mut(), "b", &batches_b)
+        );
+        let (winner_rows, loser) = match (ra, rb) {
+            (Ok(_), Err(loser)) => (600, loser),
+            (Err(loser), Ok(_)) => (150, loser),
+            other => panic!("exactly one must win: {other:?}"),
+        };
+        let typed = std::error::Error::source(&loser)
+            .and_then(|s| s.downcast_ref::<Error>())
+            .unwrap_or_else(|| panic!("no typed source: {loser:?}"));
+        assert!(matches!(typed, Error::FileExists { path: p } if p == &path), "{typed:?}");
+        assert!(loser.message().contains("overwrite"), "{loser}");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), winner_rows + 1, "the winner's whole file");
+        assert_eq!(entries(dir.path()), ["out.csv"], "a temporary file was left");
+        std::fs::remove_file(&path).unwrap();
+    }
+}
