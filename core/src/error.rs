@@ -182,6 +182,15 @@ pub enum Error {
         /// The file that exists.
         path: PathBuf,
     },
+    /// A metric name cannot be used: the host's prefix, not a Prometheus name, or taken with
+    /// another type ([`crate::metrics::claim_metric_name`]).
+    #[error("metric `{name}`: {reason}")]
+    MetricName {
+        /// The name asked for.
+        name: String,
+        /// Why it was refused, naming both owners when it is taken.
+        reason: String,
+    },
     /// An endpoint lives at a plaintext location while the server was reached over TLS.
     #[error(
         "endpoint {endpoint} is at the plaintext location {location} but the server was reached \

@@ -528,3 +528,27 @@ async fn two_sinks_racing_for_one_path_without_overwrite_one_wins_whole() {
         std::fs::remove_file(&path).unwrap();
     }
 }
+
+#[test]
+fn a_gauge_name_of_the_host_or_taken_with_another_type_is_refused_when_built() {
+    let gauges = |metric: &str| {
+        build_processor("prometheus_gauges", json!({ "metric": metric, "values": ["v"] }))
+            .err()
+            .map(|err| err.to_string())
+    };
+    let text = gauges("flightline_rows_total").expect("the host's name was accepted");
+    assert!(text.contains("flightline_") && text.contains("host"), "{text}");
+    flightline_core::metrics::claim_metric_name(
+        "gauges_test_requests",
+        flightline_core::metrics::MetricKind::Counter,
+        "plugin `web`",
+    )
+    .unwrap();
+    let text = gauges("gauges_test_requests").expect("a counter's name was accepted");
+    for part in ["gauges_test_requests", "prometheus_gauges", "plugin `web`", "counter"] {
+        assert!(text.contains(part), "{part:?} missing: {text}");
+    }
+    // The same type twice is one metric: two jobs may export the same gauge.
+    assert_eq!(gauges("gauges_test_level"), None);
+    assert_eq!(gauges("gauges_test_level"), None);
+}
