@@ -163,6 +163,34 @@ pub enum Error {
         /// What the network or TLS stack reported.
         message: String,
     },
+    /// A file could not be written or put in place ([`crate::atomic_file`]); names the file and
+    /// the step. Whatever had that name before is unchanged, except after a failed
+    /// [`FileStep::SyncDir`](crate::atomic_file::FileStep::SyncDir): then the new file is in
+    /// place but may not survive a power cut.
+    #[error("cannot {step} {}: {cause} (check the path, its permissions and free space)", path.display())]
+    File {
+        /// The file that was to be written.
+        path: PathBuf,
+        /// What failed.
+        step: crate::atomic_file::FileStep,
+        /// What the operating system said.
+        cause: std::io::Error,
+    },
+    /// The file exists and the write was not to replace it: nothing was written.
+    #[error("{} exists and was kept; nothing was written (choose another path, or allow replacing it)", path.display())]
+    FileExists {
+        /// The file that exists.
+        path: PathBuf,
+    },
+    /// A metric name cannot be used: the host's prefix, not a Prometheus name, or taken with
+    /// another type ([`crate::metrics::claim_metric_name`]).
+    #[error("metric `{name}`: {reason}")]
+    MetricName {
+        /// The name asked for.
+        name: String,
+        /// Why it was refused, naming both owners when it is taken.
+        reason: String,
+    },
     /// An endpoint lives at a plaintext location while the server was reached over TLS.
     #[error(
         "endpoint {endpoint} is at the plaintext location {location} but the server was reached \

@@ -7,6 +7,7 @@
 //!
 //! | module | concept |
 //! |---|---|
+//! | [`atomic_file`] | [`atomic_file::AtomicFile`]: a file appears whole or not at all (exclusive temp file, fsync, rename or no-replace link, directory fsync) |
 //! | [`client`] | [`FlightSqlClient`]: headers, token providers, TLS, `query`, `query_stream`, `prepare` |
 //! | [`time`] | [`TimeRange`]: RFC 3339 or relative (`15m`, `2h`, `7d`), sent per call |
 //! | [`schema`] | [`schema::SchemaAnalysis`]: column types and estimated row size, from `prepare` |
@@ -47,6 +48,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod atomic_file;
 pub mod client;
 pub mod error;
 pub mod exec;

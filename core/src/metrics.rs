@@ -15,7 +15,16 @@
 //!
 //! Emitted by the runner: [`JOB_RUNS_TOTAL`] (`job`, `status`), [`JOBS_IN_FLIGHT`] and
 //! [`CHECKPOINT_LAG_SECONDS`] (`job`). Static labels from the configuration (such as
-//! [`LABEL_SERVER`]) are added to all of them.
+//! [`LABEL_SERVER`]) are added to all of them. Emitted for plugins:
+//! [`METRIC_SAMPLES_DROPPED_TOTAL`] (`plugin`, `metric`).
+//!
+//! Every name here starts with [`HOST_PREFIX`], which is the host's alone. Metrics named by
+//! plugins and processors are claimed with [`claim_metric_name`] (or, for names only known at a
+//! sample, [`admit_sample`]), so that one name never has two types in a scrape.
+
+mod claims;
+
+pub use claims::{HOST_PREFIX, MetricKind, admit_sample, claim_metric_name, is_valid_metric_name};
 
 /// Time one processor spent on one batch (histogram, seconds).
 pub const BATCH_DURATION_SECONDS: &str = "flightline_batch_duration_seconds";
@@ -38,6 +47,12 @@ pub const CHECKPOINT_LAG_SECONDS: &str = "flightline_checkpoint_lag_seconds";
 /// Processor failures (counter).
 pub const PROCESSOR_ERRORS_TOTAL: &str = "flightline_processor_errors_total";
 
+/// Plugin metric samples dropped because their name is the host's, invalid, or taken with
+/// another type (counter).
+pub const METRIC_SAMPLES_DROPPED_TOTAL: &str = "flightline_metric_samples_dropped_total";
+
+/// Label key: the metric name of a dropped sample.
+pub const LABEL_METRIC: &str = "metric";
 /// Label key: the job name.
 pub const LABEL_JOB: &str = "job";
 /// Label key: the processor name.

@@ -461,3 +461,94 @@ async fn count_by_refuses_a_missing_or_non_numeric_column_at_open() {
         assert!(err.to_string().contains(needle), "{err}");
     }
 }
+
+/// One batch of `values` in an Int64 column `v` and a UInt64 column `u` (the same values when
+/// they are not negative), summed by `aggregate` with no group.
+async fn sum_in_one_batch(values: Vec<i64>) -> Result<Report, ProcessError> {
+    use arrow::array::{Int64Array, UInt64Array};
+    use arrow::datatypes::{DataType, Field, Schema};
+    let unsigned: UInt64Array = values.iter().map(|v| u64::try_from(*v).ok()).collect();
+    let schema = std::sync::Arc::new(Schema::new(vec![
+        Field::new("v", DataType::Int64, false),
+        Field::new("u", DataType::UInt64, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![std::sync::Arc::new(Int64Array::from(values)), std::sync::Arc::new(unsigned)],
+    )
+    .unwrap();
+    let mut aggregate =
+        processor("aggregate", json!({ "columns": ["v", "u"], "functions": ["count", "sum"] }));
+    support::drive(aggregate.as_mut(), "sums", &[batch]).await
+}
+
+#[tokio::test]
+async fn an_integer_sum_past_i64_inside_one_batch_is_exact_or_an_error_naming_the_column() {
+    // Arrow's `sum` kernel wraps: i64::MAX + i64::MAX in one slice used to report -2.
+    let report = sum_in_one_batch(vec![i64::MAX, i64::MAX]).await.unwrap();
+    let row = &report.tables[0].rows[0];
+    let exact = 2 * i64::MAX as u64;
+    assert_eq!(row[..], [json!(2), json!(2), json!(exact), json!(2), json!(exact)]);
+    // Unsigned values above i64::MAX are counted and summed, not cast to NULL.
+    let report = sum_in_one_batch(vec![i64::MAX, 1]).await.unwrap();
+    assert_eq!(report.tables[0].rows[0][4], json!(i64::MAX as u64 + 1));
+    // Beyond every 64-bit integer: an error that names the column, never a rounded number.
+    let err = sum_in_one_batch(vec![i64::MAX; 3]).await.unwrap_err();
+    assert!(err.message().contains("sum(v)") && err.message().contains("`v`"), "{err}");
+    let err = sum_in_one_batch(vec![i64::MIN, i64::MIN]).await.unwrap_err();
+    assert!(err.message().contains("`v`"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sinks_racing_for_one_path_without_overwrite_one_wins_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.csv");
+    let options = json!({ "path": path.to_string_lossy() });
+    for _round in 0..10 {
+        let (mut a, mut b) =
+            (processor("csv_sink", options.clone()), processor("csv_sink", options.clone()));
+        let (batches_a, batches_b) = (support::log_batches(2, 300), support::log_batches(3, 50));
+        let (ra, rb) = tokio::join!(
+            support::drive(a.as_mut(), "a", &batches_a),
+            support::drive(b.as_mut(), "b", &batches_b)
+        );
+        let (winner_rows, loser) = match (ra, rb) {
+            (Ok(_), Err(loser)) => (600, loser),
+            (Err(loser), Ok(_)) => (150, loser),
+            other => panic!("exactly one must win: {other:?}"),
+        };
+        let typed = std::error::Error::source(&loser)
+            .and_then(|s| s.downcast_ref::<Error>())
+            .unwrap_or_else(|| panic!("no typed source: {loser:?}"));
+        assert!(matches!(typed, Error::FileExists { path: p } if p == &path), "{typed:?}");
+        assert!(loser.message().contains("overwrite"), "{loser}");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), winner_rows + 1, "the winner's whole file");
+        assert_eq!(entries(dir.path()), ["out.csv"], "a temporary file was left");
+        std::fs::remove_file(&path).unwrap();
+    }
+}
+
+#[test]
+fn a_gauge_name_of_the_host_or_taken_with_another_type_is_refused_when_built() {
+    let gauges = |metric: &str| {
+        build_processor("prometheus_gauges", json!({ "metric": metric, "values": ["v"] }))
+            .err()
+            .map(|err| err.to_string())
+    };
+    let text = gauges("flightline_rows_total").expect("the host's name was accepted");
+    assert!(text.contains("flightline_") && text.contains("host"), "{text}");
+    flightline_core::metrics::claim_metric_name(
+        "gauges_test_requests",
+        flightline_core::metrics::MetricKind::Counter,
+        "plugin `web`",
+    )
+    .unwrap();
+    let text = gauges("gauges_test_requests").expect("a counter's name was accepted");
+    for part in ["gauges_test_requests", "prometheus_gauges", "plugin `web`", "counter"] {
+        assert!(text.contains(part), "{part:?} missing: {text}");
+    }
+    // The same type twice is one metric: two jobs may export the same gauge.
+    assert_eq!(gauges("gauges_test_level"), None);
+    assert_eq!(gauges("gauges_test_level"), None);
+}

@@ -484,6 +484,9 @@ impl Checker<'_> {
             self.positive(t, "target_batch_bytes must be a positive number of bytes")
         });
         let processors = self.processors(&raw.processors);
+        if schedule.is_some() {
+            self.sinks_per_window(&raw.processors);
+        }
         if let (Some(RangeSpec::Absolute { end: None, .. }), None) = (range, schedule) {
             let span = raw.begin.as_ref().map(Spanned::span);
             self.issue(span, None, "a job without `every` needs `end` beside `begin`".into());
@@ -646,6 +649,31 @@ impl Checker<'_> {
             policy.max_backoff = self.duration(&raw.max_backoff)?;
         }
         Some(policy)
+    }
+
+    /// A scheduled job writes one file per window: a sink path without `{begin}` or `{end}`
+    /// would replace the previous window's file every window (or, without `overwrite`, fail
+    /// every window after the first).
+    fn sinks_per_window(&mut self, raw: &[Spanned<RawProcessor>]) {
+        for entry in raw {
+            let (Some(name), Some(options)) = (&entry.get_ref().name, &entry.get_ref().options)
+            else {
+                continue;
+            };
+            if flightline_plugins::processors::sink_path(name, options)
+                .is_some_and(|path| !path.is_per_window())
+            {
+                self.at(
+                    entry.span(),
+                    format!(
+                        "`{name}` in a scheduled job: `options.path` has no {{begin}} or {{end}}, \
+                         so every window would replace the previous window's file (or fail \
+                         without `overwrite`); name the file after its window, e.g. \
+                         path = \"out/{{begin}}.parquet\""
+                    ),
+                );
+            }
+        }
     }
 
     fn processors(&mut self, raw: &[Spanned<RawProcessor>]) -> Vec<ProcessorSpec> {

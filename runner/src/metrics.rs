@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use flightline_core::metrics::{
     BATCH_DURATION_SECONDS, BATCHES_TOTAL, BYTES_TOTAL, CHECKPOINT_LAG_SECONDS, JOB_RUNS_TOTAL,
-    JOBS_IN_FLIGHT, LABEL_JOB, LABEL_SERVER, LABEL_STATUS, PROCESSOR_ERRORS_TOTAL,
-    QUERY_DURATION_SECONDS, ROWS_TOTAL, TIME_TO_FIRST_BATCH_SECONDS,
+    JOBS_IN_FLIGHT, LABEL_JOB, LABEL_SERVER, LABEL_STATUS, METRIC_SAMPLES_DROPPED_TOTAL,
+    PROCESSOR_ERRORS_TOTAL, QUERY_DURATION_SECONDS, ROWS_TOTAL, TIME_TO_FIRST_BATCH_SECONDS,
 };
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -112,6 +112,11 @@ fn describe() {
         "Job runs (one per window for scheduled jobs) by outcome: ok, failed, retried, cancelled."
     );
     describe_gauge!(JOBS_IN_FLIGHT, Unit::Count, "Job runs in progress.");
+    describe_counter!(
+        METRIC_SAMPLES_DROPPED_TOTAL,
+        Unit::Count,
+        "Plugin metric samples dropped: the name is the host's, invalid, or taken with another type."
+    );
     describe_gauge!(
         CHECKPOINT_LAG_SECONDS,
         Unit::Seconds,

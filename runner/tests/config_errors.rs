@@ -272,3 +272,27 @@ fn every_bad_job_is_reported_not_only_the_first() {
     let all = RunnerError::Config(found).to_string();
     assert!(all.starts_with("3 problems in the job file:"), "{all}");
 }
+
+#[test]
+fn a_scheduled_sink_without_a_window_placeholder() {
+    let sink = |path: &str| {
+        job(&format!(
+            "every = \"1m\"\nprocessors = [\n  {{ name = \"print\" }},\n  \
+             {{ name = \"csv_sink\", options = {{ path = \"{path}\", overwrite = true }} }},\n]\n"
+        ))
+    };
+    one_issue(
+        &sink("out/all.csv"),
+        10,
+        "job[0].processors[1]",
+        &["csv_sink", "{begin}", "replace the previous window's file"],
+    );
+    for per_window in ["out/{begin}.csv", "out/{job}-{end}.csv"] {
+        let config = Config::parse(Path::new("jobs.toml"), &sink(per_window), &env).unwrap();
+        assert_eq!(config.jobs[0].processors.len(), 2);
+    }
+    // A one-shot job writes one file: no window to tell apart.
+    let once =
+        job("processors = [{ name = \"csv_sink\", options = { path = \"out/all.csv\" } }]\n");
+    Config::parse(Path::new("jobs.toml"), &once, &env).unwrap();
+}

@@ -3,12 +3,16 @@
 //!
 //! The callbacks run on whatever thread called into the plugin (a blocking-pool thread): events
 //! reach the subscriber that was current for the call (the loader carries it there), samples
-//! reach the global recorder.
+//! reach the global recorder. A sample whose name is the host's (`flightline_`), invalid, or
+//! taken with another type is dropped and counted instead
+//! ([`crate::metrics::admit_sample`]): one bad name must not break the scrape.
 
 use std::ffi::{CStr, c_char, c_void};
 use std::sync::{Mutex, PoisonError};
 
 use metrics::Label;
+
+use crate::metrics::MetricKind;
 
 use super::abi::{self, FlightlineHost, FlightlineLabel};
 
@@ -103,15 +107,22 @@ unsafe extern "C" fn metric(
                 )
             })
             .collect();
+        let kind = match kind {
+            abi::METRIC_COUNTER if value >= 0.0 => MetricKind::Counter,
+            abi::METRIC_GAUGE => MetricKind::Gauge,
+            abi::METRIC_HISTOGRAM => MetricKind::Histogram,
+            _ => return,
+        };
+        // A name the host owns, or one taken with another type, would break the whole scrape.
+        if !crate::metrics::admit_sample(&name, kind, &data.plugin) {
+            return;
+        }
         all.push(Label::new(crate::plugin::LABEL_PLUGIN, data.plugin.clone()));
         all.push(Label::new(crate::metrics::LABEL_JOB, data.job()));
         match kind {
-            abi::METRIC_COUNTER if value >= 0.0 => {
-                metrics::counter!(name, all).increment(value as u64)
-            }
-            abi::METRIC_GAUGE => metrics::gauge!(name, all).set(value),
-            abi::METRIC_HISTOGRAM => metrics::histogram!(name, all).record(value),
-            _ => {}
+            MetricKind::Counter => metrics::counter!(name, all).increment(value as u64),
+            MetricKind::Gauge => metrics::gauge!(name, all).set(value),
+            MetricKind::Histogram => metrics::histogram!(name, all).record(value),
         }
     });
 }

@@ -19,6 +19,7 @@ use std::ffi::CString;
 use tracing::Level;
 
 use super::abi::{self, FlightlineHost, FlightlineLabel};
+use crate::metrics::MetricKind;
 
 thread_local! {
     /// The host of the plugin call running on this thread, set by the export glue.
@@ -71,24 +72,36 @@ pub fn log(level: Level, message: &str) {
 }
 
 /// Adds `value` to the counter `name` with `labels`.
+///
+/// The name must not start with `flightline_` (the host's) nor be used with another type by
+/// another emitter: such samples are dropped, counted and logged once by the host
+/// ([`crate::metrics::admit_sample`]).
 pub fn counter(name: &str, labels: &[(&str, &str)], value: u64) {
-    if !send(abi::METRIC_COUNTER, name, labels, value as f64) {
+    if !send(abi::METRIC_COUNTER, name, labels, value as f64)
+        && admit_here(name, MetricKind::Counter)
+    {
         metrics::counter!(name.to_string(), to_labels(labels)).increment(value);
     }
 }
 
-/// Sets the gauge `name` with `labels` to `value`.
+/// Sets the gauge `name` with `labels` to `value` (names as for [`counter`]).
 pub fn gauge(name: &str, labels: &[(&str, &str)], value: f64) {
-    if !send(abi::METRIC_GAUGE, name, labels, value) {
+    if !send(abi::METRIC_GAUGE, name, labels, value) && admit_here(name, MetricKind::Gauge) {
         metrics::gauge!(name.to_string(), to_labels(labels)).set(value);
     }
 }
 
-/// Records one sample `value` in the histogram `name` with `labels`.
+/// Records one sample `value` in the histogram `name` with `labels` (names as for [`counter`]).
 pub fn histogram(name: &str, labels: &[(&str, &str)], value: f64) {
-    if !send(abi::METRIC_HISTOGRAM, name, labels, value) {
+    if !send(abi::METRIC_HISTOGRAM, name, labels, value) && admit_here(name, MetricKind::Histogram)
+    {
         metrics::histogram!(name.to_string(), to_labels(labels)).record(value);
     }
+}
+
+/// Outside a plugin call (a processor linked into the host), the same rule as the callbacks.
+fn admit_here(name: &str, kind: MetricKind) -> bool {
+    crate::metrics::admit_sample(name, kind, "(linked in)")
 }
 
 fn to_labels(labels: &[(&str, &str)]) -> Vec<metrics::Label> {

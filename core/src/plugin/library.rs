@@ -116,20 +116,111 @@ impl fmt::Display for Plugin {
     }
 }
 
-/// Every library loaded by this process, by canonical path. Entries are never removed: see [`load`].
-static REGISTRY: Mutex<BTreeMap<PathBuf, Arc<Plugin>>> = Mutex::new(BTreeMap::new());
+/// Every library loaded by this process, by SHA-256: the content is what was loaded, whatever
+/// path it came from. Entries are never removed: see [`load`].
+static REGISTRY: Mutex<BTreeMap<String, Arc<Plugin>>> = Mutex::new(BTreeMap::new());
+
+/// A plugin library opened once: its size and SHA-256, read from the open file. Obtaining one
+/// runs none of the library's code; [`LibraryFile::load`] then hands this same open file to the
+/// dynamic loader, never the path again, so a file swapped on the path (or a symlink re-pointed)
+/// after hashing is not what runs.
+///
+/// ```no_run
+/// # fn main() -> flightline_core::Result<()> {
+/// let file = flightline_core::plugin::LibraryFile::open("target/debug/libtop_targets.so")?;
+/// println!("{file}"); // path, size, SHA-256: nothing of the library ran
+/// let plugin = file.load()?; // runs its initialisers, reads its table
+/// println!("{plugin}");
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct LibraryFile {
+    path: PathBuf,
+    file: std::fs::File,
+    size: u64,
+    sha256: String,
+}
+
+impl LibraryFile {
+    /// Opens `path` and hashes the open file, without loading it.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let fail = |kind| Error::Plugin { path: path.to_path_buf(), kind };
+        let unreadable = |e: std::io::Error| PluginErrorKind::Unreadable { message: e.to_string() };
+        let mut file = std::fs::File::open(path).map_err(|e| {
+            fail(match e.kind() {
+                std::io::ErrorKind::NotFound => PluginErrorKind::NotFound,
+                _ => unreadable(e),
+            })
+        })?;
+        let metadata = file.metadata().map_err(|e| fail(unreadable(e)))?;
+        if !metadata.is_file() {
+            return Err(fail(PluginErrorKind::NotALibrary {
+                message: "not a regular file".into(),
+            }));
+        }
+        let (size, sha256) = hash(&mut file).map_err(|e| fail(unreadable(e)))?;
+        Ok(Self { path: path.to_path_buf(), file, size, sha256 })
+    }
+
+    /// The path, as given.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes hashed.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The SHA-256 of the bytes read, lowercase hex.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// Loads this file (the one hashed) once per process, as [`load`] does. This runs the
+    /// library's initialisers.
+    pub fn load(self) -> Result<Arc<Plugin>> {
+        self.load_checked(|| {})
+    }
+
+    /// [`Self::load`], with `before_load` run between the registry check and the dynamic loader:
+    /// the window in which a path-based loader could be tricked.
+    fn load_checked(self, before_load: impl FnOnce()) -> Result<Arc<Plugin>> {
+        let mut registry = REGISTRY.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(loaded) = registry.get(&self.sha256) {
+            return Ok(loaded.clone());
+        }
+        before_load();
+        let sha256 = self.sha256.clone();
+        let plugin = Arc::new(open(self)?);
+        registry.insert(sha256, plugin.clone());
+        Ok(plugin)
+    }
+}
+
+impl fmt::Display for LibraryFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "path:         {}", self.path.display())?;
+        writeln!(f, "size:         {} bytes", self.size)?;
+        write!(f, "sha256:       {}", self.sha256)
+    }
+}
 
 /// Loads the plugin at `path` once per process and returns it; later calls for the same file
-/// return the same [`Plugin`].
+/// content return the same [`Plugin`].
 ///
-/// With `sha256` (64 hex digits) the file is hashed first and refused on mismatch, before the
-/// dynamic loader runs any of its code. The loader then checks the entry symbol
-/// `flightline_plugin_init` and asks for each ABI version this host speaks, newest first.
+/// The file is opened once ([`LibraryFile::open`]) and hashed from the open descriptor; with
+/// `sha256` (64 hex digits) a mismatch is refused before the dynamic loader runs any of its code.
+/// The loader is then given that descriptor (`/proc/self/fd/N` on Linux, `/dev/fd/N` on other
+/// Unix systems), not the path: what runs is what was hashed. (On other systems the path is
+/// opened again.) It checks the entry symbol `flightline_plugin_init` and asks for each ABI
+/// version this host speaks, newest first.
 ///
 /// Libraries are never unloaded (no `dlclose`): a Rust cdylib registers thread-local destructors
 /// that crash the process when they run after its code is unmapped, and an instance or a batch
 /// the plugin still holds would dangle. ADBC's driver manager never unloads drivers either. The
-/// cost is the mapping staying resident until exit.
+/// cost is the mapping (and one file descriptor) staying until exit.
 ///
 /// ```no_run
 /// # fn main() -> flightline_core::Result<()> {
@@ -140,60 +231,42 @@ static REGISTRY: Mutex<BTreeMap<PathBuf, Arc<Plugin>>> = Mutex::new(BTreeMap::ne
 pub fn load(path: impl AsRef<Path>, sha256: Option<&str>) -> Result<Arc<Plugin>> {
     let path = path.as_ref();
     let fail = |kind| Error::Plugin { path: path.to_path_buf(), kind };
-    if !path.is_file() {
-        return Err(fail(PluginErrorKind::NotFound));
-    }
     let pin = sha256.map(normalise_pin).transpose().map_err(fail)?;
-    let actual = hash_file(path).map_err(fail)?;
-    if let Some(pin) = &pin
-        && *pin != actual
+    let file = LibraryFile::open(path)?;
+    if let Some(pin) = pin
+        && pin != file.sha256
     {
-        return Err(fail(PluginErrorKind::HashMismatch { expected: pin.clone(), actual }));
+        return Err(fail(PluginErrorKind::HashMismatch { expected: pin, actual: file.sha256 }));
     }
-    let canonical = path
-        .canonicalize()
-        .map_err(|e| fail(PluginErrorKind::Unreadable { message: e.to_string() }))?;
-    let mut registry = REGISTRY.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(loaded) = registry.get(&canonical) {
-        // The file may have been replaced since it was loaded: the pin must match what runs.
-        if let Some(pin) = pin
-            && pin != loaded.sha256
-        {
-            let actual = loaded.sha256.clone();
-            return Err(fail(PluginErrorKind::HashMismatch { expected: pin, actual }));
-        }
-        return Ok(loaded.clone());
-    }
-    let plugin = Arc::new(open(path, &canonical, actual)?);
-    registry.insert(canonical, plugin.clone());
-    Ok(plugin)
+    file.load()
 }
 
-/// Loads `path` (see [`load`]) for `flightline plugins inspect`: name, version, kind, ABI
-/// versions and SHA-256, via [`Plugin`]'s `Display`.
+/// Loads `path` (see [`load`]) for `flightline plugins inspect --abi`: name, version, kind, ABI
+/// versions and SHA-256, via [`Plugin`]'s `Display`. This runs the library's code; for the size
+/// and hash alone, use [`LibraryFile::open`].
 pub fn inspect(path: impl AsRef<Path>) -> Result<Arc<Plugin>> {
     load(path, None)
 }
 
-/// The SHA-256 of a file, lowercase hex.
+/// The SHA-256 of a file, lowercase hex. Reads the file; runs none of it.
 pub fn sha256_file(path: impl AsRef<Path>) -> Result<String> {
-    let path = path.as_ref();
-    hash_file(path).map_err(|kind| Error::Plugin { path: path.to_path_buf(), kind })
+    LibraryFile::open(path).map(|file| file.sha256)
 }
 
-fn hash_file(path: &Path) -> Result<String, PluginErrorKind> {
-    let unreadable = |e: std::io::Error| PluginErrorKind::Unreadable { message: e.to_string() };
-    let mut file = std::fs::File::open(path).map_err(unreadable)?;
+/// The size and SHA-256 of what `file` reads from its start.
+fn hash(file: &mut std::fs::File) -> std::io::Result<(u64, String)> {
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 64 * 1024];
+    let mut size = 0u64;
     loop {
-        let read = file.read(&mut buffer).map_err(unreadable)?;
+        let read = file.read(&mut buffer)?;
         if read == 0 {
             break;
         }
+        size += read as u64;
         hasher.update(&buffer[..read]);
     }
-    Ok(hex::encode(hasher.finalize()))
+    Ok((size, hex::encode(hasher.finalize())))
 }
 
 fn normalise_pin(pin: &str) -> Result<String, PluginErrorKind> {
@@ -205,14 +278,20 @@ fn normalise_pin(pin: &str) -> Result<String, PluginErrorKind> {
     }
 }
 
-/// `dlopen`, the entry symbol, the version negotiation. The library is leaked on every path,
-/// success or not: its initialisers have run, and unloading is what this module never does.
-fn open(path: &Path, canonical: &Path, sha256: String) -> Result<Plugin> {
-    let fail = |kind| Error::Plugin { path: path.to_path_buf(), kind };
+/// `dlopen` of the open file, the entry symbol, the version negotiation. The library is leaked
+/// on every path, success or not: its initialisers have run, and unloading is what this module
+/// never does.
+fn open(file: LibraryFile) -> Result<Plugin> {
+    let LibraryFile { path, file, sha256, .. } = file;
+    let fail = |kind| Error::Plugin { path: path.clone(), kind };
+    let loader_path = loader_path(&file, &path);
     // SAFETY: loading a library runs its initialisers; that is what loading a plugin means. The
     // operator chose the file (and may pin its hash).
-    let library = unsafe { libloading::Library::new(canonical) }
+    let library = unsafe { libloading::Library::new(&loader_path) }
         .map_err(|e| fail(PluginErrorKind::NotALibrary { message: e.to_string() }))?;
+    // The loader knows the library by the name `/proc/self/fd/N` and would answer a later
+    // `dlopen` of the same name with it: the descriptor stays open, so that N is never reused.
+    std::mem::forget(file);
     let library: &'static libloading::Library = Box::leak(Box::new(library));
     // SAFETY: the symbol's type is the header's `FlightlinePluginInitFunc`.
     let init: InitFn = unsafe { library.get::<InitFn>(abi::ENTRY_SYMBOL.as_bytes()) }
@@ -220,16 +299,22 @@ fn open(path: &Path, canonical: &Path, sha256: String) -> Result<Plugin> {
         .map_err(|_| fail(PluginErrorKind::MissingSymbol { symbol: abi::ENTRY_SYMBOL.into() }))?;
     let (abi_version, table, abi_versions) = negotiate(init).map_err(fail)?;
     let (name, version, kind) = describe(&table, abi_version).map_err(fail)?;
-    Ok(Plugin {
-        path: path.to_path_buf(),
-        sha256,
-        abi_version,
-        abi_versions,
-        table,
-        name,
-        version,
-        kind,
-    })
+    Ok(Plugin { path, sha256, abi_version, abi_versions, table, name, version, kind })
+}
+
+/// The name under which the dynamic loader opens `file` itself rather than whatever `path`
+/// names by now.
+#[cfg(unix)]
+fn loader_path(file: &std::fs::File, _path: &Path) -> PathBuf {
+    use std::os::fd::AsRawFd;
+    let dir = if cfg!(target_os = "linux") { "/proc/self/fd" } else { "/dev/fd" };
+    PathBuf::from(format!("{dir}/{}", file.as_raw_fd()))
+}
+
+/// Without descriptor paths, the loader opens the path again (checked, then used).
+#[cfg(not(unix))]
+fn loader_path(_file: &std::fs::File, path: &Path) -> PathBuf {
+    path.to_path_buf()
 }
 
 /// Asks for every version the host speaks, newest first; keeps the newest accepted table.
@@ -363,5 +448,69 @@ mod tests {
         // The right pin gets past the hash, to the dynamic loader.
         let err = load(&text, Some(&actual)).unwrap_err();
         assert!(matches!(err, Error::Plugin { kind: PluginErrorKind::NotALibrary { .. }, .. }));
+    }
+
+    /// Builds `core/tests/support/named_plugin.c` as `dir/lib<name>.so`, a plugin named `name`
+    /// whose constructor appends its name to `marker`, when given.
+    #[cfg(unix)]
+    fn named_plugin(dir: &Path, name: &str, marker: Option<&Path>) -> PathBuf {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let out = dir.join(format!("lib{name}.so"));
+        let status = std::process::Command::new("cc")
+            .args(["-shared", "-fPIC", "-O1", "-Wall", "-Werror", "-I"])
+            .arg(root.join("../plugins/include"))
+            .arg(format!("-DPLUGIN_NAME=\"{name}\""))
+            .args(marker.map(|m| format!("-DMARKER_PATH=\"{}\"", m.display())))
+            .arg("-o")
+            .arg(&out)
+            .arg(root.join("tests/support/named_plugin.c"))
+            .status()
+            .unwrap();
+        assert!(status.success(), "cc failed");
+        out
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_library_swapped_between_hash_and_load_is_not_what_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let pinned = named_plugin(dir.path(), "swap_pinned", None);
+        let other = named_plugin(dir.path(), "swap_other", None);
+        // The configured path is a symlink, as a deployment's `current` link would be.
+        let path = dir.path().join("libplugin.so");
+        std::os::unix::fs::symlink(&pinned, &path).unwrap();
+        let pin = sha256_file(&pinned).unwrap();
+        let file = LibraryFile::open(&path).unwrap();
+        assert_eq!(file.sha256(), pin);
+        // Between the hash and the dynamic loader, the link is re-pointed (atomically, by a
+        // rename over it): a loader that opens the path again would run `swap_other`.
+        let plugin = file
+            .load_checked(|| {
+                let replaced = dir.path().join("libplugin.so.new");
+                std::os::unix::fs::symlink(&other, &replaced).unwrap();
+                std::fs::rename(&replaced, &path).unwrap();
+            })
+            .unwrap();
+        assert_eq!((plugin.name(), plugin.sha256()), ("swap_pinned", pin.as_str()));
+        // What the path holds now is refused under the pin, and loads as itself without it.
+        assert!(matches!(
+            load(&path, Some(&pin)),
+            Err(Error::Plugin { kind: PluginErrorKind::HashMismatch { .. }, .. })
+        ));
+        assert_eq!(load(&path, None).unwrap().name(), "swap_other");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn opening_and_hashing_runs_none_of_the_library() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("marker");
+        let path = named_plugin(dir.path(), "hash_only", Some(&marker));
+        let file = LibraryFile::open(&path).unwrap();
+        assert_eq!(file.size(), std::fs::metadata(&path).unwrap().len());
+        assert!(file.to_string().contains(file.sha256()), "{file}");
+        assert!(!marker.exists(), "hashing ran the library's constructor");
+        file.load().unwrap();
+        assert_eq!(std::fs::read_to_string(&marker).unwrap(), "hash_only\n");
     }
 }

@@ -1,12 +1,18 @@
 //! `aggregate`: group by chosen columns with count / sum / min / max / mean of value columns.
 //!
 //! Each batch is sorted by group id (a kernel), the value columns are taken in that order, and
-//! each group's run is aggregated with arrow's aggregate kernels on a zero-copy slice.
+//! each group's run is aggregated on a zero-copy slice. Integer sums are exact: every value is
+//! widened to `i128` before it is added (arrow's `sum` kernel wraps at the 64-bit bounds), and
+//! a total that no 64-bit integer can hold is an error naming the column, never a rounded or
+//! wrapped number.
 
+use arrow::array::PrimitiveArray;
 use arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
 use arrow::compute::kernels::aggregate::{max, min, sum};
 use arrow::compute::{cast, partition, sort_to_indices, take};
-use arrow::datatypes::{DataType, Float64Type, Int64Type, SchemaRef};
+use arrow::datatypes::{
+    ArrowPrimitiveType, DataType, Float64Type, Int64Type, SchemaRef, UInt64Type,
+};
 use arrow::record_batch::RecordBatch;
 use flightline_core::process::{
     BatchProcessor, ProcessContext, ProcessError, Report, ReportTable, async_trait,
@@ -71,6 +77,35 @@ fn all_functions() -> Vec<AggregateFunction> {
     vec![Count, Sum, Min, Max, Mean]
 }
 
+/// How a value column is read: integers stay exact (signed as `Int64`, unsigned as `UInt64`, so
+/// that no value above `i64::MAX` becomes NULL in a cast), other numbers as `Float64`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ValueKind {
+    Signed,
+    Unsigned,
+    Float,
+}
+
+impl ValueKind {
+    fn of(data_type: &DataType) -> Self {
+        if data_type.is_signed_integer() {
+            ValueKind::Signed
+        } else if data_type.is_unsigned_integer() {
+            ValueKind::Unsigned
+        } else {
+            ValueKind::Float
+        }
+    }
+
+    fn arrow_type(self) -> DataType {
+        match self {
+            ValueKind::Signed => DataType::Int64,
+            ValueKind::Unsigned => DataType::UInt64,
+            ValueKind::Float => DataType::Float64,
+        }
+    }
+}
+
 /// Running aggregates of one value column in one group. Integer columns keep exact sums.
 #[derive(Debug, Clone, Copy, Default)]
 struct Acc {
@@ -79,15 +114,33 @@ struct Acc {
     float_sum: f64,
     min: Option<f64>,
     max: Option<f64>,
-    int_min: Option<i64>,
-    int_max: Option<i64>,
+    int_min: Option<i128>,
+    int_max: Option<i128>,
+}
+
+impl Acc {
+    /// Adds a slice of integers, each widened to `i128` first: no partial sum wraps.
+    fn add_integers<T>(&mut self, part: &PrimitiveArray<T>) -> Option<()>
+    where
+        T: ArrowPrimitiveType,
+        T::Native: Into<i128>,
+    {
+        let mut total: i128 = 0;
+        for value in part.iter().flatten() {
+            total = total.checked_add(value.into())?;
+        }
+        self.int_sum = self.int_sum.checked_add(total)?;
+        self.int_min = opt(self.int_min, min(part).map(Into::into), i128::min);
+        self.int_max = opt(self.int_max, max(part).map(Into::into), i128::max);
+        Some(())
+    }
 }
 
 /// The `aggregate` processor. See [`AggregateOptions`].
 pub struct Aggregate {
     options: AggregateOptions,
     grouper: Grouper,
-    values: Vec<(usize, bool)>,
+    values: Vec<(usize, ValueKind)>,
     /// Rows per group.
     rows: Vec<u64>,
     /// `accs[group][value column]`.
@@ -118,9 +171,8 @@ impl Aggregate {
         let sorted_values = self
             .values
             .iter()
-            .map(|(index, integer)| {
-                let target = if *integer { DataType::Int64 } else { DataType::Float64 };
-                Ok(take(&cast(batch.column(*index), &target)?, &order, None)?)
+            .map(|(index, kind)| {
+                Ok(take(&cast(batch.column(*index), &kind.arrow_type())?, &order, None)?)
             })
             .collect::<Result<Vec<ArrayRef>, ProcessError>>()?;
         let sorted_id_values = sorted_ids.as_primitive::<arrow::datatypes::UInt32Type>();
@@ -131,40 +183,60 @@ impl Aggregate {
                 let part = values.slice(range.start, range.len());
                 let acc = &mut self.accs[group][v];
                 acc.count += (part.len() - part.null_count()) as u64;
-                if self.values[v].1 {
-                    let part = part.as_primitive::<Int64Type>();
-                    acc.int_sum += sum(part).map_or(0, i128::from);
-                    acc.int_min = opt(acc.int_min, min(part), i64::min);
-                    acc.int_max = opt(acc.int_max, max(part), i64::max);
-                } else {
-                    let part = part.as_primitive::<Float64Type>();
-                    acc.float_sum += sum(part).unwrap_or(0.0);
-                    acc.min = opt(acc.min, min(part), f64::min);
-                    acc.max = opt(acc.max, max(part), f64::max);
-                }
+                let added = match self.values[v].1 {
+                    ValueKind::Signed => acc.add_integers(part.as_primitive::<Int64Type>()),
+                    ValueKind::Unsigned => acc.add_integers(part.as_primitive::<UInt64Type>()),
+                    ValueKind::Float => {
+                        let part = part.as_primitive::<Float64Type>();
+                        acc.float_sum += sum(part).unwrap_or(0.0);
+                        acc.min = opt(acc.min, min(part), f64::min);
+                        acc.max = opt(acc.max, max(part), f64::max);
+                        Some(())
+                    }
+                };
+                added.ok_or_else(|| self.overflow(v))?;
             }
         }
         Ok(())
     }
 
-    fn value(&self, acc: &Acc, integer: bool, function: AggregateFunction) -> serde_json::Value {
+    /// The error of a sum of value column `v` that no integer type here can hold.
+    fn overflow(&self, v: usize) -> ProcessError {
+        let name = self.options.columns.get(v).map_or("?", String::as_str);
+        ProcessError::new(format!(
+            "sum({name}) overflows: the sum of column `{name}` is beyond the 64-bit integer \
+             range, so it cannot be reported exactly; aggregate `mean` instead, or cast `{name}` \
+             to DOUBLE in the SQL for an approximate sum"
+        ))
+    }
+
+    fn value(
+        &self,
+        acc: &Acc,
+        v: usize,
+        function: AggregateFunction,
+    ) -> Result<serde_json::Value, ProcessError> {
         use AggregateFunction::*;
         let null = serde_json::Value::Null;
-        match (function, integer) {
+        let integer = self.values[v].1 != ValueKind::Float;
+        Ok(match (function, integer) {
             (Count, _) => acc.count.into(),
             (_, _) if acc.count == 0 => null,
-            (Sum, true) => {
-                i64::try_from(acc.int_sum).map_or_else(|_| float(acc.int_sum as f64), Into::into)
-            }
+            (Sum, true) => exact(acc.int_sum).ok_or_else(|| self.overflow(v))?,
             (Sum, false) => float(acc.float_sum),
-            (Min, true) => acc.int_min.map_or(null, Into::into),
-            (Max, true) => acc.int_max.map_or(null, Into::into),
+            (Min, true) => acc.int_min.and_then(exact).unwrap_or(null),
+            (Max, true) => acc.int_max.and_then(exact).unwrap_or(null),
             (Min, false) => acc.min.map_or(null, float),
             (Max, false) => acc.max.map_or(null, float),
             (Mean, true) => float(acc.int_sum as f64 / acc.count as f64),
             (Mean, false) => float(acc.float_sum / acc.count as f64),
-        }
+        })
     }
+}
+
+/// An integer as an exact JSON number, when a 64-bit integer (signed or not) holds it.
+fn exact(value: i128) -> Option<serde_json::Value> {
+    i64::try_from(value).map(Into::into).or_else(|_| u64::try_from(value).map(Into::into)).ok()
 }
 
 fn opt<T: Copy>(current: Option<T>, next: Option<T>, pick: fn(T, T) -> T) -> Option<T> {
@@ -202,7 +274,7 @@ impl BatchProcessor for Aggregate {
                         "column `{name}` is {data_type}, not a number; aggregate numeric columns"
                     )));
                 }
-                Ok((index, data_type.is_integer()))
+                Ok((index, ValueKind::of(data_type)))
             })
             .collect::<Result<_, _>>()?;
         self.grouper.open(schema).map_err(ProcessError::new)
@@ -234,10 +306,10 @@ impl BatchProcessor for Aggregate {
             let group = *id as usize;
             let mut row: Vec<serde_json::Value> = keys.iter().map(|k| cell(k, i)).collect();
             row.push(self.rows.get(group).copied().unwrap_or(0).into());
-            for (v, (_, integer)) in self.values.iter().enumerate() {
+            for v in 0..self.values.len() {
                 let acc = self.accs.get(group).and_then(|a| a.get(v)).copied().unwrap_or_default();
                 for function in &self.options.functions {
-                    row.push(self.value(&acc, *integer, *function));
+                    row.push(self.value(&acc, v, *function)?);
                 }
             }
             rows.push(row);

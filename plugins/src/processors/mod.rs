@@ -47,7 +47,7 @@ pub use ndjson_sink::{NdjsonSink, NdjsonSinkOptions};
 pub use parquet_sink::{ParquetCompression, ParquetSink, ParquetSinkOptions};
 pub use print::{Print, PrintOptions};
 pub use prometheus_gauges::{PrometheusGauges, PrometheusGaugesOptions};
-pub use sink::PathTemplate;
+pub use sink::{PathTemplate, sink_path};
 
 use crate::error::PluginsError;
 

@@ -13,6 +13,7 @@ use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Float64Type, SchemaRef};
 use arrow::record_batch::RecordBatch;
+use flightline_core::metrics::{MetricKind, claim_metric_name};
 use flightline_core::process::{BatchProcessor, ProcessContext, ProcessError, Report, async_trait};
 use serde::Deserialize;
 
@@ -24,7 +25,8 @@ use crate::error::PluginsError;
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PrometheusGaugesOptions {
-    /// The gauge name (`[a-zA-Z_:][a-zA-Z0-9_:]*`).
+    /// The gauge name (`[a-zA-Z_:][a-zA-Z0-9_:]*`, not starting with `flightline_`, which is the
+    /// host's, and not used with another type by a plugin or another processor).
     pub metric: String,
     /// Columns whose values become labels (named after the column).
     #[serde(default)]
@@ -61,6 +63,10 @@ impl PrometheusGauges {
                 options.metric
             )));
         }
+        // A name the host owns, or one another emitter records with another type, would give
+        // the scrape two `# TYPE` lines and Prometheus would drop all of it.
+        claim_metric_name(&options.metric, MetricKind::Gauge, "prometheus_gauges")
+            .map_err(|err| refuse(format!("`metric`: {err}")))?;
         if options.values.is_empty() {
             return Err(refuse("`values` is empty; name at least one numeric column".into()));
         }

@@ -1,13 +1,14 @@
 //! What the file sinks share: the path template, and the commit protocol that leaves either
-//! the whole file or none (write a temporary file in the same directory, fsync, rename).
+//! the whole file or none ([`flightline_core::atomic_file`]: an exclusive temporary file in the
+//! same directory, fsync, rename or no-replace link, directory fsync).
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::PathBuf;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Timelike, Utc};
+use flightline_core::atomic_file::{AtomicFile, Publish};
 use flightline_core::process::{BatchProcessor, ProcessContext, ProcessError, Report, async_trait};
 
 use crate::error::PluginsError;
@@ -47,6 +48,12 @@ impl PathTemplate {
         Ok(Self { template: template.to_string() })
     }
 
+    /// True when the path names a file per time window (it has `{begin}` or `{end}`), so that a
+    /// scheduled job's windows each get their own file.
+    pub fn is_per_window(&self) -> bool {
+        self.template.contains("{begin}") || self.template.contains("{end}")
+    }
+
     /// The path for this run.
     pub fn render(&self, ctx: &ProcessContext) -> Result<PathBuf, ProcessError> {
         let mut path = self.template.replace("{job}", &safe_name(&ctx.job));
@@ -68,6 +75,15 @@ impl PathTemplate {
     }
 }
 
+/// The `path` template of a built-in file sink, from its name and options; `None` for any other
+/// processor (or options without a valid `path`, which building the sink reports).
+pub fn sink_path(processor: &str, options: &serde_json::Value) -> Option<PathTemplate> {
+    if !matches!(processor, "parquet_sink" | "csv_sink" | "ndjson_sink") {
+        return None;
+    }
+    PathTemplate::parse(processor, options.get("path")?.as_str()?).ok()
+}
+
 /// An instant as a file-name part: `20240101T120000Z`, with `.123456789` before the `Z` when
 /// it has a fraction. No `:`, which some file systems refuse.
 pub(crate) fn safe_instant(instant: &DateTime<Utc>) -> String {
@@ -84,117 +100,36 @@ fn safe_name(name: &str) -> String {
         .collect()
 }
 
-/// A file being written: the temporary file until `commit`, removed on `discard` or drop.
-#[derive(Debug)]
-pub(crate) struct PendingFile {
-    target: PathBuf,
-    temp: PathBuf,
-    overwrite: bool,
-    committed: bool,
-}
-
-static SEQUENCE: AtomicU64 = AtomicU64::new(0);
-
-impl PendingFile {
-    /// Creates the temporary file beside `target` (creating missing directories). Refuses
-    /// when `target` exists and `overwrite` is false.
-    pub fn create(target: PathBuf, overwrite: bool) -> Result<(Self, File), ProcessError> {
-        refuse_existing(&target, overwrite)?;
-        let file_name = target
-            .file_name()
-            .ok_or_else(|| {
-                ProcessError::new(format!("the path {} names no file", target.display()))
-            })?
-            .to_string_lossy()
-            .into_owned();
-        let dir = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|err| {
-            ProcessError::with_source(format!("cannot create the directory {}", dir.display()), err)
-        })?;
-        let n = SEQUENCE.fetch_add(1, Ordering::Relaxed);
-        let temp = dir.join(format!(".{file_name}.{}-{n}.tmp", std::process::id()));
-        let file = File::create_new(&temp).map_err(|err| {
-            ProcessError::with_source(
-                format!("cannot create the temporary file {}", temp.display()),
-                err,
-            )
-        })?;
-        Ok((Self { target, temp, overwrite, committed: false }, file))
-    }
-
-    /// Flushes `file` to disk and renames it to the target, on a blocking thread.
-    pub async fn commit(&mut self, file: File) -> Result<PathBuf, ProcessError> {
-        refuse_existing(&self.target, self.overwrite)?;
-        let (temp, target) = (self.temp.clone(), self.target.clone());
-        let done = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            file.sync_all()?;
-            drop(file);
-            std::fs::rename(&temp, &target)?;
-            // The rename itself is durable once the directory is synced.
-            if let Some(dir) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
-                File::open(dir).and_then(|d| d.sync_all()).ok();
-            }
-            Ok(())
-        })
-        .await
-        .map_err(|err| ProcessError::new(format!("the commit task failed: {err}")))?;
-        done.map_err(|err| {
-            ProcessError::with_source(format!("cannot commit {}", self.target.display()), err)
-        })?;
-        self.committed = true;
-        Ok(self.target.clone())
-    }
-
-    /// Removes the temporary file.
-    pub fn discard(&mut self) {
-        if !self.committed {
-            if let Err(err) = std::fs::remove_file(&self.temp)
-                && err.kind() != std::io::ErrorKind::NotFound
-            {
-                tracing::warn!("cannot remove the temporary file {}: {err}", self.temp.display());
-            }
-            self.committed = true;
-        }
-    }
-}
-
-impl Drop for PendingFile {
-    fn drop(&mut self) {
-        self.discard();
-    }
-}
-
-fn refuse_existing(target: &Path, overwrite: bool) -> Result<(), ProcessError> {
-    if !overwrite && target.exists() {
-        return Err(ProcessError::new(format!(
-            "{} exists; set `overwrite = true` to replace it",
-            target.display()
-        )));
-    }
-    Ok(())
-}
-
-/// A file format a [`FileSink`] writes.
-pub trait SinkFormat: Send + 'static {
-    /// The open writer.
-    type Writer: Send;
-    /// Starts writing `schema`'d batches into `file`.
-    fn open(&self, file: File, schema: &SchemaRef) -> Result<Self::Writer, ProcessError>;
-    /// Writes one batch.
-    fn write(writer: &mut Self::Writer, batch: &RecordBatch) -> Result<(), ProcessError>;
-    /// Ends the file (footer, buffers) and hands it back for fsync.
-    fn close(writer: Self::Writer) -> Result<File, ProcessError>;
-}
-
 /// A processor that writes the whole result to one file, atomically: the file appears,
 /// complete, in `finish`, and a failed or cancelled run leaves none.
+///
+/// The file is an [`AtomicFile`]: stale temporary files of the same path left by a killed run
+/// are removed in `open`; with `overwrite = false` the name is taken by a no-replace publish, so
+/// of two runs racing for one path exactly one writes it and the other fails with
+/// [`flightline_core::Error::FileExists`] as the error's source. Opening, encoding, writing and
+/// publishing run on tokio's blocking threads, never on the async workers. Cancel safety: a
+/// `process` dropped mid-await loses its writer; the temporary file is removed by `abort` or
+/// when the sink drops.
 pub struct FileSink<F: SinkFormat> {
     name: &'static str,
     path: PathTemplate,
     overwrite: bool,
     format: F,
-    pending: Option<(PendingFile, F::Writer)>,
+    file: Option<AtomicFile>,
+    writer: Option<F::Writer>,
     rows: u64,
+}
+
+/// A file format a [`FileSink`] writes. Every method runs on a blocking thread.
+pub trait SinkFormat: Clone + Send + 'static {
+    /// The open writer.
+    type Writer: Send + 'static;
+    /// Starts writing `schema`'d batches into `file`.
+    fn open(&self, file: File, schema: &SchemaRef) -> Result<Self::Writer, ProcessError>;
+    /// Writes one batch.
+    fn write(writer: &mut Self::Writer, batch: &RecordBatch) -> Result<(), ProcessError>;
+    /// Ends the file (footer, buffers), flushing everything to the file.
+    fn close(writer: Self::Writer) -> Result<File, ProcessError>;
 }
 
 impl<F: SinkFormat> FileSink<F> {
@@ -209,10 +144,51 @@ impl<F: SinkFormat> FileSink<F> {
             path: PathTemplate::parse(name, path)?,
             overwrite,
             format,
-            pending: None,
+            file: None,
+            writer: None,
             rows: 0,
         })
     }
+
+    fn publish(&self) -> Publish {
+        if self.overwrite { Publish::Replace } else { Publish::NoReplace }
+    }
+}
+
+/// Runs `work` on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ProcessError> + Send + 'static,
+) -> Result<T, ProcessError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| ProcessError::new(format!("the file task failed: {err}")))?
+}
+
+/// The sink's error for a failure of the atomic file, keeping the typed error as its source.
+fn file_error(err: flightline_core::Error) -> ProcessError {
+    let message = match &err {
+        flightline_core::Error::FileExists { path } => {
+            format!("{} exists; set `overwrite = true` to replace it", path.display())
+        }
+        other => other.to_string(),
+    };
+    ProcessError::with_source(message, err)
+}
+
+/// Creates the temporary file and starts the format's writer in it.
+fn start<F: SinkFormat>(
+    format: &F,
+    target: PathBuf,
+    publish: Publish,
+    schema: &SchemaRef,
+) -> Result<(AtomicFile, F::Writer), ProcessError> {
+    // Checked here too so that a rerun fails before any work; the publish decides for sure.
+    if publish == Publish::NoReplace && std::fs::symlink_metadata(&target).is_ok() {
+        return Err(file_error(flightline_core::Error::FileExists { path: target }));
+    }
+    let file = AtomicFile::create(target, publish).map_err(file_error)?;
+    let writer = format.open(file.try_clone_file().map_err(file_error)?, schema)?;
+    Ok((file, writer))
 }
 
 #[async_trait]
@@ -223,9 +199,10 @@ impl<F: SinkFormat> BatchProcessor for FileSink<F> {
 
     async fn open(&mut self, schema: &SchemaRef, ctx: &ProcessContext) -> Result<(), ProcessError> {
         let target = self.path.render(ctx)?;
-        let (pending, file) = PendingFile::create(target, self.overwrite)?;
-        let writer = self.format.open(file, schema)?;
-        self.pending = Some((pending, writer));
+        let (format, publish, schema) = (self.format.clone(), self.publish(), schema.clone());
+        let (file, writer) = blocking(move || start(&format, target, publish, &schema)).await?;
+        self.file = Some(file);
+        self.writer = Some(writer);
         Ok(())
     }
 
@@ -234,17 +211,25 @@ impl<F: SinkFormat> BatchProcessor for FileSink<F> {
         batch: &RecordBatch,
         _ctx: &ProcessContext,
     ) -> Result<(), ProcessError> {
-        let (_, writer) = self.pending.as_mut().ok_or_else(|| ProcessError::new("not opened"))?;
-        F::write(writer, batch)?;
-        self.rows += batch.num_rows() as u64;
+        let mut writer = self.writer.take().ok_or_else(|| ProcessError::new("not opened"))?;
+        let (batch, rows) = (batch.clone(), batch.num_rows() as u64);
+        let writer = blocking(move || F::write(&mut writer, &batch).map(|()| writer)).await?;
+        self.writer = Some(writer);
+        self.rows += rows;
         Ok(())
     }
 
     async fn finish(&mut self, _ctx: &ProcessContext) -> Result<Report, ProcessError> {
-        let (mut pending, writer) =
-            self.pending.take().ok_or_else(|| ProcessError::new("not opened"))?;
-        let file = F::close(writer)?;
-        let path = pending.commit(file).await?;
+        let (writer, file) = self
+            .writer
+            .take()
+            .zip(self.file.take())
+            .ok_or_else(|| ProcessError::new("not opened"))?;
+        let path = blocking(move || {
+            drop(F::close(writer)?);
+            file.commit().map_err(file_error)
+        })
+        .await?;
         let mut report = Report::default();
         report.counts.insert("rows_written".into(), self.rows);
         report.files.push(path);
@@ -252,11 +237,9 @@ impl<F: SinkFormat> BatchProcessor for FileSink<F> {
     }
 
     async fn abort(&mut self) {
-        // Dropping the writer closes the file; dropping the pending file removes it.
-        if let Some((mut pending, writer)) = self.pending.take() {
-            drop(writer);
-            pending.discard();
-        }
+        // Dropping the writer closes its handle; dropping the file removes it.
+        let (writer, file) = (self.writer.take(), self.file.take());
+        let _ = tokio::task::spawn_blocking(move || drop((writer, file))).await;
     }
 }
 

@@ -1,13 +1,13 @@
 //! `flightline query`: run one SQL query and print it as a table or write CSV, JSON or
 //! Parquet.
 
-use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
+use flightline_core::atomic_file::{AtomicFile, Publish};
 use flightline_core::client::QueryOptions;
 use futures::StreamExt;
 use parquet::arrow::ArrowWriter;
@@ -80,7 +80,7 @@ pub async fn run(args: QueryArgs) -> Result<ExitCode, RunnerError> {
         headers: Vec::new(),
     };
     let mut stream = client.query_stream_with(&args.sql, range, &options).await?;
-    // Dropped on every early return below, which deletes the unfinished `.partial` file.
+    // Dropped on every early return below, which deletes the unfinished temporary file.
     let (target, out) = Target::open(args.output.as_deref())?;
     let mut sink = Sink::new(args.format, out, stream.schema().cloned(), args.table_rows);
     while let Some(batch) = stream.next().await {
@@ -109,12 +109,13 @@ fn broken_pipe_is_success(err: RunnerError) -> Result<ExitCode, RunnerError> {
     }
 }
 
-/// Where the output goes: standard output, or a file written under a temporary name and
-/// renamed when complete, so a failed query never leaves a truncated file behind: until
-/// [`commit`](Self::commit) succeeds, dropping the target deletes the temporary file.
+/// Where the output goes: standard output, or an [`AtomicFile`] that replaces `--output` only
+/// once the whole result is written, flushed to disk and renamed, so a failed query never
+/// leaves a truncated file behind: until [`commit`](Self::commit) succeeds, dropping the target
+/// deletes the temporary file.
 struct Target {
     name: String,
-    file: Option<(PathBuf, PathBuf)>,
+    file: Option<AtomicFile>,
 }
 
 impl Target {
@@ -123,36 +124,23 @@ impl Target {
             let target = Self { name: "<stdout>".into(), file: None };
             return Ok((target, Box::new(BufWriter::new(io::stdout()))));
         };
-        let mut partial = path.as_os_str().to_owned();
-        partial.push(".partial");
-        let partial = PathBuf::from(partial);
         // Created before any row is read, so an unwritable path fails fast.
-        let file = File::create(&partial)
-            .map_err(|source| RunnerError::Io { path: partial.display().to_string(), source })?;
-        let target =
-            Self { name: path.display().to_string(), file: Some((partial, path.to_path_buf())) };
-        Ok((target, Box::new(BufWriter::new(file))))
+        let file = AtomicFile::create(path, Publish::Replace)?;
+        let out = file.try_clone_file()?;
+        let target = Self { name: path.display().to_string(), file: Some(file) };
+        Ok((target, Box::new(BufWriter::new(out))))
     }
 
-    /// Renames the finished file into place; on failure the drop deletes it.
+    /// Flushes the finished file to disk and renames it into place; on failure it is removed.
     fn commit(mut self) -> Result<(), RunnerError> {
-        if let Some((partial, path)) = &self.file {
-            std::fs::rename(partial, path).map_err(|err| self.io_error(err))?;
+        if let Some(file) = self.file.take() {
+            file.commit()?;
         }
-        self.file = None;
         Ok(())
     }
 
     fn io_error(&self, source: io::Error) -> RunnerError {
         RunnerError::Io { path: self.name.clone(), source }
-    }
-}
-
-impl Drop for Target {
-    fn drop(&mut self) {
-        if let Some((partial, _)) = &self.file {
-            let _ = std::fs::remove_file(partial);
-        }
     }
 }
 
@@ -308,6 +296,8 @@ fn parquet_writer(out: &mut Option<Output>, schema: SchemaRef) -> io::Result<Arr
 
 #[cfg(test)]
 mod tests {
+    use std::fs::File;
+
     use flightline_server::{RunningServer, ServerBuilder};
 
     use super::*;
@@ -429,7 +419,14 @@ mod tests {
         std::fs::create_dir(&path).unwrap();
         std::fs::write(path.join("keep"), "x").unwrap();
         let err = run(args(&server, SQL, Format::Csv, &path)).await.unwrap_err();
-        assert!(matches!(&err, RunnerError::Io { path: name, .. } if name.ends_with("out.csv")));
+        assert!(
+            matches!(
+                &err,
+                RunnerError::Core(flightline_core::Error::File { path: name, step, .. })
+                    if name == &path && *step == flightline_core::atomic_file::FileStep::Publish
+            ),
+            "{err:?}"
+        );
         let mut left: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
