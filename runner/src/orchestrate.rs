@@ -20,7 +20,7 @@ use flightline_core::process::Report;
 use flightline_core::validate::{Policy, Severity, ValidationContext};
 use flightline_core::{FlightSqlClient, QueryOptions, TimeRange};
 use rand::Rng;
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::{OnceCell, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::RunnerError;
@@ -222,27 +222,27 @@ struct Shared {
 }
 
 /// One client per server, connected on first use and kept (tonic reconnects by itself).
+///
+/// Each server has its own cell and no lock spans a connect: jobs on one server share a single
+/// connect attempt (the others wait for it), while a server that does not answer delays only
+/// its own jobs.
 struct Clients {
-    servers: BTreeMap<String, ServerConfig>,
-    connected: Mutex<BTreeMap<String, FlightSqlClient>>,
+    servers: BTreeMap<String, (ServerConfig, OnceCell<FlightSqlClient>)>,
 }
 
 impl Clients {
     fn new(servers: BTreeMap<String, ServerConfig>) -> Self {
-        Self { servers, connected: Mutex::new(BTreeMap::new()) }
+        let servers =
+            servers.into_iter().map(|(name, config)| (name, (config, OnceCell::new()))).collect();
+        Self { servers }
     }
 
     async fn get(&self, name: &str) -> Result<FlightSqlClient, RunnerError> {
-        let mut connected = self.connected.lock().await;
-        if let Some(client) = connected.get(name) {
-            return Ok(client.clone());
-        }
-        let Some(server) = self.servers.get(name) else {
+        let Some((server, cell)) = self.servers.get(name) else {
             return Err(flightline_core::Error::Config(format!("no server named {name:?}")).into());
         };
-        let client = connect(server).await?;
-        connected.insert(name.to_string(), client.clone());
-        Ok(client)
+        // A failed connect leaves the cell empty: the next caller tries again.
+        cell.get_or_try_init(|| connect(server)).await.cloned()
     }
 }
 
@@ -425,15 +425,9 @@ async fn attempt(
 ) -> Attempt {
     let mut tries = 0;
     loop {
-        let permit = tokio::select! {
-            permit = Arc::clone(&shared.permits).acquire_owned() => permit,
-            () = shared.stop.cancelled() => return Attempt::Cancelled,
-        };
-        let Ok(_permit) = permit else { return Attempt::Cancelled };
         let started = Instant::now();
-        let outcome = {
-            let _in_flight = m::in_flight(&job.name, &job.server);
-            run_once(shared, job, window).await
+        let Some(outcome) = try_once(shared, job, window).await else {
+            return Attempt::Cancelled;
         };
         let status = match &outcome {
             Ok(o) if o.stats.cancelled => RunStatus::Cancelled,
@@ -465,6 +459,31 @@ async fn attempt(
     }
 }
 
+/// One try: connect (outside any slot: a server that does not answer must not hold one),
+/// then run under a slot, released as soon as the run ends so that a retry's backoff holds
+/// none. `None` when a shutdown came before the run started.
+async fn try_once(
+    shared: &Shared,
+    job: &JobConfig,
+    window: Option<TimeRange>,
+) -> Option<Result<ExecOutcome, RunnerError>> {
+    let client = tokio::select! {
+        client = shared.clients.get(&job.server) => client,
+        () = shared.stop.cancelled() => return None,
+    };
+    let client = match client {
+        Ok(client) => client,
+        Err(err) => return Some(Err(err)),
+    };
+    let permit = tokio::select! {
+        permit = Arc::clone(&shared.permits).acquire_owned() => permit,
+        () = shared.stop.cancelled() => return None,
+    };
+    let _permit = permit.ok()?;
+    let _in_flight = m::in_flight(&job.name, &job.server);
+    Some(run_once(shared, job, window, client).await)
+}
+
 fn retryable(err: &RunnerError) -> bool {
     matches!(err, RunnerError::Core(e) if e.is_retryable())
 }
@@ -483,8 +502,8 @@ async fn run_once(
     shared: &Shared,
     job: &JobConfig,
     window: Option<TimeRange>,
+    client: FlightSqlClient,
 ) -> Result<ExecOutcome, RunnerError> {
-    let client = shared.clients.get(&job.server).await?;
     let processors = processors::build_all(job)?;
     let sql = match (&window, job.time_range.uses_sql()) {
         (Some(range), true) => sql_time::render(&job.sql, range),
