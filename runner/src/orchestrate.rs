@@ -9,13 +9,16 @@
 //! Stopping: when `shutdown` resolves, no new run starts; runs in flight get
 //! `[runner].shutdown_grace` to finish, then they are cancelled, their processors aborted and
 //! their checkpoints left where they were. A cancelled window is processed again next time.
+//! A run that still has not ended a few seconds later (a processor blocked in a call that
+//! ignores cancellation) is abandoned: `run` returns without it, and the summary says the
+//! work was cut.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use flightline_core::exec::{CancellationToken, ExecOutcome, QueryExecutor};
+use flightline_core::exec::{ABORT_DEADLINE, CancellationToken, ExecOutcome, QueryExecutor};
 use flightline_core::process::Report;
 use flightline_core::validate::{Policy, Severity, ValidationContext};
 use flightline_core::{FlightSqlClient, QueryOptions, TimeRange};
@@ -104,6 +107,9 @@ pub struct RunSummary {
     pub jobs: Vec<JobSummary>,
     /// True when a signal stopped the run.
     pub interrupted: bool,
+    /// True when work was cut: runs still in flight after the grace were cancelled (their
+    /// windows run again next time) or abandoned.
+    pub cut: bool,
 }
 
 impl RunSummary {
@@ -195,17 +201,59 @@ pub async fn run(
         tasks.spawn(async move { (index, run_job(shared, job, start).await) });
     }
     let mut jobs: Vec<Option<JobSummary>> = vec![None; config.jobs.len()];
-    while let Some(done) = tasks.join_next().await {
+    let give_up = give_up_after_cancel(cancel.clone());
+    tokio::pin!(give_up);
+    while let Some(done) = tokio::select! {
+        done = tasks.join_next() => done,
+        () = &mut give_up => None,
+    } {
         match done {
             Ok((index, summary)) => jobs[index] = Some(summary),
             Err(err) => tracing::error!(error = %err, "a job task ended abnormally"),
         }
     }
     let interrupted = stop.is_cancelled();
+    let cut = cancel.is_cancelled();
+    if !tasks.is_empty() {
+        abandon(&mut tasks, &mut jobs, config);
+    }
     // Everything finished: release the watcher (it may still be counting the grace period).
     stop.cancel();
     watcher.abort();
-    Ok(RunSummary { jobs: jobs.into_iter().flatten().collect(), interrupted })
+    Ok(RunSummary { jobs: jobs.into_iter().flatten().collect(), interrupted, cut })
+}
+
+/// How long runs get to end once cancelled: their processors' aborts, plus a margin.
+const CANCEL_WAIT: Duration = ABORT_DEADLINE.saturating_add(Duration::from_secs(1));
+
+/// Resolves [`CANCEL_WAIT`] after `cancel`: jobs still running then are stuck in code that
+/// does not heed cancellation.
+async fn give_up_after_cancel(cancel: CancellationToken) {
+    cancel.cancelled().await;
+    tokio::time::sleep(CANCEL_WAIT).await;
+}
+
+/// Stops waiting for the jobs still running (their tasks are aborted; a blocked call goes on
+/// in its thread until the process exits) and counts their run as cancelled.
+fn abandon(
+    tasks: &mut JoinSet<(usize, JobSummary)>,
+    jobs: &mut [Option<JobSummary>],
+    config: &Config,
+) {
+    tracing::error!(
+        jobs = tasks.len(),
+        waited = ?CANCEL_WAIT,
+        "runs still not stopped after they were cancelled: abandoning them"
+    );
+    tasks.abort_all();
+    for (slot, job) in jobs.iter_mut().zip(&config.jobs).filter(|(slot, _)| slot.is_none()) {
+        *slot = Some(JobSummary {
+            name: job.name.clone(),
+            server: job.server.clone(),
+            runs_cancelled: 1,
+            ..Default::default()
+        });
+    }
 }
 
 /// What every job task shares.
