@@ -58,6 +58,7 @@ pub use tokio_util::sync::CancellationToken;
 pub use progress::{NoProgress, ProgressEvent, ProgressObserver};
 pub use rebatch::{Rebatcher, batch_bytes};
 pub use stats::{ExecStats, ProcessorStats};
+pub use worker::ABORT_DEADLINE;
 
 use crate::client::{FlightSqlClient, QueryOptions};
 use crate::error::{Error, Result};

@@ -105,7 +105,8 @@ pub trait BatchProcessor: Send {
     async fn finish(&mut self, ctx: &ProcessContext) -> Result<Report, ProcessError>;
 
     /// Called instead of [`finish`](Self::finish) when the run failed or was cancelled:
-    /// discard partial output. Never called after `finish`.
+    /// discard partial output. Never called after `finish`. The executor waits for it at most
+    /// [`ABORT_DEADLINE`](crate::exec::ABORT_DEADLINE), then goes on without it.
     async fn abort(&mut self) {}
 }
 

@@ -149,7 +149,10 @@ mod through_the_executor {
 
     use arrow::array::{AsArray, Int64Array};
     use arrow::datatypes::Int32Type;
-    use flightline_core::exec::{CancellationToken, NoProgress, QueryExecutor};
+    use flightline_core::exec::{
+        ABORT_DEADLINE, CancellationToken, NoProgress, ProgressEvent, ProgressObserver,
+        QueryExecutor,
+    };
     use flightline_core::process::{BatchProcessor, ProcessStage};
     use flightline_core::{Error, FlightSqlClient, TimeRange};
     use flightline_server::RunningServer;
@@ -210,6 +213,56 @@ mod through_the_executor {
         }
         assert_eq!(report.counts["rows"], total);
         assert_eq!(outcome.stats.rows, total);
+    }
+
+    /// Cancels its token at the first batch handed to the processors.
+    struct CancelAtFirstBatch(CancellationToken);
+
+    impl ProgressObserver for CancelAtFirstBatch {
+        fn on_event(&self, event: &ProgressEvent<'_>) {
+            if let ProgressEvent::Batch { .. } = event {
+                let cancel = self.0.clone();
+                // Soon after, not at once: by then the plugin sits in `process`.
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    cancel.cancel();
+                });
+            }
+        }
+    }
+
+    #[test]
+    fn a_cancelled_run_does_not_wait_for_a_plugin_blocked_in_process() {
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
+        let runtime = runtime.unwrap();
+        runtime.block_on(cancel_a_blocked_plugin());
+        // The blocked call never returns: a runtime dropped the usual way would wait for it.
+        runtime.shutdown_timeout(Duration::from_secs(1));
+    }
+
+    async fn cancel_a_blocked_plugin() {
+        let (_server, client) = start().await;
+        let probe = flightline_core::plugin::load(support::probe(), None).unwrap();
+        let blocked: Vec<Box<dyn BatchProcessor>> =
+            vec![Box::new(probe.processor(&json!({"block_in": "process"})).unwrap())];
+        let cancel = CancellationToken::new();
+        let executor = QueryExecutor::new(client.clone()).job("blocked");
+        let observer = CancelAtFirstBatch(cancel.clone());
+        let run = executor.run(
+            "SELECT time, target, level FROM log_entries",
+            None::<TimeRange>,
+            blocked,
+            &observer,
+            cancel,
+        );
+        // Without a bound on the abort, the run waits for the blocked call for ever.
+        let outcome = tokio::time::timeout(ABORT_DEADLINE + Duration::from_secs(20), run)
+            .await
+            .expect("the cancelled run waited for the blocked plugin")
+            .unwrap();
+        assert!(outcome.stats.cancelled, "{:?}", outcome.stats);
+        assert!(outcome.reports.is_empty());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,6 +27,7 @@ pub mod orchestrate;
 pub mod processors;
 pub mod progress;
 pub mod schedule;
+pub mod shutdown;
 pub mod sql_time;
 
 pub use error::{ConfigIssue, RunnerError};

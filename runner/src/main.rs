@@ -1,16 +1,33 @@
 //! The `flightline` command. Thin: parses arguments and hands over to `flightline_runner`.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use flightline_runner::cli::{Cli, Command};
 use flightline_runner::commands;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// How long the runtime's shutdown waits for leftover blocking threads: a plugin call
+/// abandoned by a cancelled run may never return, and must not keep the process alive.
+const LEFTOVER_WAIT: Duration = Duration::from_secs(1);
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
     flightline_runner::init_tracing(cli.verbose, cli.log_format);
-    let outcome = match cli.command {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let code = runtime.block_on(dispatch(cli.command));
+    runtime.shutdown_timeout(LEFTOVER_WAIT);
+    code
+}
+
+async fn dispatch(command: Command) -> ExitCode {
+    let outcome = match command {
         Command::Demo(args) => commands::demo::run(args).await,
         Command::Run(args) => commands::run::run(args).await,
         Command::Check(args) => commands::check::run(args).await,

@@ -9,18 +9,21 @@
 //! Stopping: when `shutdown` resolves, no new run starts; runs in flight get
 //! `[runner].shutdown_grace` to finish, then they are cancelled, their processors aborted and
 //! their checkpoints left where they were. A cancelled window is processed again next time.
+//! A run that still has not ended a few seconds later (a processor blocked in a call that
+//! ignores cancellation) is abandoned: `run` returns without it, and the summary says the
+//! work was cut.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use flightline_core::exec::{CancellationToken, ExecOutcome, QueryExecutor};
+use flightline_core::exec::{ABORT_DEADLINE, CancellationToken, ExecOutcome, QueryExecutor};
 use flightline_core::process::Report;
 use flightline_core::validate::{Policy, Severity, ValidationContext};
 use flightline_core::{FlightSqlClient, QueryOptions, TimeRange};
 use rand::Rng;
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::{OnceCell, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::RunnerError;
@@ -104,6 +107,9 @@ pub struct RunSummary {
     pub jobs: Vec<JobSummary>,
     /// True when a signal stopped the run.
     pub interrupted: bool,
+    /// True when work was cut: runs still in flight after the grace were cancelled (their
+    /// windows run again next time) or abandoned.
+    pub cut: bool,
 }
 
 impl RunSummary {
@@ -195,17 +201,59 @@ pub async fn run(
         tasks.spawn(async move { (index, run_job(shared, job, start).await) });
     }
     let mut jobs: Vec<Option<JobSummary>> = vec![None; config.jobs.len()];
-    while let Some(done) = tasks.join_next().await {
+    let give_up = give_up_after_cancel(cancel.clone());
+    tokio::pin!(give_up);
+    while let Some(done) = tokio::select! {
+        done = tasks.join_next() => done,
+        () = &mut give_up => None,
+    } {
         match done {
             Ok((index, summary)) => jobs[index] = Some(summary),
             Err(err) => tracing::error!(error = %err, "a job task ended abnormally"),
         }
     }
     let interrupted = stop.is_cancelled();
+    let cut = cancel.is_cancelled();
+    if !tasks.is_empty() {
+        abandon(&mut tasks, &mut jobs, config);
+    }
     // Everything finished: release the watcher (it may still be counting the grace period).
     stop.cancel();
     watcher.abort();
-    Ok(RunSummary { jobs: jobs.into_iter().flatten().collect(), interrupted })
+    Ok(RunSummary { jobs: jobs.into_iter().flatten().collect(), interrupted, cut })
+}
+
+/// How long runs get to end once cancelled: their processors' aborts, plus a margin.
+const CANCEL_WAIT: Duration = ABORT_DEADLINE.saturating_add(Duration::from_secs(1));
+
+/// Resolves [`CANCEL_WAIT`] after `cancel`: jobs still running then are stuck in code that
+/// does not heed cancellation.
+async fn give_up_after_cancel(cancel: CancellationToken) {
+    cancel.cancelled().await;
+    tokio::time::sleep(CANCEL_WAIT).await;
+}
+
+/// Stops waiting for the jobs still running (their tasks are aborted; a blocked call goes on
+/// in its thread until the process exits) and counts their run as cancelled.
+fn abandon(
+    tasks: &mut JoinSet<(usize, JobSummary)>,
+    jobs: &mut [Option<JobSummary>],
+    config: &Config,
+) {
+    tracing::error!(
+        jobs = tasks.len(),
+        waited = ?CANCEL_WAIT,
+        "runs still not stopped after they were cancelled: abandoning them"
+    );
+    tasks.abort_all();
+    for (slot, job) in jobs.iter_mut().zip(&config.jobs).filter(|(slot, _)| slot.is_none()) {
+        *slot = Some(JobSummary {
+            name: job.name.clone(),
+            server: job.server.clone(),
+            runs_cancelled: 1,
+            ..Default::default()
+        });
+    }
 }
 
 /// What every job task shares.
@@ -222,27 +270,27 @@ struct Shared {
 }
 
 /// One client per server, connected on first use and kept (tonic reconnects by itself).
+///
+/// Each server has its own cell and no lock spans a connect: jobs on one server share a single
+/// connect attempt (the others wait for it), while a server that does not answer delays only
+/// its own jobs.
 struct Clients {
-    servers: BTreeMap<String, ServerConfig>,
-    connected: Mutex<BTreeMap<String, FlightSqlClient>>,
+    servers: BTreeMap<String, (ServerConfig, OnceCell<FlightSqlClient>)>,
 }
 
 impl Clients {
     fn new(servers: BTreeMap<String, ServerConfig>) -> Self {
-        Self { servers, connected: Mutex::new(BTreeMap::new()) }
+        let servers =
+            servers.into_iter().map(|(name, config)| (name, (config, OnceCell::new()))).collect();
+        Self { servers }
     }
 
     async fn get(&self, name: &str) -> Result<FlightSqlClient, RunnerError> {
-        let mut connected = self.connected.lock().await;
-        if let Some(client) = connected.get(name) {
-            return Ok(client.clone());
-        }
-        let Some(server) = self.servers.get(name) else {
+        let Some((server, cell)) = self.servers.get(name) else {
             return Err(flightline_core::Error::Config(format!("no server named {name:?}")).into());
         };
-        let client = connect(server).await?;
-        connected.insert(name.to_string(), client.clone());
-        Ok(client)
+        // A failed connect leaves the cell empty: the next caller tries again.
+        cell.get_or_try_init(|| connect(server)).await.cloned()
     }
 }
 
@@ -425,15 +473,9 @@ async fn attempt(
 ) -> Attempt {
     let mut tries = 0;
     loop {
-        let permit = tokio::select! {
-            permit = Arc::clone(&shared.permits).acquire_owned() => permit,
-            () = shared.stop.cancelled() => return Attempt::Cancelled,
-        };
-        let Ok(_permit) = permit else { return Attempt::Cancelled };
         let started = Instant::now();
-        let outcome = {
-            let _in_flight = m::in_flight(&job.name, &job.server);
-            run_once(shared, job, window).await
+        let Some(outcome) = try_once(shared, job, window).await else {
+            return Attempt::Cancelled;
         };
         let status = match &outcome {
             Ok(o) if o.stats.cancelled => RunStatus::Cancelled,
@@ -465,6 +507,31 @@ async fn attempt(
     }
 }
 
+/// One try: connect (outside any slot: a server that does not answer must not hold one),
+/// then run under a slot, released as soon as the run ends so that a retry's backoff holds
+/// none. `None` when a shutdown came before the run started.
+async fn try_once(
+    shared: &Shared,
+    job: &JobConfig,
+    window: Option<TimeRange>,
+) -> Option<Result<ExecOutcome, RunnerError>> {
+    let client = tokio::select! {
+        client = shared.clients.get(&job.server) => client,
+        () = shared.stop.cancelled() => return None,
+    };
+    let client = match client {
+        Ok(client) => client,
+        Err(err) => return Some(Err(err)),
+    };
+    let permit = tokio::select! {
+        permit = Arc::clone(&shared.permits).acquire_owned() => permit,
+        () = shared.stop.cancelled() => return None,
+    };
+    let _permit = permit.ok()?;
+    let _in_flight = m::in_flight(&job.name, &job.server);
+    Some(run_once(shared, job, window, client).await)
+}
+
 fn retryable(err: &RunnerError) -> bool {
     matches!(err, RunnerError::Core(e) if e.is_retryable())
 }
@@ -483,8 +550,8 @@ async fn run_once(
     shared: &Shared,
     job: &JobConfig,
     window: Option<TimeRange>,
+    client: FlightSqlClient,
 ) -> Result<ExecOutcome, RunnerError> {
-    let client = shared.clients.get(&job.server).await?;
     let processors = processors::build_all(job)?;
     let sql = match (&window, job.time_range.uses_sql()) {
         (Some(range), true) => sql_time::render(&job.sql, range),

@@ -4,13 +4,17 @@
 
 mod common;
 
+#[path = "../../core/tests/support/mod.rs"]
+mod support;
+
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use flightline_core::{FlightSqlClient, TimeRange};
+use flightline_runner::shutdown::{EXIT_CUT, STOP_DEADLINE};
 use flightline_server::{RunningServer, ServerBuilder};
 
 use common::{RunnerProcess, eventually, job_file, read_parquet, sample, scrape, times};
@@ -200,7 +204,7 @@ fn wait_in_flight(runner: &mut RunnerProcess) {
 }
 
 #[test]
-fn sigterm_cancels_an_unfinished_window_without_advancing_it_and_exits_0() {
+fn sigterm_cancels_an_unfinished_window_without_advancing_it_and_says_work_was_cut() {
     let server = Server::start(1_000_000);
     let dir = tempfile::tempdir().unwrap();
     let jobs = slow_job(&server, dir.path(), "100ms");
@@ -208,7 +212,7 @@ fn sigterm_cancels_an_unfinished_window_without_advancing_it_and_exits_0() {
     wait_in_flight(&mut runner);
     runner.signal(SIGTERM);
     let (status, stdout, stderr) = runner.finish();
-    assert_eq!(status.code(), Some(0), "{stdout}\n{stderr}");
+    assert_eq!(status.code(), Some(EXIT_CUT.into()), "{stdout}\n{stderr}");
     assert_eq!(checkpoint(&dir.path().join("state"), "week"), None, "{stderr}");
     assert!(sink_files(&dir.path().join("out")).is_empty(), "a cancelled window left a file");
     assert!(stderr.contains("stopped by a signal"), "{stderr}");
@@ -226,6 +230,76 @@ fn sigterm_lets_an_in_flight_window_finish_within_the_grace() {
     assert_eq!(status.code(), Some(0), "{stdout}\n{stderr}");
     assert_eq!(checkpoint(&dir.path().join("state"), "week"), Some(instant(DEMO_END)), "{stderr}");
     assert_eq!(sink_files(&dir.path().join("out")).len(), 1);
+}
+
+/// A scheduled job whose plugin blocks for ever in its first `process` call, as one stuck on
+/// network I/O without a timeout would.
+fn blocked_job(server: &Server, dir: &Path, grace: &str) -> PathBuf {
+    job_file(
+        dir,
+        &format!(
+            r#"
+[server]
+uri = "{uri}"
+[metrics]
+listen = "127.0.0.1:0"
+[runner]
+state_dir = "{state}"
+shutdown_grace = "{grace}"
+[[job]]
+name = "week"
+sql = "SELECT * FROM log_entries"
+begin = "2024-05-25T00:00:00Z"
+end = "{DEMO_END}"
+every = "1s"
+window = "7d"
+processors = [{{ plugin = "{probe}", options = {{ block_in = "process" }} }}]
+"#,
+            uri = server.uri(),
+            state = dir.join("state").display(),
+            probe = support::probe().display(),
+        ),
+    )
+}
+
+#[test]
+fn sigterm_with_a_plugin_blocked_in_process_exits_soon_after_the_grace() {
+    let server = Server::start(10_000);
+    let dir = tempfile::tempdir().unwrap();
+    let grace = Duration::from_secs(1);
+    let jobs = blocked_job(&server, dir.path(), "1s");
+    let mut runner = RunnerProcess::start(&jobs, &[]);
+    wait_in_flight(&mut runner);
+    let signalled = Instant::now();
+    runner.signal(SIGTERM);
+    let (status, stdout, stderr) = runner.finish();
+    let took = signalled.elapsed();
+    eprintln!("flightline run exited {took:?} after SIGTERM with a plugin blocked in process");
+    // The bound the shutdown promises, plus room for a loaded machine.
+    assert!(took < grace + STOP_DEADLINE + Duration::from_secs(10), "took {took:?}: {stderr}");
+    assert_eq!(status.code(), Some(EXIT_CUT.into()), "{stdout}\n{stderr}");
+    assert!(stderr.contains("probe blocks in process"), "the plugin never blocked: {stderr}");
+    assert_eq!(checkpoint(&dir.path().join("state"), "week"), None, "{stderr}");
+}
+
+#[test]
+fn a_second_sigterm_exits_at_once_whatever_the_grace() {
+    let server = Server::start(10_000);
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = blocked_job(&server, dir.path(), "1h");
+    let mut runner = RunnerProcess::start(&jobs, &[]);
+    wait_in_flight(&mut runner);
+    runner.signal(SIGTERM);
+    // Two signals sent back to back may arrive as one: let the first be seen.
+    std::thread::sleep(Duration::from_secs(1));
+    let signalled = Instant::now();
+    runner.signal(SIGTERM);
+    let (status, stdout, stderr) = runner.finish();
+    let took = signalled.elapsed();
+    assert!(took < Duration::from_secs(30), "the second signal was not obeyed: {took:?}");
+    assert_eq!(status.code(), Some(EXIT_CUT.into()), "{stdout}\n{stderr}");
+    assert!(stderr.contains("second signal"), "{stderr}");
+    assert_eq!(checkpoint(&dir.path().join("state"), "week"), None, "{stderr}");
 }
 
 #[test]

@@ -1,10 +1,13 @@
 //! `flightline serve` as a user runs it: prints its address, answers, stops cleanly on a signal,
-//! and stops within its shutdown grace even with a never-ending query in flight.
+//! stops within its shutdown grace even with a never-ending query in flight (saying so in its
+//! exit status), and at once on a second signal.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use flightline_runner::shutdown::EXIT_CUT;
 
 /// A query that never ends on its own: an unbounded recursive CTE, counted.
 const NEVER_ENDING: &str =
@@ -107,22 +110,13 @@ fn sigterm_with_a_never_ending_query_in_flight_exits_within_the_grace() {
     let (mut server, uri) = serve(&["--demo-rows", "1000", "--shutdown-grace", "2"]);
     let mut query = Killed::spawn(&["query", NEVER_ENDING, "--uri", &uri]);
 
-    // Wait until the query burns CPU in the server: it is in flight.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let before = server.cpu_time();
-        std::thread::sleep(Duration::from_millis(500));
-        if server.cpu_time().saturating_sub(before) >= Duration::from_millis(200) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the query never started running");
-    }
+    wait_until_busy(&server);
 
     let signalled = Instant::now();
     server.signal("-TERM");
     let status = server.wait_exit(grace + Duration::from_secs(20)).expect("serve hung on SIGTERM");
     let took = signalled.elapsed();
-    assert!(status.success(), "{status:?}");
+    assert_eq!(status.code(), Some(EXIT_CUT.into()), "the query was cut: {status:?}");
     assert!(took >= grace, "the in-flight query got no grace: stopped after {took:?}");
     eprintln!("serve stopped {took:?} after SIGTERM with a query in flight (grace {grace:?})");
 
@@ -131,6 +125,33 @@ fn sigterm_with_a_never_ending_query_in_flight_exits_within_the_grace() {
     let (stdout, stderr) = query.0.wait_with_output_clone();
     assert!(!status.success(), "the cancelled query reported success: {stdout}");
     assert!(!stderr.is_empty(), "the client said nothing about the failure");
+}
+
+#[test]
+fn a_second_sigterm_stops_serve_at_once_whatever_the_grace() {
+    let (mut server, uri) = serve(&["--demo-rows", "1000", "--shutdown-grace", "3600"]);
+    let _query = Killed::spawn(&["query", NEVER_ENDING, "--uri", &uri]);
+    wait_until_busy(&server);
+    server.signal("-TERM");
+    // Two signals sent back to back may arrive as one: let the first be seen.
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(server.wait_exit(Duration::ZERO).is_none(), "serve did not wait for its query");
+    server.signal("-TERM");
+    let status = server.wait_exit(Duration::from_secs(30)).expect("the second signal was ignored");
+    assert_eq!(status.code(), Some(EXIT_CUT.into()), "{status:?}");
+}
+
+/// Waits until a query burns CPU in the server: it is in flight.
+fn wait_until_busy(server: &Killed) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let before = server.cpu_time();
+        std::thread::sleep(Duration::from_millis(500));
+        if server.cpu_time().saturating_sub(before) >= Duration::from_millis(200) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the query never started running");
+    }
 }
 
 /// Everything a finished child printed.

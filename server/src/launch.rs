@@ -258,6 +258,15 @@ impl ServerBuilder {
     }
 }
 
+/// How [`RunningServer::shutdown`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// Every call in flight finished within the grace.
+    Drained,
+    /// Calls still running after the grace were cancelled.
+    Cut,
+}
+
 /// A server serving in the background. Dropping it stops it.
 #[derive(Debug)]
 pub struct RunningServer {
@@ -289,24 +298,26 @@ impl RunningServer {
     }
 
     /// Stops accepting calls, lets in-flight calls finish for the shutdown grace, then
-    /// cancels the queries still running (their clients get `Unavailable`) and returns.
-    pub async fn shutdown(mut self) -> Result<(), ServerError> {
+    /// cancels the queries still running (their clients get `Unavailable`) and returns
+    /// whether any had to be cancelled.
+    pub async fn shutdown(mut self) -> Result<Stopped, ServerError> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         if let Ok(ended) = tokio::time::timeout(self.grace, &mut self.task).await {
-            return ended.map_err(|e| ServerError::Serve(e.to_string()))?;
+            ended.map_err(|e| ServerError::Serve(e.to_string()))??;
+            return Ok(Stopped::Drained);
         }
         tracing::warn!(grace = ?self.grace, "queries still running after the shutdown grace: cancelling them");
         let _ = self.closing.send(true);
         match tokio::time::timeout(CLOSE_WAIT, &mut self.task).await {
-            Ok(ended) => ended.map_err(|e| ServerError::Serve(e.to_string()))?,
+            Ok(ended) => ended.map_err(|e| ServerError::Serve(e.to_string()))??,
             Err(_) => {
                 tracing::warn!("connections still open after cancelling the queries: closing them");
                 self.task.abort();
-                Ok(())
             }
         }
+        Ok(Stopped::Cut)
     }
 
     /// Waits until the server ends on its own (it only does on an error).

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use futures::future::BoxFuture;
 use tonic::metadata::{Ascii, MetadataKey, MetadataMap, MetadataValue};
 
-use super::tls::host_and_port;
+use super::tls::{Target, host_and_port, scheme_tls};
 use crate::error::{Error, Result};
 
 /// Supplies the bearer token for each request, so a token can be refreshed or rotated while
@@ -157,43 +157,69 @@ pub(crate) enum Credentials {
     Withhold,
 }
 
-/// The hosts besides the server itself that receive credentials.
+/// The places besides the server itself that receive credentials.
+///
+/// A place is a scheme (TLS or plain), a host and optionally a port: a token the client sends
+/// over TLS must not reach the same host in clear because the host alone was trusted.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct CredentialScope {
-    /// `(host, port)`, host in lowercase; no port means any port.
-    hosts: Vec<(String, Option<u16>)>,
+    allowed: Vec<Allowed>,
     everywhere: bool,
+    /// Whether the main connection uses TLS: `everywhere` never downgrades it.
+    main_tls: bool,
+}
+
+/// One entry of [`ClientBuilder::credential_hosts`](super::ClientBuilder::credential_hosts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Allowed {
+    tls: bool,
+    /// In lowercase (`[::1]` for IPv6).
+    host: String,
+    /// `None`: any port.
+    port: Option<u16>,
 }
 
 impl CredentialScope {
-    /// Reads `host` or `host:port` entries (`[::1]:50051` for IPv6).
-    pub(crate) fn new(hosts: &[String], everywhere: bool) -> Result<Self> {
-        let hosts = hosts.iter().map(|entry| parse_host(entry)).collect::<Result<_>>()?;
-        Ok(Self { hosts, everywhere })
+    /// Reads `host`, `host:port` or `scheme://host[:port]` entries (`[::1]:50051` for IPv6);
+    /// an entry without a scheme takes the main connection's (`main_tls`).
+    pub(crate) fn new(hosts: &[String], everywhere: bool, main_tls: bool) -> Result<Self> {
+        let allowed =
+            hosts.iter().map(|entry| parse_allowed(entry, main_tls)).collect::<Result<_>>()?;
+        Ok(Self { allowed, everywhere, main_tls })
     }
 
-    /// The one place that decides whether a location at `host:port` sees credentials.
-    pub(crate) fn for_location(&self, host: &str, port: u16) -> Credentials {
-        let listed = self.hosts.iter().any(|(allowed, allowed_port)| {
-            allowed.eq_ignore_ascii_case(host) && allowed_port.is_none_or(|p| p == port)
+    /// The one place that decides whether a location sees credentials: its scheme, host and
+    /// port must match an entry; with `everywhere`, any host does, but a client that reached
+    /// its server over TLS still sends nothing in clear.
+    pub(crate) fn for_location(&self, location: &Target) -> Credentials {
+        let listed = self.allowed.iter().any(|allowed| {
+            allowed.tls == location.tls
+                && allowed.host.eq_ignore_ascii_case(&location.host)
+                && allowed.port.is_none_or(|p| p == location.port)
         });
-        if self.everywhere || listed { Credentials::Send } else { Credentials::Withhold }
+        let everywhere = self.everywhere && (location.tls || !self.main_tls);
+        if everywhere || listed { Credentials::Send } else { Credentials::Withhold }
     }
 }
 
-fn parse_host(entry: &str) -> Result<(String, Option<u16>)> {
+fn parse_allowed(entry: &str, main_tls: bool) -> Result<Allowed> {
     let bad = || {
         Error::Config(format!(
-            "credential host {entry:?} is not a host or host:port, e.g. worker-1.internal or \
-             10.0.0.7:50051"
+            "credential host {entry:?} is not a host, host:port or scheme://host:port, e.g. \
+             worker-1.internal, 10.0.0.7:50051 or grpc+tls://worker-1.internal:443"
         ))
     };
     let entry = entry.trim();
-    if entry.is_empty() || entry.contains(['/', '@', '?', '#']) {
+    let (tls, authority) = match entry.split_once("://") {
+        Some((scheme, rest)) => (scheme_tls(scheme).ok_or_else(bad)?, rest.trim_end_matches('/')),
+        None => (main_tls, entry),
+    };
+    if authority.is_empty() || authority.contains(['/', '@', '?', '#']) {
         return Err(bad());
     }
-    let authority = entry.parse().map_err(|_| bad())?;
-    host_and_port(&authority).ok_or_else(bad)
+    let authority = authority.parse().map_err(|_| bad())?;
+    let (host, port) = host_and_port(&authority).ok_or_else(bad)?;
+    Ok(Allowed { tls, host, port })
 }
 
 /// Headers as the user wrote them, printed with secret values redacted.
@@ -266,6 +292,11 @@ impl HeaderSet {
                 metadata.insert(header.key.clone(), header.value.clone());
             }
         }
+    }
+
+    /// True when at least one header is a credential.
+    pub(crate) fn has_secrets(&self) -> bool {
+        self.parsed.iter().any(|header| header.secret)
     }
 
     pub(crate) fn raw(&self) -> &[(String, String)] {
@@ -368,22 +399,54 @@ mod tests {
         assert_eq!(other.get("x-tenant-id").unwrap(), "production");
     }
 
+    fn target(uri: &str) -> Target {
+        super::super::tls::parse_target(uri).unwrap()
+    }
+
     #[test]
-    fn credential_hosts_match_host_and_optional_port() {
+    fn credential_hosts_match_scheme_host_and_optional_port() {
         let hosts = ["Worker-1.Internal".to_string(), "10.0.0.7:50051".into(), "[::1]:9".into()];
-        let scope = CredentialScope::new(&hosts, false).unwrap();
-        assert_eq!(scope.for_location("worker-1.internal", 1), Credentials::Send);
-        assert_eq!(scope.for_location("10.0.0.7", 50051), Credentials::Send);
-        assert_eq!(scope.for_location("10.0.0.7", 50052), Credentials::Withhold);
-        assert_eq!(scope.for_location("[::1]", 9), Credentials::Send);
-        assert_eq!(scope.for_location("worker-2.internal", 1), Credentials::Withhold);
-        let everywhere = CredentialScope::new(&[], true).unwrap();
-        assert_eq!(everywhere.for_location("anywhere", 1), Credentials::Send);
-        assert_eq!(CredentialScope::default().for_location("h", 1), Credentials::Withhold);
-        for bad in ["", "user@host", "host/path", "host:port"] {
-            let err = CredentialScope::new(&[bad.to_string()], false).unwrap_err();
+        let scope = CredentialScope::new(&hosts, false, false).unwrap();
+        assert_eq!(scope.for_location(&target("grpc://worker-1.internal:1")), Credentials::Send);
+        assert_eq!(scope.for_location(&target("grpc://10.0.0.7:50051")), Credentials::Send);
+        assert_eq!(scope.for_location(&target("grpc://10.0.0.7:50052")), Credentials::Withhold);
+        assert_eq!(scope.for_location(&target("http://[::1]:9")), Credentials::Send);
+        assert_eq!(
+            scope.for_location(&target("grpc://worker-2.internal:1")),
+            Credentials::Withhold
+        );
+        // Written without a scheme: the main connection's (plain here), so TLS is another place.
+        assert_eq!(scope.for_location(&target("grpc+tls://10.0.0.7:50051")), Credentials::Withhold);
+        for bad in
+            ["", "user@host", "host/path", "host:port", "ftp://host", "grpc://", "grpc://h/x"]
+        {
+            let err = CredentialScope::new(&[bad.to_string()], false, false).unwrap_err();
             assert!(matches!(&err, Error::Config(m) if m.contains("credential host")), "{err}");
         }
+    }
+
+    #[test]
+    fn a_tls_client_trusts_a_host_over_tls_only_unless_told_otherwise() {
+        let hosts = ["10.0.0.7:50051".to_string(), "grpc://worker-1:7".into(), "https://w2".into()];
+        let scope = CredentialScope::new(&hosts, false, true).unwrap();
+        assert_eq!(scope.for_location(&target("grpc+tls://10.0.0.7:50051")), Credentials::Send);
+        assert_eq!(scope.for_location(&target("grpc://10.0.0.7:50051")), Credentials::Withhold);
+        assert_eq!(scope.for_location(&target("grpc://worker-1:7")), Credentials::Send);
+        assert_eq!(scope.for_location(&target("grpc+tls://worker-1:7")), Credentials::Withhold);
+        assert_eq!(scope.for_location(&target("grpc+tls://w2:8443")), Credentials::Send);
+        assert_eq!(scope.for_location(&target("http://w2:8443")), Credentials::Withhold);
+    }
+
+    #[test]
+    fn everywhere_never_downgrades_a_tls_client() {
+        let tls = CredentialScope::new(&[], true, true).unwrap();
+        assert_eq!(tls.for_location(&target("grpc+tls://anywhere:1")), Credentials::Send);
+        assert_eq!(tls.for_location(&target("grpc://anywhere:1")), Credentials::Withhold);
+        let plain = CredentialScope::new(&[], true, false).unwrap();
+        assert_eq!(plain.for_location(&target("grpc://anywhere:1")), Credentials::Send);
+        assert_eq!(plain.for_location(&target("grpc+tls://anywhere:1")), Credentials::Send);
+        let none = CredentialScope::default();
+        assert_eq!(none.for_location(&target("grpc://h:1")), Credentials::Withhold);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use super::auth::{CredentialScope, Credentials, HeaderSet, Redacted, TokenProvid
 use super::cache::LruCache;
 use super::cookies::CookieJar;
 use super::handshake::{BasicCredentials, CredentialExchange, HandshakeTokenProvider, JarHook};
+use super::plaintext::PlaintextWarnings;
 use super::tls::{ConnectSettings, parse_target};
 use super::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_URI, FlightSqlClient, Shared,
@@ -140,8 +141,15 @@ impl ClientBuilder {
         self
     }
 
-    /// Also sends credentials to endpoint locations on these hosts: `host` (any port) or
-    /// `host:port`, compared without regard to case. Adds to the hosts given before.
+    /// Also sends credentials to endpoint locations at these places: `host` (any port),
+    /// `host:port`, or with a scheme, `grpc+tls://host:port` (`grpc://`, `http://`, `https://`
+    /// too). The scheme is part of the place: an entry without one means the scheme of the
+    /// URI given to [`FlightSqlClient::builder`], so a token sent over TLS never reaches the
+    /// same host in clear unless an entry names `grpc://` explicitly. Hosts are compared
+    /// without regard to case. Adds to the entries given before.
+    ///
+    /// Credentials sent in clear to a host other than this machine are logged once per host
+    /// and port (a `tracing` warning naming the place, never the credential).
     pub fn credential_hosts<I, S>(mut self, hosts: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -152,7 +160,9 @@ impl ClientBuilder {
     }
 
     /// Sends credentials to every endpoint location a server names, whatever its host. Only
-    /// for servers whose FlightInfo you trust as much as the server itself.
+    /// for servers whose FlightInfo you trust as much as the server itself. A client that
+    /// reached its server over TLS still sends none to a plaintext location (list it with
+    /// [`credential_hosts`](Self::credential_hosts) as `grpc://host:port` to allow that).
     pub fn send_credentials_to_all_locations(mut self, everywhere: bool) -> Self {
         self.credentials_everywhere = everywhere;
         self
@@ -223,7 +233,7 @@ impl ClientBuilder {
         let target = parse_target(&self.uri)?;
         let headers = HeaderSet::parse(&self.headers)?;
         let credentials =
-            CredentialScope::new(&self.credential_hosts, self.credentials_everywhere)?;
+            CredentialScope::new(&self.credential_hosts, self.credentials_everywhere, target.tls)?;
         let ca_pem = match (self.ca_pem, &self.ca_file) {
             (Some(pem), _) => Some(pem),
             (None, Some(path)) => Some(tokio::fs::read(path).await.map_err(|err| {
@@ -265,7 +275,7 @@ impl ClientBuilder {
             }
             None => None,
         };
-        Ok(FlightSqlClient {
+        let client = FlightSqlClient {
             shared: Arc::new(Shared {
                 uri: self.uri,
                 target,
@@ -279,8 +289,13 @@ impl ClientBuilder {
                 settings,
                 request_timeout: self.request_timeout,
                 locations: Mutex::new(LruCache::new(self.max_location_connections)),
+                plaintext: PlaintextWarnings::default(),
             }),
-        })
+        };
+        if client.shared.has_credentials() {
+            client.shared.plaintext.credentials_sent_to(&client.shared.target);
+        }
+        Ok(client)
     }
 }
 

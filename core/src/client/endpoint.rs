@@ -98,7 +98,10 @@ impl Shared {
         if self.target.tls && !target.tls && !self.allow_insecure_locations {
             return Ok(Reach::Insecure);
         }
-        let credentials = self.credentials.for_location(&target.host, target.port);
+        let credentials = self.credentials.for_location(&target);
+        if credentials == Credentials::Send && self.has_credentials() {
+            self.plaintext.credentials_sent_to(&target);
+        }
         let mut cache = self.locations.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let client = match cache.get(&target.http_uri) {
             Some(client) => client,

@@ -35,6 +35,7 @@ mod cookies;
 mod endpoint;
 mod handshake;
 mod options;
+mod plaintext;
 mod session;
 mod stream;
 mod tls;
@@ -73,6 +74,7 @@ use crate::error::{Error, Result};
 use auth::{CredentialScope, Credentials, HeaderSet, Redacted, bearer_value};
 use cache::LruCache;
 use cookies::CookieJar;
+use plaintext::PlaintextWarnings;
 use tls::{ConnectSettings, Target, parse_target};
 
 /// The server `from_env` talks to when `FLIGHTLINE_URI` is not set.
@@ -109,6 +111,16 @@ pub(crate) struct Shared {
     /// Connections to endpoint locations on other servers, by `http(s)://host:port`, the
     /// least recently used closed past the builder's limit.
     locations: Mutex<LruCache<FlightServiceClient<Channel>>>,
+    /// Where credentials went in clear to another machine, already warned about.
+    plaintext: PlaintextWarnings,
+}
+
+impl Shared {
+    /// True when the client itself holds credentials (secret headers, a token provider): the
+    /// ones whose travel in clear deserves a warning.
+    fn has_credentials(&self) -> bool {
+        self.headers.has_secrets() || self.token_provider.is_some()
+    }
 }
 
 /// A prepared statement's schemas, read without executing the query.

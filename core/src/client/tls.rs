@@ -51,14 +51,10 @@ pub(crate) fn parse_target(uri: &str) -> Result<Target> {
             "{uri:?} is not a URI; write it like grpc://host:50051 or grpc+tls://host:443"
         ))
     })?;
-    let tls = match scheme.to_ascii_lowercase().as_str() {
-        "grpc" | "grpc+tcp" | "http" => false,
-        "grpc+tls" | "https" => true,
-        other => {
-            return Err(Error::Config(format!(
-                "{uri:?} has the scheme {other:?}; use grpc://, grpc+tls://, http:// or https://"
-            )));
-        }
+    let Some(tls) = scheme_tls(scheme) else {
+        return Err(Error::Config(format!(
+            "{uri:?} has the scheme {scheme:?}; use grpc://, grpc+tls://, http:// or https://"
+        )));
     };
     let authority = rest.trim_end_matches('/');
     if authority.is_empty() || authority.contains('/') {
@@ -78,6 +74,16 @@ pub(crate) fn parse_target(uri: &str) -> Result<Target> {
     };
     let port = port.unwrap_or(if tls { 443 } else { 80 });
     Ok(Target { http_uri, tls, host, port })
+}
+
+/// Whether `scheme` means TLS (`grpc+tls`, `https`) or plain gRPC (`grpc`, `grpc+tcp`,
+/// `http`), case ignored; `None` for a scheme this client does not speak.
+pub(crate) fn scheme_tls(scheme: &str) -> Option<bool> {
+    match scheme.to_ascii_lowercase().as_str() {
+        "grpc" | "grpc+tcp" | "http" => Some(false),
+        "grpc+tls" | "https" => Some(true),
+        _ => None,
+    }
 }
 
 /// The host (lowercase) and port of an authority, `None` when it holds a user or a port that

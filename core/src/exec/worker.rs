@@ -19,6 +19,9 @@ use crate::error::Error;
 use crate::metrics as names;
 use crate::process::{BatchProcessor, ProcessContext, ProcessError, ProcessStage, Report};
 
+/// How long a processor's `abort` may take before the run stops waiting for it.
+pub const ABORT_DEADLINE: Duration = Duration::from_secs(5);
+
 /// What the executor sends a processor.
 pub(crate) enum Message {
     Open(SchemaRef, ProcessContext),
@@ -109,13 +112,27 @@ pub(crate) async fn run(
         }
     };
     if !matches!(ending, Ending::Finished(_)) {
-        // A panicking abort must not take the executor down with it.
-        let aborted = AssertUnwindSafe(processor.abort()).catch_unwind().await;
-        if aborted.is_err() {
-            tracing::error!(processor = %name, "abort panicked; partial output may remain");
-        }
+        abort(processor.as_mut(), &name).await;
     }
     WorkerResult { name, times, ending }
+}
+
+/// Calls `abort`, bounded by [`ABORT_DEADLINE`]: an abort that panics or hangs (a plugin whose
+/// cancelled call never returns) is given up on, so the run still ends.
+async fn abort(processor: &mut dyn BatchProcessor, name: &str) {
+    let aborted = AssertUnwindSafe(processor.abort()).catch_unwind();
+    match tokio::time::timeout(ABORT_DEADLINE, aborted).await {
+        Ok(Ok(())) => {}
+        // A panicking abort must not take the executor down with it.
+        Ok(Err(_)) => {
+            tracing::error!(processor = %name, "abort panicked; partial output may remain")
+        }
+        Err(_) => tracing::error!(
+            processor = %name,
+            deadline = ?ABORT_DEADLINE,
+            "abort did not return in time: given up on; partial output may remain"
+        ),
+    }
 }
 
 /// Awaits one processor call unless `halt` fires first (`None`); a panic becomes an error.

@@ -6,9 +6,12 @@
 //! carried to that thread, so the plugin's log lines land where the caller's would. Outside a
 //! runtime (e.g. `futures::executor::block_on`) they run inline. One call at a time per instance:
 //! the instance sits behind a mutex, which also holds if a cancelled call is still running.
+//! Only `abort` does not wait for ever on it: a call that never returns must not hold up a
+//! cancelled run (and a shutdown) with it.
 
 use std::ffi::CString;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::time::{Duration, Instant};
 
 use arrow::array::{Array, RecordBatch, StructArray};
 use arrow::datatypes::{Schema, SchemaRef};
@@ -24,22 +27,59 @@ use crate::validate::{Finding, QueryValidator, Severity, ValidationContext};
 
 type Shared = Arc<Mutex<Instance>>;
 
+/// How long `abort` waits for a call still running on the instance (a cancelled `process`
+/// that has not returned) before giving up: a plugin blocked for good (I/O without a
+/// timeout) must not block the shutdown too. Below the executor's own abort deadline.
+const ABORT_WAIT: Duration = Duration::from_secs(2);
+
 /// Runs `work` on the instance, on the blocking pool when there is a runtime.
 async fn run<T: Send + 'static>(
     instance: &Shared,
     work: impl FnOnce(&mut Instance) -> T + Send + 'static,
 ) -> std::result::Result<T, ProcessError> {
     let instance = instance.clone();
+    blocking(move || {
+        let mut guard = instance.lock().unwrap_or_else(PoisonError::into_inner);
+        work(&mut guard)
+    })
+    .await
+}
+
+/// Runs `work` on the instance once the call running on it (if any) returns, waiting at most
+/// `wait`; `None` when that call is still running.
+async fn run_when_idle<T: Send + 'static>(
+    instance: &Shared,
+    wait: Duration,
+    work: impl FnOnce(&mut Instance) -> T + Send + 'static,
+) -> std::result::Result<Option<T>, ProcessError> {
+    let instance = instance.clone();
+    blocking(move || lock_within(&instance, wait).map(|mut guard| work(&mut guard))).await
+}
+
+/// The instance's lock, polled until `wait` has passed: a blocked call holds it forever, and a
+/// thread waiting on it for ever would be one more thing a shutdown cannot get past.
+fn lock_within(instance: &Mutex<Instance>, wait: Duration) -> Option<MutexGuard<'_, Instance>> {
+    let deadline = Instant::now() + wait;
+    loop {
+        match instance.try_lock() {
+            Ok(guard) => return Some(guard),
+            Err(TryLockError::Poisoned(poisoned)) => return Some(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(TryLockError::WouldBlock) => return None,
+        }
+    }
+}
+
+/// Runs a blocking plugin call on the blocking pool when there is a runtime (inline without
+/// one), under the caller's tracing subscriber and span.
+async fn blocking<T: Send + 'static>(
+    call: impl FnOnce() -> T + Send + 'static,
+) -> std::result::Result<T, ProcessError> {
     let dispatch = tracing::dispatcher::get_default(|d| d.clone());
     let span = tracing::Span::current();
-    let job = move || {
-        tracing::dispatcher::with_default(&dispatch, || {
-            span.in_scope(|| {
-                let mut guard = instance.lock().unwrap_or_else(PoisonError::into_inner);
-                work(&mut guard)
-            })
-        })
-    };
+    let job = move || tracing::dispatcher::with_default(&dispatch, || span.in_scope(call));
     match tokio::runtime::Handle::try_current() {
         Ok(handle) => handle
             .spawn_blocking(job)
@@ -183,14 +223,27 @@ impl BatchProcessor for DynamicProcessor {
         })
     }
 
+    /// Calls the plugin's `abort` once no call is running on the instance. A cancelled call
+    /// that does not return within [`ABORT_WAIT`] is abandoned with the instance (destroyed
+    /// if that call ever returns): `abort` is then skipped, as the header allows one call at a
+    /// time only.
     async fn abort(&mut self) {
-        let _ = run(&self.instance, |instance| {
+        let aborted = run_when_idle(&self.instance, ABORT_WAIT, |instance| {
             if let Some(abort) = instance.plugin().table.abort {
                 // SAFETY: the instance is alive; abort takes nothing else.
                 unsafe { abort(instance.ptr()) };
             }
         })
         .await;
+        if let Ok(None) = aborted {
+            tracing::warn!(
+                plugin = %self.name,
+                path = %self.plugin.path().display(),
+                waited = ?ABORT_WAIT,
+                "a cancelled call of the plugin is still running: abort skipped, the instance \
+                 is abandoned; partial output may remain"
+            );
+        }
     }
 }
 

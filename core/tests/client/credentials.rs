@@ -1,8 +1,8 @@
 //! Which headers arrive where: credentials go to the server itself and to the hosts the caller
 //! trusts, never in clear behind a TLS server; and errors that say whether to retry.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use flightline_core::Error;
 use flightline_core::client::{ClientBuilder, FlightSqlClient, QueryOptions, TokenProvider};
@@ -158,6 +158,113 @@ async fn a_plaintext_location_behind_tls_is_refused_unless_allowed() {
     assert_eq!(ids(&client.query("q", None).await.unwrap()), vec![0, 1, 2, 3]);
     // Allowed in clear, but still no credentials: the host is not trusted with them.
     assert_eq!(secrets_seen(&servers.other.calls()), Vec::<&str>::new());
+}
+
+#[tokio::test]
+async fn a_host_trusted_from_a_tls_client_gets_no_credentials_in_clear() {
+    let pki = pki();
+    let servers = two_servers(Some((pki.cert_pem.clone(), pki.key_pem.clone()))).await;
+    let port = servers.other_server.addr.port();
+    let uri = format!("grpc+tls://localhost:{}", servers.main_server.addr.port());
+    // The plaintext location itself is allowed: what is checked is who sees the credentials.
+    let builder = with_secrets(FlightSqlClient::builder(&uri))
+        .tls_ca_pem(pki.ca_pem.clone())
+        .allow_insecure_locations(true);
+    let cases = [
+        // Written without a scheme: the client's own (TLS), so not this plaintext location.
+        (vec![format!("127.0.0.1:{port}")], false, false),
+        (vec!["127.0.0.1".to_string()], false, false),
+        (vec![format!("grpc+tls://127.0.0.1:{port}")], false, false),
+        // Everywhere still means "over TLS" for a TLS client.
+        (vec![], true, false),
+        // Only an entry naming the plaintext scheme sends them in clear.
+        (vec![format!("grpc://127.0.0.1:{port}")], false, true),
+        (vec!["http://127.0.0.1".to_string()], false, true),
+    ];
+    for (hosts, everywhere, expected) in cases {
+        let before = servers.other.calls().len();
+        let client = builder
+            .clone()
+            .credential_hosts(hosts.clone())
+            .send_credentials_to_all_locations(everywhere)
+            .connect()
+            .await
+            .unwrap();
+        assert_eq!(ids(&client.query("q", None).await.unwrap()), vec![0, 1, 2, 3]);
+        let calls = servers.other.calls();
+        let expected_seen = if expected { SECRETS.to_vec() } else { Vec::new() };
+        assert_eq!(secrets_seen(&calls[before..]), expected_seen, "{hosts:?} {everywhere}");
+    }
+}
+
+/// Collects what a `tracing` subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn credentials_in_clear_to_another_machine_are_warned_about_once() {
+    // The main endpoint fails, so the remote location is resolved (and judged) but never
+    // contacted: nothing leaves this machine.
+    let main = TestService::new();
+    main.script("t0", Script::new(vec![]).end(End::Fail(tonic::Status::internal("stop here"))))
+        .endpoints(vec![
+            endpoint("t0"),
+            endpoint("t1").with_location("grpc://192.0.2.10:50051"),
+            endpoint("t2").with_location("grpc://127.0.0.1:9"),
+        ]);
+    let main_server = serve(main, None).await;
+    let log = Captured::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    // The test runtime is current-thread: the client's code runs here, under this subscriber.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let client = with_secrets(FlightSqlClient::builder(main_server.uri()))
+        .credential_hosts(["192.0.2.10", "127.0.0.1"])
+        .connect()
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let err = client.query("q", None).await.unwrap_err();
+        assert!(err.to_string().contains("stop here"), "{err}");
+    }
+    let text = log.text();
+    let warnings: Vec<&str> = text.lines().filter(|l| l.contains("in clear")).collect();
+    assert_eq!(warnings.len(), 1, "one warning per place, none for this machine: {text}");
+    assert!(warnings[0].contains("192.0.2.10:50051"), "{text}");
+    for secret in ["hunter2", "key-123", "sts-456"] {
+        assert!(!text.contains(secret), "{secret} in the log: {text}");
+    }
+
+    // Without credentials there is nothing to warn about.
+    let before = log.text().len();
+    let anonymous = FlightSqlClient::builder(main_server.uri())
+        .send_credentials_to_all_locations(true)
+        .connect()
+        .await
+        .unwrap();
+    anonymous.query("q", None).await.unwrap_err();
+    assert!(!log.text()[before..].contains("in clear"), "{}", log.text());
 }
 
 #[tokio::test]

@@ -3,7 +3,9 @@
 //! queries that mention a given table.
 //!
 //! Options (every one optional, unknown ones refused):
-//! `{"panic_in": "open"|"process"|"finish"|"validate", "fail_in": "...", "deny_table": "name"}`.
+//! `{"panic_in": "open"|"process"|"finish"|"validate", "fail_in": "...", "block_in": "...",
+//! "deny_table": "name"}`. `block_in` makes that call never return, as a call stuck on network
+//! I/O without a timeout would.
 #![warn(missing_docs)]
 
 use arrow::array::RecordBatch;
@@ -22,6 +24,8 @@ pub struct Options {
     pub panic_in: Option<String>,
     /// The call that returns an error.
     pub fail_in: Option<String>,
+    /// The call that never returns.
+    pub block_in: Option<String>,
     /// The table the validator denies.
     pub deny_table: Option<String>,
 }
@@ -37,6 +41,13 @@ impl Options {
         }
         if self.fail_in.as_deref() == Some(call) {
             return Err(ProcessError::new(format!("probe fails in {call}, as configured")));
+        }
+        if self.block_in.as_deref() == Some(call) {
+            host::log(tracing::Level::WARN, &format!("probe blocks in {call} for ever"));
+            // `park` may return spuriously: only the loop makes it for ever.
+            loop {
+                std::thread::park();
+            }
         }
         Ok(())
     }

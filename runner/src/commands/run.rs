@@ -5,14 +5,20 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::RunnerError;
-use crate::commands::serve::shutdown_signal;
 use crate::config::Config;
 use crate::metrics::MetricsEndpoint;
 use crate::orchestrate::{self, RunOptions};
 use crate::progress::{Display, ProgressMode, summary_table};
+use crate::shutdown::{EXIT_CUT, Signals};
 
 /// Arguments of `flightline run`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Stopping: on Ctrl-C or SIGTERM no new run starts and runs in flight get \
+[runner].shutdown_grace, then they are cancelled without advancing their checkpoints; the process \
+exits at most 10 s after the grace whatever they do. A second signal exits at once.\n\n\
+Exit status: 0 every job succeeded, or a signal stopped the run with nothing cut; 1 a job \
+failed; 2 an error (job file, state directory, ...); 4 a signal cut runs in flight (they run \
+again next time).")]
 pub struct RunArgs {
     /// The job file (TOML).
     pub jobs: PathBuf,
@@ -33,9 +39,11 @@ pub struct RunArgs {
 }
 
 /// Runs the jobs until they are done or a signal stops them. Exit status 0 when every job
-/// succeeded or a signal stopped the run, 1 when a job failed.
+/// succeeded or a signal stopped the run with nothing cut, 1 when a job failed,
+/// [`EXIT_CUT`] when a signal cut runs in flight (see [`crate::shutdown`]).
 pub async fn run(args: RunArgs) -> Result<ExitCode, RunnerError> {
     let config = Config::load(&args.jobs)?;
+    let signals = Signals::watch(config.runner.shutdown_grace)?;
     let metrics = config.metrics_listen.map(MetricsEndpoint::install).transpose()?;
     if let Some(endpoint) = &metrics {
         // Scripts and tests read this line to learn where to scrape.
@@ -49,8 +57,15 @@ pub async fn run(args: RunArgs) -> Result<ExitCode, RunnerError> {
         continue_checkpoint: args.continue_checkpoint,
     };
     let summary =
-        orchestrate::run(&config, options, Display::new(args.progress), shutdown_signal()).await?;
+        orchestrate::run(&config, options, Display::new(args.progress), signals.first()).await?;
     super::print_stdout(summary_table(&summary).trim_end())?;
+    if summary.cut {
+        eprintln!(
+            "flightline: stopped by a signal; runs still in flight after the grace were cut \
+             and will run again next time (exit status {EXIT_CUT})"
+        );
+        return Ok(ExitCode::from(EXIT_CUT));
+    }
     if summary.interrupted {
         eprintln!("flightline: stopped by a signal; unfinished windows will run again next time");
     }

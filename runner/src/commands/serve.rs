@@ -7,13 +7,18 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use flightline_server::launch::DEFAULT_SHUTDOWN_GRACE;
+use flightline_server::launch::{DEFAULT_SHUTDOWN_GRACE, Stopped};
 use flightline_server::{ServerBuilder, UserTable, limits};
 
 use crate::RunnerError;
+use crate::shutdown::{EXIT_CUT, Signals};
 
 /// Arguments of `flightline serve`.
 #[derive(clap::Args)]
+#[command(after_help = "Stopping: on Ctrl-C or SIGTERM the server stops accepting, queries in \
+flight get --shutdown-grace, then they are cancelled; the process exits at most 10 s after the \
+grace whatever they do. A second signal exits at once.\n\n\
+Exit status: 0 stopped with every query finished; 2 an error; 4 a signal cut queries in flight.")]
 pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free port (printed at start).
     #[arg(long, default_value = "127.0.0.1:50051")]
@@ -83,7 +88,8 @@ pub struct ServeArgs {
     /// Bytes of SQL one statement may hold; longer ones are refused before parsing.
     #[arg(long, default_value_t = limits::DEFAULT_MAX_SQL_BYTES, value_name = "BYTES")]
     pub max_sql_bytes: usize,
-    /// On Ctrl-C or SIGTERM, seconds in-flight queries get to finish before they are cancelled.
+    /// On Ctrl-C or SIGTERM, seconds in-flight queries get to finish before they are cancelled
+    /// (exit status 4 then; a second signal exits at once, with 4).
     #[arg(long, default_value_t = DEFAULT_SHUTDOWN_GRACE.as_secs(), value_name = "SECS")]
     pub shutdown_grace: u64,
 }
@@ -183,44 +189,29 @@ fn read(path: &PathBuf) -> Result<Vec<u8>, RunnerError> {
         .map_err(|source| RunnerError::Io { path: path.display().to_string(), source })
 }
 
-/// Runs the server until Ctrl-C or SIGTERM.
+/// Runs the server until Ctrl-C or SIGTERM. Exit status 0 when the queries in flight
+/// finished within the grace, [`EXIT_CUT`] when some were cancelled (see
+/// [`crate::shutdown`]).
 pub async fn run(args: ServeArgs) -> Result<ExitCode, RunnerError> {
+    let signals = Signals::watch(Duration::from_secs(args.shutdown_grace))?;
     let mut server = args.builder()?.spawn(args.listen).await?;
     // Scripts and tests read this line to learn the port.
     let mut out = std::io::stdout();
     let _ = writeln!(out, "flightline: listening on {}", server.uri());
     let _ = out.flush();
     tokio::select! {
-        () = shutdown_signal() => {}
+        () = signals.first() => {}
         // The server only ends by itself on an error: report it instead of idling.
         ended = server.wait() => {
             ended?;
             return Ok(ExitCode::FAILURE);
         }
     }
-    eprintln!("flightline: stopping");
-    server.shutdown().await?;
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Resolves on the first Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    match server.shutdown().await? {
+        Stopped::Drained => Ok(ExitCode::SUCCESS),
+        Stopped::Cut => {
+            eprintln!("flightline: queries still running after the grace were cancelled");
+            Ok(ExitCode::from(EXIT_CUT))
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
     }
 }
