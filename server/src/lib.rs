@@ -27,6 +27,7 @@ pub mod error;
 pub mod launch;
 pub mod limits;
 pub mod options;
+mod preempt;
 pub mod service;
 pub mod session;
 

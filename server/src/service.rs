@@ -113,7 +113,8 @@ impl FlightSqlServer {
             .engine
             .stream(&sql.clone(), async move {
                 let df = plan(&catalog, &sql, &opts).await?;
-                let stream = df.execute_stream().await.map_err(plan_status)?;
+                // Every operator yields often, so that dropping the task stops it at any size.
+                let stream = crate::preempt::execute(df).await.map_err(plan_status)?;
                 Ok(encode(stream, opts.preserve_dictionary))
             })
             .await?;
