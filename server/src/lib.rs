@@ -29,6 +29,7 @@ pub mod limits;
 pub mod options;
 pub mod service;
 pub mod session;
+pub mod values;
 
 pub use catalog::UserTable;
 pub use demo::DemoConfig;
