@@ -276,6 +276,7 @@ mod tests {
             max_concurrent: 3,
             queue_timeout: Duration::from_millis(1500),
             max_sql_bytes: 77,
+            ..QueryLimits::default()
         };
         let (engine, _open) = engine(limits.clone());
         assert_eq!(engine.limits(), &limits);

@@ -22,6 +22,7 @@ use crate::error::ServerError;
 use crate::limits::QueryLimits;
 use crate::service::FlightSqlServer;
 use crate::session::{DEFAULT_SESSION_TTL, SessionStore};
+use crate::values::ValueCap;
 
 /// Requests are small; this only bounds what a misbehaving client can make the server buffer.
 const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
@@ -198,6 +199,15 @@ impl ServerBuilder {
         self
     }
 
+    /// A function call that would build a value (a string, a list) of more than `bytes` is
+    /// refused with `ResourceExhausted` before it allocates (default
+    /// [`crate::limits::DEFAULT_MAX_VALUE_BYTES`], 64 MiB); so is one that would build more
+    /// than [`memory_limit`](Self::memory_limit) over one batch.
+    pub fn max_value_bytes(mut self, bytes: usize) -> Self {
+        self.limits.max_value_bytes = bytes;
+        self
+    }
+
     /// How long [`RunningServer::shutdown`] lets in-flight queries finish before cancelling
     /// them (default [`DEFAULT_SHUTDOWN_GRACE`]).
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
@@ -207,9 +217,14 @@ impl ServerBuilder {
 
     /// Binds `listen` (port 0 picks a free port) and serves in the background.
     pub async fn spawn(self, listen: SocketAddr) -> Result<RunningServer, ServerError> {
+        let cap = ValueCap {
+            max_value_bytes: self.limits.max_value_bytes,
+            max_call_bytes: self.memory_limit,
+        };
         let catalog = Arc::new(
             Catalog::new(&self.demo, &self.tables, self.memory_limit, self.tables_in_memory)
-                .await?,
+                .await?
+                .with_value_cap(cap),
         );
         let (closing, closing_rx) = watch::channel(false);
         let engine = QueryEngine::new(self.limits.clone(), closing_rx)?;

@@ -30,6 +30,7 @@ pub mod options;
 mod preempt;
 pub mod service;
 pub mod session;
+pub mod values;
 
 pub use catalog::UserTable;
 pub use demo::DemoConfig;

@@ -1,5 +1,6 @@
 //! The limits an operator puts on queries: how long one may run, how many run at once, how long
-//! a query waits for a free slot, and how much SQL one statement may hold.
+//! a query waits for a free slot, how much SQL one statement may hold, and how large a value
+//! one function may build.
 
 use std::time::Duration;
 
@@ -15,6 +16,8 @@ pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(10);
 /// threads' stacks and takes seconds, not minutes (planning cannot be interrupted midway).
 pub const DEFAULT_MAX_SQL_BYTES: usize = 1 << 20;
 
+pub use crate::values::DEFAULT_MAX_VALUE_BYTES;
+
 /// What the server allows one query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueryLimits {
@@ -27,6 +30,9 @@ pub struct QueryLimits {
     pub queue_timeout: Duration,
     /// Longer statements are refused with `InvalidArgument` before parsing.
     pub max_sql_bytes: usize,
+    /// A function call that would build a larger value (a string, a list) is refused with
+    /// `ResourceExhausted` naming `--max-value-bytes` and the function, before it allocates.
+    pub max_value_bytes: usize,
 }
 
 impl Default for QueryLimits {
@@ -36,6 +42,7 @@ impl Default for QueryLimits {
             max_concurrent: DEFAULT_MAX_CONCURRENT_QUERIES,
             queue_timeout: DEFAULT_QUEUE_TIMEOUT,
             max_sql_bytes: DEFAULT_MAX_SQL_BYTES,
+            max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
         }
     }
 }

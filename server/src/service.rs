@@ -212,6 +212,10 @@ pub fn df_status(err: DataFusionError) -> Status {
         | DataFusionError::NotImplemented(_)
         | DataFusionError::Configuration(_)
         | DataFusionError::Execution(_) => Status::invalid_argument(message),
+        // I/O, object store and Parquet failures have variants of their own: what is left as
+        // External here is a function failing on the caller's argument (a regular expression
+        // that does not parse, say).
+        DataFusionError::External(_) => Status::invalid_argument(message),
         DataFusionError::ResourcesExhausted(_) => Status::resource_exhausted(message),
         DataFusionError::ArrowError(e, _) => match e.as_ref() {
             ArrowError::MemoryError(_) => Status::resource_exhausted(message),
@@ -574,6 +578,13 @@ mod tests {
         assert_eq!(
             df_status(DataFusionError::Internal("bug".into())).code(),
             tonic::Code::Internal
+        );
+        // A function failing on the caller's argument, as regexp_replace does on a bad flag.
+        let bad_pattern: Box<dyn std::error::Error + Send + Sync> =
+            "regex parse error: unrecognized flag".into();
+        assert_eq!(
+            df_status(DataFusionError::External(bad_pattern)).code(),
+            tonic::Code::InvalidArgument
         );
     }
 

@@ -1,13 +1,22 @@
 //! No statement takes the server down: statements of growing size and depth, of every shape
-//! that makes parsers and planners recurse or grow, are each answered or refused with
-//! `InvalidArgument` / `ResourceExhausted`, and the server answers a plain query after each.
+//! that makes parsers and planners recurse or grow, and every function of the registry called
+//! with extreme numbers, are each answered or refused with `InvalidArgument` /
+//! `ResourceExhausted`, and the server answers a plain query after each.
 
 mod common;
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arrow::array::AsArray;
+use arrow::datatypes::{DataType, Field, FieldRef, Int32Type, TimeUnit};
 use common::*;
+use datafusion::logical_expr::ScalarUDF;
+use datafusion::logical_expr::type_coercion::functions::fields_with_udf;
+use datafusion::prelude::SessionContext;
 use flightline_server::ServerBuilder;
+use flightline_server::catalog::Catalog;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRng, TestRunner};
 use tonic::Code;
@@ -223,4 +232,163 @@ fn random_expression_trees_are_answered_or_refused() {
     let mut c = c.clone();
     let alive = rt.block_on(run(&mut c, "SELECT CAST(8 AS BIGINT)")).unwrap();
     assert_eq!(single_i64(&alive), 8);
+}
+
+// The function class: no single function call takes the server down, whatever its arguments.
+
+/// Numbers tried in every argument position of every function: counts and lengths of zero,
+/// negative, and far past what any machine holds.
+const EXTREMES: &[&str] = &[
+    "0",
+    "-1",
+    "9223372036854775807",
+    "-9223372036854775808",
+    "100000000000",
+    "2147483648",
+    "1e18",
+    "-1e308",
+];
+
+/// The argument types tried, in order, to find a call each function accepts, and a literal of
+/// each for the positions not being tried.
+const KINDS: &[(DataType, &str)] = &[
+    (DataType::Int64, "CAST(3 AS BIGINT)"),
+    (DataType::Utf8, "'ab'"),
+    (DataType::Float64, "CAST(2.5 AS DOUBLE)"),
+    (DataType::Timestamp(TimeUnit::Nanosecond, None), "TIMESTAMP '2024-01-01T00:00:00'"),
+    (DataType::Date32, "DATE '2024-01-01'"),
+    (DataType::Boolean, "true"),
+];
+
+/// The server's own session, as every call gets it: its registry is what the test enumerates.
+async fn server_session() -> SessionContext {
+    let demo = flightline_server::DemoConfig { rows: 0, ..Default::default() };
+    let catalog = Catalog::new(&demo, &[], 1 << 30, false).await.unwrap();
+    catalog.session(None).unwrap()
+}
+
+/// The first argument kinds (of `arity` arguments) that `udf` accepts, as literals.
+fn accepted_call(udf: &ScalarUDF, arity: usize) -> Option<Vec<&'static str>> {
+    let tuples = (0..KINDS.len().pow(arity as u32)).map(|mut n| {
+        (0..arity)
+            .map(|_| {
+                let kind = &KINDS[n % KINDS.len()];
+                n /= KINDS.len();
+                kind
+            })
+            .collect::<Vec<_>>()
+    });
+    tuples
+        .into_iter()
+        .find(|kinds| {
+            let fields: Vec<FieldRef> =
+                kinds.iter().map(|(t, _)| Arc::new(Field::new("a", t.clone(), true))).collect();
+            fields_with_udf(&fields, udf).is_ok()
+        })
+        .map(|kinds| kinds.iter().map(|(_, literal)| *literal).collect())
+}
+
+/// Every statement of the function class: each function of the registry, with each arity it
+/// accepts (up to four arguments), with each extreme number in each position.
+fn function_calls(registry: &HashMap<String, Arc<ScalarUDF>>) -> Vec<String> {
+    let mut names: Vec<&String> =
+        registry.iter().filter(|(key, udf)| *key == udf.name()).map(|(key, _)| key).collect();
+    names.sort();
+    let mut calls = Vec::new();
+    for name in names {
+        for arity in 0..=4 {
+            let Some(base) = accepted_call(&registry[name], arity) else { continue };
+            calls.push(format!("SELECT {name}({})", base.join(", ")));
+            for position in 0..arity {
+                for extreme in EXTREMES {
+                    let mut args = base.clone();
+                    args[position] = extreme;
+                    calls.push(format!("SELECT {name}({})", args.join(", ")));
+                }
+            }
+        }
+    }
+    calls
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_function_with_extreme_arguments_is_answered_or_refused() {
+    let ctx = server_session().await;
+    let calls = function_calls(ctx.state().scalar_functions());
+    let functions = ctx.state().scalar_functions().len();
+    assert!(calls.len() > 1_000, "only {} calls for {functions} names", calls.len());
+    let s = spawn(server()).await;
+    let started = Instant::now();
+    let queue = Arc::new(std::sync::Mutex::new(calls.clone()));
+    // A few clients at once: the calls are independent, and CI time is bounded.
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let queue = Arc::clone(&queue);
+            let mut c = futures::executor::block_on(client(&s));
+            tokio::spawn(async move {
+                let mut refused = Vec::new();
+                loop {
+                    let Some(sql) = queue.lock().unwrap().pop() else { break };
+                    let outcome = run(&mut c, &sql).await;
+                    let code = outcome.as_ref().map_or_else(tonic::Status::code, |_| Code::Ok);
+                    let message = outcome.err().map(|e| e.message().to_string());
+                    assert!(acceptable(code), "{sql}: {code:?} {message:?}");
+                    if code == Code::ResourceExhausted {
+                        refused.push(sql);
+                    }
+                }
+                refused
+            })
+        })
+        .collect();
+    let mut refused = Vec::new();
+    for worker in workers {
+        refused.extend(worker.await.unwrap());
+    }
+    refused.sort();
+    eprintln!(
+        "{} calls in {:?}; refused as too large:\n{}",
+        calls.len(),
+        started.elapsed(),
+        refused.join("\n")
+    );
+    // The growing functions did meet the cap, and the server lives on.
+    assert!(refused.iter().any(|sql| sql.starts_with("SELECT repeat(")), "{refused:?}");
+    assert!(refused.iter().any(|sql| sql.starts_with("SELECT lpad(")), "{refused:?}");
+    let mut c = client(&s).await;
+    assert_eq!(single_i64(&run(&mut c, "SELECT CAST(9 AS BIGINT)").await.unwrap()), 9);
+}
+
+/// The two calls of the report: one aborted the server, the other took 114 s and 2 GB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_over_max_value_bytes_is_refused_quickly_naming_the_limit_and_function() {
+    let s = spawn(server()).await;
+    let mut c = client(&s).await;
+    for (sql, function) in [
+        ("SELECT length(repeat(arrow_cast('x', 'LargeUtf8'), 100000000000))", "repeat()"),
+        ("SELECT lpad('x', 2000000000)", "lpad()"),
+    ] {
+        let started = Instant::now();
+        let err = run(&mut c, sql).await.expect_err(sql);
+        let took = started.elapsed();
+        assert_eq!(err.code(), Code::ResourceExhausted, "{sql}: {}", err.message());
+        let message = err.message();
+        assert!(message.contains("--max-value-bytes") && message.contains(function), "{message}");
+        assert!(took < Duration::from_secs(10), "{sql} took {took:?}");
+    }
+    let answer = run(&mut c, "SELECT repeat('ab', 3), lpad('x', 5, '-')").await.unwrap();
+    assert_eq!(answer[0].column(0).as_string::<i32>().value(0), "ababab");
+    assert_eq!(answer[0].column(1).as_string::<i32>().value(0), "----x");
+}
+
+/// The limit is the operator's: a lower one refuses what the default answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_value_bytes_is_the_operators_to_set() {
+    let s = spawn(server().max_value_bytes(1_000)).await;
+    let mut c = client(&s).await;
+    let err = run(&mut c, "SELECT repeat('ab', 501)").await.expect_err("1002 bytes");
+    assert_eq!(err.code(), Code::ResourceExhausted, "{}", err.message());
+    assert!(err.message().contains("at most 1000 bytes"), "{}", err.message());
+    let answer = run(&mut c, "SELECT length(repeat('ab', 500))").await.unwrap();
+    assert_eq!(answer[0].column(0).as_primitive::<Int32Type>().value(0), 1000);
 }

@@ -88,6 +88,10 @@ pub struct ServeArgs {
     /// Bytes of SQL one statement may hold; longer ones are refused before parsing.
     #[arg(long, default_value_t = limits::DEFAULT_MAX_SQL_BYTES, value_name = "BYTES")]
     pub max_sql_bytes: usize,
+    /// Bytes of the largest value (a string, a list) one function call may build; a call that
+    /// would build more (`repeat`, `lpad`, `replace`, ...) is refused before it allocates.
+    #[arg(long, default_value_t = limits::DEFAULT_MAX_VALUE_BYTES, value_name = "BYTES")]
+    pub max_value_bytes: usize,
     /// On Ctrl-C or SIGTERM, seconds in-flight queries get to finish before they are cancelled
     /// (exit status 4 then; a second signal exits at once, with 4).
     #[arg(long, default_value_t = DEFAULT_SHUTDOWN_GRACE.as_secs(), value_name = "SECS")]
@@ -111,6 +115,7 @@ impl std::fmt::Debug for ServeArgs {
             .field("max_concurrent_queries", &self.max_concurrent_queries)
             .field("queue_timeout", &self.queue_timeout)
             .field("max_sql_bytes", &self.max_sql_bytes)
+            .field("max_value_bytes", &self.max_value_bytes)
             .field("shutdown_grace", &self.shutdown_grace)
             .finish_non_exhaustive()
     }
@@ -162,6 +167,7 @@ impl ServeArgs {
             )
             .queue_timeout(Duration::from_secs(self.queue_timeout))
             .max_sql_bytes(self.max_sql_bytes)
+            .max_value_bytes(self.max_value_bytes)
             .shutdown_grace(Duration::from_secs(self.shutdown_grace));
         if let Some(end) = self.demo_end {
             b = b.demo_end(end);
