@@ -27,8 +27,10 @@ pub mod error;
 pub mod launch;
 pub mod limits;
 pub mod options;
+mod secret;
 pub mod service;
 pub mod session;
+pub mod throttle;
 
 pub use catalog::UserTable;
 pub use demo::DemoConfig;
