@@ -30,6 +30,7 @@ pub mod options;
 mod secret;
 pub mod service;
 pub mod session;
+pub mod slots;
 pub mod throttle;
 
 pub use catalog::UserTable;
