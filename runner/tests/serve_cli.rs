@@ -213,11 +213,11 @@ impl Drop for Serving {
 }
 
 #[test]
-fn serve_users_and_query_with_user_and_password_from_the_environment() {
+fn serve_users_and_tokens_from_the_environment_one_per_line_commas_included() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_flightline"))
         .args(["serve", "--listen", "127.0.0.1:0", "--demo-rows", "500", "--session-ttl", "60"])
-        .env("FLIGHTLINE_SERVE_USERS", "alice:open sesame,bob:other")
-        .env_remove("FLIGHTLINE_SERVE_TOKENS")
+        .env("FLIGHTLINE_SERVE_USERS", "alice:open, sesame\nbob:other\n")
+        .env("FLIGHTLINE_SERVE_TOKENS", "abc,def\nghi")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -228,21 +228,37 @@ fn serve_users_and_query_with_user_and_password_from_the_environment() {
     BufReader::new(stdout).read_line(&mut line).unwrap();
     let uri = line.trim().strip_prefix("flightline: listening on ").unwrap().to_string();
 
-    let query = |user: &str, password: Option<&str>| {
+    let command = || {
         let mut command = Command::new(env!("CARGO_BIN_EXE_flightline"));
         command
             .args(["query", "SELECT count(*) AS n FROM log_entries", "--format", "csv"])
-            .args(["--uri", &uri, "--user", user])
+            .args(["--uri", &uri])
             .env_remove("FLIGHTLINE_TOKEN")
             .env_remove("FLIGHTLINE_PASSWORD");
+        command
+    };
+    let query = |user: &str, password: Option<&str>| {
+        let mut command = command();
+        command.args(["--user", user]);
         if let Some(password) = password {
             command.env("FLIGHTLINE_PASSWORD", password);
         }
         command.output().unwrap()
     };
-    let out = query("alice", Some("open sesame"));
+    let out = query("alice", Some("open, sesame"));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "n\n500");
+    assert!(query("bob", Some("other")).status.success());
+    // "abc,def" is one token: neither of its halves is one.
+    for (token, accepted) in [("abc,def", true), ("ghi", true), ("abc", false), ("def", false)] {
+        let out = command().env("FLIGHTLINE_TOKEN", token).output().unwrap();
+        assert_eq!(
+            out.status.success(),
+            accepted,
+            "{token}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 
     let out = query("alice", Some("wrong"));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -258,13 +274,22 @@ fn serve_users_and_query_with_user_and_password_from_the_environment() {
 }
 
 #[test]
-fn a_malformed_user_is_refused_without_echoing_it() {
-    let out = Command::new(env!("CARGO_BIN_EXE_flightline"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--demo-rows", "10"])
-        .env("FLIGHTLINE_SERVE_USERS", "alice:pw,:leaked-secret")
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(err.contains("NAME:PASSWORD") && !err.contains("leaked-secret"), "{err}");
+fn a_malformed_user_is_refused_without_echoing_any_part_of_it() {
+    for (how, value) in [
+        ("env", "alice:pw\n:leaked-secret"),
+        ("env", "alice:pw\nleaked,secret"),
+        ("flag", "leaked,secret"),
+    ] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_flightline"));
+        command.args(["serve", "--listen", "127.0.0.1:0", "--demo-rows", "10"]);
+        match how {
+            "env" => command.env("FLIGHTLINE_SERVE_USERS", value),
+            _ => command.args(["--user", value]).env_remove("FLIGHTLINE_SERVE_USERS"),
+        };
+        let out = command.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{value:?}");
+        assert!(err.contains("NAME:PASSWORD"), "{err}");
+        assert!(!err.contains("leaked") && !err.contains("secret"), "{value:?}: {err}");
+    }
 }

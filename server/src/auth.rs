@@ -1,17 +1,56 @@
 //! Optional token auth: `authorization: Bearer <token>` or `x-api-key: <token>`, where a token
 //! is a static one or a session token the handshake issued (see [`crate::session`]).
+//!
+//! Every call leaves here marked with its [`Caller`]: who is asking, for the per-caller limits.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
 
+use crate::secret::SecretDigest;
 use crate::session::SessionStore;
+
+/// Who made a call, as the server's per-caller limits count it: the authenticated identity,
+/// or the client's address when auth is off.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Caller {
+    /// A user, by Basic credentials or a session token the handshake issued.
+    User(String),
+    /// The static token at this position of the configured list (the token is a secret).
+    Token(usize),
+    /// An unauthenticated client, by its IP address (not its port, which it can change).
+    Address(Option<IpAddr>),
+}
+
+impl std::fmt::Display for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::User(name) => write!(f, "user {name:?}"),
+            Self::Token(i) => write!(f, "static token #{}", i + 1),
+            Self::Address(Some(ip)) => write!(f, "client {ip}"),
+            Self::Address(None) => f.write_str("a client of unknown address"),
+        }
+    }
+}
+
+impl Caller {
+    /// The caller the auth interceptor put on `request`, or the request's address when it put
+    /// none (a service used without [`TokenAuth`]).
+    pub fn of<T>(request: &Request<T>) -> Self {
+        request
+            .extensions()
+            .get::<Caller>()
+            .cloned()
+            .unwrap_or_else(|| Self::Address(request.remote_addr().map(|a| a.ip())))
+    }
+}
 
 /// Checks every call against the configured tokens; accepts everything when there are none.
 #[derive(Clone, Default)]
 pub struct TokenAuth {
-    tokens: Arc<Vec<String>>,
+    tokens: Arc<Vec<SecretDigest>>,
     sessions: Option<Arc<SessionStore>>,
 }
 
@@ -27,9 +66,14 @@ impl std::fmt::Debug for TokenAuth {
 
 impl TokenAuth {
     /// Accepts any of `tokens`; an empty list turns auth off. Blank tokens are ignored: an
-    /// empty `--token ''` (or a trailing comma in a list) must never accept an empty header.
+    /// empty `--token ''` (or a blank line in a list) must never accept an empty header.
+    /// Only the tokens' digests are kept.
     pub fn new(tokens: Vec<String>) -> Self {
-        let tokens = tokens.into_iter().map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
+        let tokens = tokens
+            .iter()
+            .map(|t| t.trim())
+            .filter(|t| !t.is_empty())
+            .map(|t| SecretDigest::of(t.as_bytes()));
         Self { tokens: Arc::new(tokens.collect()), sessions: None }
     }
 
@@ -41,13 +85,17 @@ impl TokenAuth {
         self
     }
 
-    fn accepts(&self, presented: &str) -> bool {
-        // Compare against every token without stopping early, so timing says nothing about which.
-        let fixed = self
-            .tokens
-            .iter()
-            .fold(false, |ok, t| ok | constant_time_eq(t.as_bytes(), presented.as_bytes()));
-        fixed || self.sessions.as_ref().is_some_and(|sessions| sessions.accept(presented))
+    /// Who `presented` proves the caller to be, if anyone. One digest, then a 32-byte
+    /// comparison with every static token without stopping at a match, so neither the
+    /// token's length nor which token matched shows in the time taken.
+    fn accepts(&self, presented: &str) -> Option<Caller> {
+        let digest = SecretDigest::of(presented.as_bytes());
+        let matched =
+            self.tokens.iter().enumerate().fold(None, |found, (i, t)| {
+                if t.matches(&digest) { found.or(Some(i)) } else { found }
+            });
+        let session = || self.sessions.as_ref()?.accept(presented).map(Caller::User);
+        matched.map(Caller::Token).or_else(session)
     }
 
     /// Every non-empty credential the call carries: a Bearer token and an API key. Another
@@ -61,34 +109,37 @@ impl TokenAuth {
         let api_key = md.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim);
         [bearer, api_key].into_iter().flatten().filter(|t| !t.is_empty()).collect()
     }
-}
 
-impl TokenAuth {
     /// The outcome of checking the call's Basic credentials, when users are configured and
     /// the call carries some (any call may: Arrow's Java servers accept Basic on every call).
     fn basic(
         &self,
         request: &Request<()>,
+        peer: Option<IpAddr>,
     ) -> Option<Result<crate::session::AuthenticatedUser, Status>> {
         let sessions = self.sessions.as_ref()?;
         let value = request.metadata().get("authorization")?.to_str().ok()?;
         let (scheme, _) = value.trim().split_once(' ')?;
-        scheme.eq_ignore_ascii_case("basic").then(|| sessions.verify_basic(value))
+        scheme.eq_ignore_ascii_case("basic").then(|| sessions.verify_basic(value, peer))
     }
 }
 
 impl Interceptor for TokenAuth {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        let peer = request.remote_addr().map(|a| a.ip());
         if self.tokens.is_empty() && self.sessions.is_none() {
+            request.extensions_mut().insert(Caller::Address(peer));
             return Ok(request);
         }
-        let basic = self.basic(&request);
+        let basic = self.basic(&request, peer);
         if let Some(Ok(user)) = basic {
+            request.extensions_mut().insert(Caller::User(user.0.clone()));
             request.extensions_mut().insert(user);
             return Ok(request);
         }
         let presented = Self::presented(&request);
-        if presented.iter().any(|t| self.accepts(t)) {
+        if let Some(caller) = presented.iter().find_map(|t| self.accepts(t)) {
+            request.extensions_mut().insert(caller);
             Ok(request)
         } else if let Some(Err(refused)) = basic {
             Err(refused)
@@ -103,10 +154,6 @@ impl Interceptor for TokenAuth {
             ))
         }
     }
-}
-
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -199,17 +246,45 @@ mod tests {
     }
 
     #[test]
-    fn byte_differences_that_cancel_out_are_still_differences() {
-        // 'a' ^ 'b' == 3 twice: an XOR-folded comparison would call these equal.
-        assert!(!constant_time_eq(b"aa", b"bb"));
-        assert!(!constant_time_eq(b"s3cret", b"r2cret"));
-        assert!(constant_time_eq(b"s3cret", b"s3cret"));
-        assert!(!constant_time_eq(b"s3cret", b"s3cre"));
-        let mut auth = TokenAuth::new(vec!["s3cret".into()]);
+    fn a_wrong_token_of_any_length_costs_the_same_work_as_the_right_one() {
+        use crate::secret::work;
+        let mut auth = TokenAuth::new(vec!["s3cret".into(), "other-token".into()]);
+        work::take();
+        for presented in ["s3cret", "r2cret", "s", "s3cret-and-more", "other-token"] {
+            let header: &'static str = presented.to_string().leak();
+            let _ = call(&mut auth, Some(("x-api-key", header)));
+            // One digest of what was presented, compared with both tokens in full.
+            assert_eq!(work::take(), (1, 2 * 32), "{presented}");
+        }
         assert_eq!(
             call(&mut auth, Some(("x-api-key", "r2cret"))),
             Err(tonic::Code::Unauthenticated)
         );
+    }
+
+    #[test]
+    fn every_accepted_call_is_marked_with_its_caller() {
+        let store = Arc::new(SessionStore::new(
+            [("alice".to_string(), "pw".to_string())],
+            crate::session::DEFAULT_SESSION_TTL,
+        ));
+        let mut auth = TokenAuth::new(vec!["t1".into(), "t2".into()]).with_sessions(store.clone());
+        let caller = |auth: &mut TokenAuth, k: &'static str, v: &str| {
+            let mut r = Request::new(());
+            r.metadata_mut().insert(k, v.parse().unwrap());
+            auth.call(r).unwrap().extensions().get::<Caller>().cloned()
+        };
+        assert_eq!(caller(&mut auth, "x-api-key", "t2"), Some(Caller::Token(1)));
+        assert_eq!(
+            caller(&mut auth, "authorization", "Basic YWxpY2U6cHc="),
+            Some(Caller::User("alice".into()))
+        );
+        let token = store.issue(&crate::session::AuthenticatedUser("alice".into())).unwrap();
+        let bearer = format!("Bearer {token}");
+        assert_eq!(caller(&mut auth, "authorization", &bearer), Some(Caller::User("alice".into())));
+        let open = TokenAuth::default().call(Request::new(())).unwrap();
+        assert_eq!(open.extensions().get::<Caller>(), Some(&Caller::Address(None)));
+        assert_eq!(Caller::Token(1).to_string(), "static token #2");
     }
 
     #[test]

@@ -186,6 +186,22 @@ impl ServerBuilder {
         self
     }
 
+    /// At most `n` queries (at least 1) of one caller are planned or run at once: one user,
+    /// one static token, or one client address when auth is off (default: a quarter of
+    /// [`Self::max_concurrent_queries`], at least 1). Another query of that caller waits up to
+    /// [`Self::queue_timeout`], then gets `Unavailable` naming `--max-queries-per-user`.
+    pub fn max_queries_per_user(mut self, n: usize) -> Self {
+        self.limits.max_per_caller = Some(n.max(1));
+        self
+    }
+
+    /// A result stream whose client reads nothing for `timeout` is cancelled and frees its
+    /// slot (default [`crate::limits::DEFAULT_SEND_STALL_TIMEOUT`]); `None` lets it wait.
+    pub fn send_stall_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.limits.send_stall_timeout = timeout;
+        self
+    }
+
     /// How long a query waits for a free slot (default [`crate::limits::DEFAULT_QUEUE_TIMEOUT`]).
     pub fn queue_timeout(mut self, wait: Duration) -> Self {
         self.limits.queue_timeout = wait;

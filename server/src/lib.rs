@@ -28,8 +28,11 @@ pub mod launch;
 pub mod limits;
 pub mod options;
 mod preempt;
+mod secret;
 pub mod service;
 pub mod session;
+pub mod slots;
+pub mod throttle;
 pub mod values;
 
 pub use catalog::UserTable;

@@ -36,6 +36,7 @@ use prost::Message;
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::auth::Caller;
 use crate::catalog::Catalog;
 use crate::engine::QueryEngine;
 use crate::options::CallOptions;
@@ -87,12 +88,16 @@ impl FlightSqlServer {
     }
 
     /// The schema clients will receive for `sql`: dictionaries hydrated unless preserved.
-    async fn result_schema(&self, sql: String, md: &MetadataMap) -> Result<SchemaRef, Status> {
-        let opts = CallOptions::from_metadata(md)?;
+    async fn result_schema<T>(
+        &self,
+        sql: String,
+        request: &Request<T>,
+    ) -> Result<SchemaRef, Status> {
+        let opts = CallOptions::from_metadata(request.metadata())?;
         let catalog = self.catalog.clone();
         let engine = self.engine.clone();
         engine
-            .run(&sql.clone(), async move {
+            .run(&Caller::of(request), &sql.clone(), async move {
                 let df = plan(&catalog, &sql, &opts).await?;
                 let schema = Arc::new(df.schema().as_arrow().clone());
                 Ok(flight_schema(schema, opts.preserve_dictionary))
@@ -105,13 +110,13 @@ impl FlightSqlServer {
     async fn execute(
         &self,
         sql: String,
-        md: &MetadataMap,
+        request: &Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let opts = CallOptions::from_metadata(md)?;
+        let opts = CallOptions::from_metadata(request.metadata())?;
         let catalog = self.catalog.clone();
         let stream = self
             .engine
-            .stream(&sql.clone(), async move {
+            .stream(&Caller::of(request), &sql.clone(), async move {
                 let df = plan(&catalog, &sql, &opts).await?;
                 // Every operator yields often, so that dropping the task stops it at any size.
                 let stream = crate::preempt::execute(df).await.map_err(plan_status)?;
@@ -279,7 +284,7 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = self.result_schema(query.query.clone(), request.metadata()).await?;
+        let schema = self.result_schema(query.query.clone(), &request).await?;
         single_endpoint_info(&schema, statement_ticket(&query.query), request.into_inner())
     }
 
@@ -289,7 +294,7 @@ impl FlightSqlService for FlightSqlServer {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let sql = utf8_handle(&query.prepared_statement_handle, "prepared statement handle")?;
-        let schema = self.result_schema(sql.clone(), request.metadata()).await?;
+        let schema = self.result_schema(sql.clone(), &request).await?;
         single_endpoint_info(&schema, statement_ticket(&sql), request.into_inner())
     }
 
@@ -299,7 +304,7 @@ impl FlightSqlService for FlightSqlServer {
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         let sql = utf8_handle(&ticket.statement_handle, "statement handle")?;
-        self.execute(sql, request.metadata()).await
+        self.execute(sql, &request).await
     }
 
     async fn do_get_prepared_statement(
@@ -308,7 +313,7 @@ impl FlightSqlService for FlightSqlServer {
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         let sql = utf8_handle(&query.prepared_statement_handle, "prepared statement handle")?;
-        self.execute(sql, request.metadata()).await
+        self.execute(sql, &request).await
     }
 
     async fn do_action_create_prepared_statement(
@@ -316,7 +321,7 @@ impl FlightSqlService for FlightSqlServer {
         query: ActionCreatePreparedStatementRequest,
         request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
-        let schema = self.result_schema(query.query.clone(), request.metadata()).await?;
+        let schema = self.result_schema(query.query.clone(), &request).await?;
         let options = IpcWriteOptions::default();
         let IpcMessage(dataset_schema) = SchemaAsIpc::new(&schema, &options)
             .try_into()

@@ -1,5 +1,6 @@
 //! One query never starves the others, and every limit an operator sets holds: query timeout,
-//! concurrency with a bounded wait, cancellation on disconnect, bounded shutdown.
+//! concurrency with a bounded wait (in all and per user), send stalls, cancellation on
+//! disconnect, bounded shutdown.
 
 mod common;
 
@@ -158,4 +159,86 @@ async fn shutdown_without_queries_in_flight_returns_at_once() {
     drop(c);
     // Within the grace: nothing had to be cancelled.
     tokio::time::timeout(Duration::from_secs(30), s.shutdown()).await.unwrap().unwrap();
+}
+
+/// A result far larger than what a connection buffers: a client that does not read it stalls it.
+const LARGE: &str = "SELECT * FROM log_entries";
+
+fn large_server() -> ServerBuilder {
+    ServerBuilder::new().demo_rows(200_000).query_timeout(None)
+}
+
+async fn client_with(s: &flightline_server::RunningServer, token: &str) -> Client {
+    let mut c = client(s).await;
+    c.set_header("x-api-key", token);
+    c
+}
+
+type Client = arrow_flight::sql::client::FlightSqlServiceClient<tonic::transport::Channel>;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_unread_streams_of_one_user_leave_slots_for_another_user() {
+    let builder = large_server()
+        .token("alice-token")
+        .token("bob-token")
+        .max_concurrent_queries(8)
+        .queue_timeout(Duration::from_millis(500))
+        // Only the per-user cap is under test: unread streams are never cancelled here.
+        .send_stall_timeout(None);
+    let s = spawn(builder).await;
+    let mut unread = Vec::new();
+    for _ in 0..8 {
+        let mut alice = client_with(&s, "alice-token").await;
+        match alice.do_get(sql_ticket(LARGE)).await.map_err(status) {
+            Ok(stream) => unread.push((alice, stream)),
+            Err(busy) => {
+                assert_eq!(busy.code(), tonic::Code::Unavailable, "{busy}");
+                let message = busy.message();
+                assert!(message.contains("--max-queries-per-user"), "{message}");
+                assert!(message.contains("static token #1"), "{message}");
+                assert!(!message.contains("alice-token"), "{message}");
+            }
+        }
+    }
+    assert_eq!(unread.len(), 2, "a quarter of the 8 slots");
+
+    let mut bob = client_with(&s, "bob-token").await;
+    let started = Instant::now();
+    let answer = run(&mut bob, "SELECT CAST(1 AS BIGINT)").await.unwrap();
+    let waited = started.elapsed();
+    assert_eq!(single_i64(&answer), 1);
+    eprintln!("another user's query beside 8 unread streams answered in {waited:?}");
+    assert!(waited < Duration::from_secs(1), "bob waited {waited:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_its_client_stopped_reading_is_cancelled_and_frees_its_slot() {
+    let stall = Duration::from_secs(1);
+    let builder = large_server()
+        .max_concurrent_queries(1)
+        .queue_timeout(Duration::from_secs(60))
+        .send_stall_timeout(Some(stall));
+    let s = spawn(builder).await;
+    let mut reader = client(&s).await;
+    let mut unread = reader.do_get(sql_ticket(LARGE)).await.map_err(status).unwrap();
+
+    // The only slot is held by a stream nobody reads; the stall timeout frees it.
+    let mut other = client(&s).await;
+    let started = Instant::now();
+    let answer = run(&mut other, "SELECT CAST(6 AS BIGINT)").await.unwrap();
+    let waited = started.elapsed();
+    assert_eq!(single_i64(&answer), 6);
+    eprintln!("the next query got the stalled stream's slot after {waited:?} (stall {stall:?})");
+
+    // The stalled stream delivers what was sent, then an error: never a clean, short end.
+    let end = tokio::time::timeout(CALL_BOUND, async {
+        let mut last = None;
+        while let Some(item) = unread.next().await {
+            last = Some(item);
+        }
+        last
+    });
+    let err = status(end.await.unwrap().expect("some data").unwrap_err());
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err}");
+    assert!(err.message().contains("--send-stall-timeout"), "{}", err.message());
 }

@@ -32,23 +32,24 @@ pub struct ServeArgs {
     /// End of the demo data's 7-day window, RFC 3339 (default: now).
     #[arg(long)]
     pub demo_end: Option<DateTime<Utc>>,
-    /// Accept this bearer token / API key; repeatable. With none, auth is off.
+    /// Accept this bearer token / API key; repeat the flag for more (a value is never split at
+    /// commas, which may be part of a token). FLIGHTLINE_SERVE_TOKENS holds one token per
+    /// line. With none, auth is off.
     #[arg(
-        long = "token", value_parser = parse_token,
+        long = "token", value_name = "TOKEN", value_parser = parse_token,
         env = "FLIGHTLINE_SERVE_TOKENS",
-        value_delimiter = ',',
         hide_env_values = true
     )]
     pub tokens: Vec<String>,
-    /// Accept this user, as NAME:PASSWORD (repeatable): the Flight handshake with HTTP Basic
-    /// credentials issues a session token (what the ADBC driver's `username` / `password`
-    /// options and `flightline --user` do). Prefer FLIGHTLINE_SERVE_USERS (comma-separated) to
-    /// keep passwords out of the process list.
+    /// Accept this user, as NAME:PASSWORD (repeat the flag for more; the password may hold
+    /// `:` and `,`): the Flight handshake with HTTP Basic credentials issues a session token
+    /// (what the ADBC driver's `username` / `password` options and `flightline --user` do).
+    /// Prefer FLIGHTLINE_SERVE_USERS, one NAME:PASSWORD per line, to keep passwords out of the
+    /// process list.
     #[arg(
         long = "user",
         value_name = "NAME:PASSWORD",
         env = "FLIGHTLINE_SERVE_USERS",
-        value_delimiter = ',',
         hide_env_values = true
     )]
     pub users: Vec<String>,
@@ -82,6 +83,15 @@ pub struct ServeArgs {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub max_concurrent_queries: u64,
+    /// Queries one user (or static token; or client address when auth is off) may plan or run
+    /// at once; more wait up to --queue-timeout, then get "server busy" naming this flag.
+    /// Default: a quarter of --max-concurrent-queries, at least 1.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_queries_per_user: Option<u64>,
+    /// Seconds a result may wait on a client that stopped reading it; the query is then
+    /// cancelled and its slot freed. 0: wait (until --query-timeout).
+    #[arg(long, default_value_t = limits::DEFAULT_SEND_STALL_TIMEOUT.as_secs(), value_name = "SECS")]
+    pub send_stall_timeout: u64,
     /// Seconds a query waits for a free slot before "server busy, retry" (gRPC Unavailable).
     #[arg(long, default_value_t = limits::DEFAULT_QUEUE_TIMEOUT.as_secs(), value_name = "SECS")]
     pub queue_timeout: u64,
@@ -105,7 +115,10 @@ impl std::fmt::Debug for ServeArgs {
             .field("listen", &self.listen)
             .field("demo_rows", &self.demo_rows)
             .field("tokens", &format_args!("[{} redacted]", self.tokens.len()))
-            .field("users", &self.users.iter().map(|u| user_name(u)).collect::<Vec<_>>())
+            .field(
+                "users",
+                &entries(&self.users).map(|u| user_name(u).unwrap_or("?")).collect::<Vec<_>>(),
+            )
             .field("session_ttl", &self.session_ttl)
             .field("tables", &self.tables)
             .field("tls_cert", &self.tls_cert)
@@ -113,6 +126,8 @@ impl std::fmt::Debug for ServeArgs {
             .field("memory_limit", &self.memory_limit)
             .field("query_timeout", &self.query_timeout)
             .field("max_concurrent_queries", &self.max_concurrent_queries)
+            .field("max_queries_per_user", &self.max_queries_per_user)
+            .field("send_stall_timeout", &self.send_stall_timeout)
             .field("queue_timeout", &self.queue_timeout)
             .field("max_sql_bytes", &self.max_sql_bytes)
             .field("max_value_bytes", &self.max_value_bytes)
@@ -121,17 +136,28 @@ impl std::fmt::Debug for ServeArgs {
     }
 }
 
-/// The part of a `--user` value that is not a secret.
-fn user_name(spec: &str) -> &str {
-    spec.split(':').next().unwrap_or_default()
+/// The entries of a list of secrets: one per flag, and one per line of a value (how the
+/// environment variables hold several); blank lines are skipped. Never split at commas: a
+/// comma may be part of a password or a token, and splitting there would both break it and
+/// turn its pieces into entries of their own.
+fn entries(values: &[String]) -> impl Iterator<Item = &str> {
+    values.iter().flat_map(|v| v.lines()).filter(|line| !line.trim().is_empty())
+}
+
+/// The part of a `--user` value that is not a secret: the name before the first `:`. A value
+/// with no `:` has no name, and may be nothing but a password: none of it is shown.
+fn user_name(spec: &str) -> Option<&str> {
+    spec.split_once(':').map(|(name, _)| name.trim()).filter(|name| !name.is_empty())
 }
 
 /// Parsed here rather than by clap, whose errors would echo the value, password included.
-fn parse_user(spec: &str) -> Result<(String, String), RunnerError> {
+/// `position` (from 1) names a value that has no name to show.
+fn parse_user(position: usize, spec: &str) -> Result<(String, String), RunnerError> {
     flightline_server::session::parse_user(spec).map_err(|why| {
-        let name = user_name(spec);
+        let which = user_name(spec).map_or_else(|| format!("#{position}"), |n| format!("{n:?}"));
         RunnerError::Server(flightline_server::ServerError::User(format!(
-            "{name:?} in --user / FLIGHTLINE_SERVE_USERS: {why} (look for a stray comma)"
+            "{which} in --user / FLIGHTLINE_SERVE_USERS: {why} (one NAME:PASSWORD per --user \
+             flag, or per line of FLIGHTLINE_SERVE_USERS)"
         )))
     })
 }
@@ -143,10 +169,7 @@ fn parse_table(s: &str) -> Result<UserTable, String> {
 /// A blank token would be no protection at all: refuse it rather than serve without auth.
 fn parse_token(s: &str) -> Result<String, String> {
     match s.trim() {
-        "" => {
-            Err("a token must not be empty (check for a stray comma in FLIGHTLINE_SERVE_TOKENS)"
-                .into())
-        }
+        "" => Err("a token must not be empty (check --token and FLIGHTLINE_SERVE_TOKENS)".into()),
         t => Ok(t.to_string()),
     }
 }
@@ -166,17 +189,22 @@ impl ServeArgs {
                 usize::try_from(self.max_concurrent_queries).unwrap_or(usize::MAX),
             )
             .queue_timeout(Duration::from_secs(self.queue_timeout))
+            .send_stall_timeout(
+                (self.send_stall_timeout > 0).then(|| Duration::from_secs(self.send_stall_timeout)),
+            )
             .max_sql_bytes(self.max_sql_bytes)
             .max_value_bytes(self.max_value_bytes)
             .shutdown_grace(Duration::from_secs(self.shutdown_grace));
         if let Some(end) = self.demo_end {
             b = b.demo_end(end);
         }
-        for t in &self.tokens {
-            b = b.token(t.clone());
+        if let Some(n) = self.max_queries_per_user {
+            b = b.max_queries_per_user(usize::try_from(n).unwrap_or(usize::MAX));
         }
-        for spec in &self.users {
-            let (name, password) = parse_user(spec)?;
+        for token in entries(&self.tokens) {
+            b = b.token(token.trim());
+        }
+        for (name, password) in self.user_list()? {
             b = b.user(name, password);
         }
         b = b.session_ttl(std::time::Duration::from_secs(self.session_ttl));
@@ -187,6 +215,13 @@ impl ServeArgs {
             b = b.tls(read(cert)?, read(key)?);
         }
         Ok(b)
+    }
+}
+
+impl ServeArgs {
+    /// The users of `--user` / FLIGHTLINE_SERVE_USERS as (name, password).
+    fn user_list(&self) -> Result<Vec<(String, String)>, RunnerError> {
+        entries(&self.users).enumerate().map(|(i, spec)| parse_user(i + 1, spec)).collect()
     }
 }
 
@@ -219,5 +254,78 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, RunnerError> {
             eprintln!("flightline: queries still running after the grace were cancelled");
             Ok(ExitCode::from(EXIT_CUT))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn parse(args: &[&str]) -> ServeArgs {
+        Cli::try_parse_from(std::iter::once("serve").chain(args.iter().copied())).unwrap().serve
+    }
+
+    fn redacted_tokens(args: &ServeArgs) -> String {
+        let shown = format!("{:?}", args.builder().unwrap());
+        let at = shown.find("tokens: [").unwrap();
+        shown[at..].split(']').next().unwrap().to_string()
+    }
+
+    #[test]
+    fn a_comma_in_a_token_or_a_password_is_part_of_it() {
+        let args = parse(&["--token", "abc,def", "--user", "alice:pa,ss", "--user", "bob:x:y,z"]);
+        assert_eq!(redacted_tokens(&args), "tokens: [1 redacted");
+        let users = args.user_list().unwrap();
+        assert_eq!(users, [("alice".into(), "pa,ss".into()), ("bob".into(), "x:y,z".into())]);
+    }
+
+    #[test]
+    fn the_environment_lists_one_secret_per_line() {
+        // What clap hands over from FLIGHTLINE_SERVE_TOKENS / FLIGHTLINE_SERVE_USERS: the
+        // variable's whole value as one string.
+        let mut args = parse(&[]);
+        args.tokens = vec!["abc,def\r\n\n  ghi  \n".into()];
+        args.users = vec!["alice:pa,ss\n\nbob:b, c\r\n".into()];
+        assert_eq!(redacted_tokens(&args), "tokens: [2 redacted");
+        let users = args.user_list().unwrap();
+        assert_eq!(users, [("alice".into(), "pa,ss".into()), ("bob".into(), "b, c".into())]);
+    }
+
+    #[test]
+    fn a_bad_user_value_is_refused_without_echoing_any_part_of_its_secret() {
+        for (value, shown) in [
+            ("s3cr3t,pw", "#1"),
+            (":s3cr3t,pw", "#1"),
+            ("carol:", "\"carol\""),
+            ("  :s3cr3t", "#1"),
+        ] {
+            let err = parse(&["--user", value]).user_list().unwrap_err().to_string();
+            assert!(err.contains(shown) && err.contains("NAME:PASSWORD"), "{value}: {err}");
+            assert!(!err.contains("s3cr3t") && !err.contains("pw"), "{value}: {err}");
+        }
+        let mut args = parse(&[]);
+        args.users = vec!["alice:ok\nno-colon-s3cr3t".into()];
+        let err = args.user_list().unwrap_err().to_string();
+        assert!(err.contains("#2") && !err.contains("s3cr3t"), "{err}");
+        let shown = format!("{args:?}");
+        assert!(shown.contains("[\"alice\", \"?\"]") && !shown.contains("s3cr3t"), "{shown}");
+    }
+
+    #[test]
+    fn fairness_flags_reach_the_server_limits() {
+        let args = parse(&["--max-queries-per-user", "3", "--send-stall-timeout", "0"]);
+        let shown = format!("{:?}", args.builder().unwrap());
+        assert!(shown.contains("max_per_caller: Some(3)"), "{shown}");
+        assert!(shown.contains("send_stall_timeout: None"), "{shown}");
+        let shown = format!("{:?}", parse(&[]).builder().unwrap());
+        assert!(shown.contains("max_per_caller: None, send_stall_timeout: Some(30s)"), "{shown}");
     }
 }
