@@ -17,6 +17,7 @@
 //! processors = [{ name = "print" }]
 //! ```
 
+pub mod bounds;
 mod env;
 mod locate;
 mod raw;
@@ -249,8 +250,13 @@ impl Config {
         text: &str,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, RunnerError> {
-        let mut checker =
-            Checker { path, source: Source::new(text), issues: Vec::new(), servers_known: true };
+        let mut checker = Checker {
+            path,
+            source: Source::new(text),
+            issues: Vec::new(),
+            servers_known: true,
+            now: Utc::now(),
+        };
         let config = checker.check(text, env);
         match (config, checker.issues.is_empty()) {
             (Some(config), true) => Ok(config),
@@ -272,6 +278,8 @@ struct Checker<'a> {
     /// False when the sections outside the jobs could not be read: then a job's server
     /// reference cannot be judged, and saying "no such server" would only add noise.
     servers_known: bool,
+    /// The clock spans are checked against (`last = "7d"` must start after the era begins).
+    now: DateTime<Utc>,
 }
 
 impl Checker<'_> {
@@ -544,11 +552,20 @@ impl Checker<'_> {
     }
 
     fn range(&mut self, raw: &RawJob) -> Option<RangeSpec> {
-        let instant = |s: &str| flightline_core::time::parse_instant(s).map_err(|e| e.to_string());
+        let instant = |s: &str| {
+            flightline_core::time::parse_instant(s)
+                .map_err(|e| e.to_string())
+                .and_then(bounds::check_instant)
+        };
+        let now = self.now;
         match (&raw.last, &raw.begin, &raw.end) {
             (None, None, None) => Some(RangeSpec::None),
             (Some(last), None, None) => self
-                .value(last, |s| flightline_core::time::parse_span(s).map_err(|e| e.to_string()))
+                .value(last, |s| {
+                    flightline_core::time::parse_span(s)
+                        .map_err(|e| e.to_string())
+                        .and_then(|span| bounds::check_span(span, now))
+                })
                 .map(RangeSpec::Last),
             (None, Some(begin), end) => {
                 let b = self.value(begin, instant);
@@ -584,18 +601,24 @@ impl Checker<'_> {
             }
             return None;
         };
-        let every_d = self.value(every, parse_duration)?;
+        let now = self.now;
+        // Each span is added to or subtracted from instants: it must keep them in the era.
+        let bounded = move |duration: Duration| {
+            let chrono = chrono::Duration::from_std(duration).map_err(|e| e.to_string())?;
+            bounds::check_span(chrono, now).map(|_| duration)
+        };
+        let every_d = self.value(every, |s| parse_duration(s).and_then(bounded))?;
         let window = match &raw.window {
-            Some(w) => self.value(w, parse_duration)?,
+            Some(w) => self.value(w, |s| parse_duration(s).and_then(bounded))?,
             None => every_d,
         };
-        let lag =
-            match &raw.lag {
-                Some(l) => self.value(l, |s| {
-                    if s.trim() == "0" { Ok(Duration::ZERO) } else { parse_duration(s) }
-                })?,
-                None => Duration::ZERO,
-            };
+        let lag = match &raw.lag {
+            Some(l) => self.value(l, |s| {
+                let lag = if s.trim() == "0" { Ok(Duration::ZERO) } else { parse_duration(s) };
+                lag.and_then(bounded)
+            })?,
+            None => Duration::ZERO,
+        };
         let cap = match &raw.max_windows_per_tick {
             Some(c) => self.positive(c, "max_windows_per_tick must be at least 1")? as u32,
             None => DEFAULT_MAX_WINDOWS_PER_TICK,
@@ -794,4 +817,15 @@ fn config_hash(job: &JobConfig) -> String {
     };
     let bytes = serde_json::to_vec(&identity).unwrap_or_default();
     hex::encode(Sha256::digest(&bytes))
+}
+
+/// A scheduled job named `j` (every minute, no range), as parsed from a file, for unit tests.
+#[cfg(test)]
+pub(crate) fn scheduled_test_job() -> JobConfig {
+    let text = "[server]\nuri = \"grpc://127.0.0.1:1\"\n[[job]]\nname = \"j\"\n\
+                sql = \"SELECT 1\"\nevery = \"1m\"\n";
+    match Config::parse(Path::new("jobs.toml"), text, &|_| None) {
+        Ok(mut config) => config.jobs.remove(0),
+        Err(err) => panic!("the test job file is refused: {err}"),
+    }
 }

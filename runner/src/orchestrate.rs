@@ -194,24 +194,15 @@ pub async fn run(
     });
 
     let mut tasks = JoinSet::new();
+    let mut ids = BTreeMap::new();
     for (index, job) in config.jobs.iter().enumerate() {
         let job = Arc::new(job.clone());
         let shared = Arc::clone(&shared);
         let start = starts.get(&job.name).copied().flatten();
-        tasks.spawn(async move { (index, run_job(shared, job, start).await) });
+        let task = tasks.spawn(async move { (index, run_job(shared, job, start).await) });
+        ids.insert(task.id(), index);
     }
-    let mut jobs: Vec<Option<JobSummary>> = vec![None; config.jobs.len()];
-    let give_up = give_up_after_cancel(cancel.clone());
-    tokio::pin!(give_up);
-    while let Some(done) = tokio::select! {
-        done = tasks.join_next() => done,
-        () = &mut give_up => None,
-    } {
-        match done {
-            Ok((index, summary)) => jobs[index] = Some(summary),
-            Err(err) => tracing::error!(error = %err, "a job task ended abnormally"),
-        }
-    }
+    let mut jobs = join_jobs(&mut tasks, &ids, &config.jobs, cancel.clone()).await;
     let interrupted = stop.is_cancelled();
     let cut = cancel.is_cancelled();
     if !tasks.is_empty() {
@@ -221,6 +212,46 @@ pub async fn run(
     stop.cancel();
     watcher.abort();
     Ok(RunSummary { jobs: jobs.into_iter().flatten().collect(), interrupted, cut })
+}
+
+/// Waits for the job tasks (`ids` maps each task to its job's index) until every one ended, or
+/// until [`CANCEL_WAIT`] after `cancel`: tasks still running then are left in `tasks`. A task that
+/// panicked (a bug, but not one to hide behind exit status 0) becomes a failed job whose error is
+/// the panic, so the summary names it and `run` exits non-zero.
+async fn join_jobs(
+    tasks: &mut JoinSet<(usize, JobSummary)>,
+    ids: &BTreeMap<tokio::task::Id, usize>,
+    configs: &[JobConfig],
+    cancel: CancellationToken,
+) -> Vec<Option<JobSummary>> {
+    let mut jobs: Vec<Option<JobSummary>> = vec![None; configs.len()];
+    let give_up = give_up_after_cancel(cancel);
+    tokio::pin!(give_up);
+    while let Some(done) = tokio::select! {
+        done = tasks.join_next() => done,
+        () = &mut give_up => None,
+    } {
+        match done {
+            Ok((index, summary)) => jobs[index] = Some(summary),
+            Err(err) => {
+                let job = ids.get(&err.id()).and_then(|i| Some((*i, configs.get(*i)?)));
+                let Some((index, job)) = job else { continue };
+                tracing::error!(job = %job.name, error = %err, "the job's task ended abnormally");
+                m::record_run(&job.name, &job.server, RunStatus::Failed);
+                jobs[index] = Some(JobSummary {
+                    name: job.name.clone(),
+                    server: job.server.clone(),
+                    runs_failed: 1,
+                    last_error: Some(format!(
+                        "{err} (a bug: please report it with the log above); windows after the \
+                         last committed checkpoint run again next time"
+                    )),
+                    ..Default::default()
+                });
+            }
+        }
+    }
+    jobs
 }
 
 /// How long runs get to end once cancelled: their processors' aborts, plus a margin.
@@ -337,19 +368,23 @@ async fn run_job(
         return summary;
     }
     match job.schedule {
-        None => {
-            let window = match job.range {
-                RangeSpec::None => None,
-                RangeSpec::Last(span) => TimeRange::last(span).ok(),
-                RangeSpec::Absolute { begin, end } => {
-                    end.and_then(|end| TimeRange::new(begin, end).ok())
-                }
-            };
-            run_window(&shared, &job, window, &mut summary).await;
-        }
+        None => match schedule::one_shot_range(&job) {
+            Ok(window) => {
+                run_window(&shared, &job, window, &mut summary).await;
+            }
+            Err(err) => refuse(&job, err, &mut summary),
+        },
         Some(schedule) => run_scheduled(&shared, &job, schedule, start, &mut summary).await,
     }
     summary
+}
+
+/// Fails `job` before any run: `err` says why.
+fn refuse(job: &JobConfig, err: RunnerError, summary: &mut JobSummary) {
+    tracing::error!(job = %job.name, error = %err, "job cannot start");
+    summary.last_error = Some(err.to_string());
+    m::record_run(&job.name, &job.server, RunStatus::Failed);
+    summary.runs_failed += 1;
 }
 
 /// Local validation of the SQL (the built-in rules, no server call) under the job's policy.
@@ -384,8 +419,11 @@ async fn run_scheduled(
     summary: &mut JobSummary,
 ) {
     let stop_at = schedule::stop(job);
-    let mut checkpoint =
-        start.unwrap_or_else(|| schedule::first_window_start(job, &schedule, Utc::now()));
+    let first = start.map_or_else(|| schedule::first_window_start(job, &schedule, Utc::now()), Ok);
+    let mut checkpoint = match first {
+        Ok(at) => at,
+        Err(err) => return refuse(job, err, summary),
+    };
     summary.checkpoint = Some(checkpoint);
     loop {
         let cap = if shared.once { u32::MAX } else { schedule.max_windows_per_tick };
@@ -400,9 +438,9 @@ async fn run_scheduled(
                 break;
             }
             if let Some(state) = &shared.state
-                && let Err(err) = state.commit(job, window.end)
+                && let Err(err) = commit(shared, state, job, checkpoint, window.end).await
             {
-                tracing::error!(job = %job.name, error = %err, "cannot write the checkpoint; stopping the job");
+                tracing::error!(job = %job.name, error = %err, "checkpoint not written before the stop; the window runs again next time");
                 summary.last_error = Some(err.to_string());
                 return;
             }
@@ -428,8 +466,26 @@ async fn run_scheduled(
     }
 }
 
+/// Moves `job`'s checkpoint from `at` to `end`, retrying failed writes with the job's backoff
+/// until they land or the grace period is over; the lag gauge keeps growing meanwhile.
+async fn commit(
+    shared: &Shared,
+    state: &StateDir,
+    job: &JobConfig,
+    at: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<(), RunnerError> {
+    let wait = |failures| backoff(&job.retries, failures);
+    let on_failure = |err: &RunnerError, pause: Duration| {
+        tracing::warn!(job = %job.name, error = %err, retry_in = ?pause, "cannot write the checkpoint; retrying");
+        lag_gauge(job, at);
+    };
+    state.commit_retrying(job, end, wait, on_failure, &shared.cancel).await
+}
+
 fn lag_gauge(job: &JobConfig, checkpoint: DateTime<Utc>) {
-    let lag = (Utc::now() - checkpoint).num_milliseconds().max(0) as f64 / 1000.0;
+    let lag =
+        Utc::now().signed_duration_since(checkpoint).num_milliseconds().max(0) as f64 / 1000.0;
     m::checkpoint_lag(&job.name, &job.server, lag);
 }
 
@@ -575,4 +631,35 @@ async fn run_once(
         .run(&sql, header_range, processors, &progress, shared.cancel.child_token())
         .await?;
     Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::scheduled_test_job;
+    use crate::progress::summary_table;
+
+    #[tokio::test]
+    async fn a_job_task_that_panics_is_a_failed_job_named_in_the_summary() {
+        let calm = JobConfig { name: "calm".into(), ..scheduled_test_job() };
+        let boom = JobConfig { name: "boom".into(), ..scheduled_test_job() };
+        let configs = vec![calm, boom];
+        let mut tasks = JoinSet::new();
+        let mut ids = BTreeMap::new();
+        let ok = JobSummary { name: "calm".into(), runs_ok: 1, ..Default::default() };
+        ids.insert(tasks.spawn(async move { (0, ok) }).id(), 0);
+        let panics = async {
+            panic!("schedule arithmetic overflowed");
+        };
+        ids.insert(tasks.spawn(panics).id(), 1);
+
+        let jobs = join_jobs(tasks, &ids, &configs).await;
+        let summary = RunSummary { jobs, interrupted: false };
+        assert_eq!(summary.failed_jobs(), vec!["boom".to_string()]);
+        let boom = &summary.jobs[1];
+        assert_eq!(boom.runs_failed, 1);
+        let error = boom.last_error.as_deref().unwrap_or_default();
+        assert!(error.contains("schedule arithmetic overflowed"), "{error}");
+        assert!(summary_table(&summary).contains("boom: last error:"));
+    }
 }

@@ -8,21 +8,57 @@
 use chrono::{DateTime, Duration, Utc};
 use flightline_core::TimeRange;
 
+use crate::RunnerError;
 use crate::config::{JobConfig, RangeSpec, Schedule};
 
 /// Where a scheduled job without a checkpoint starts: its `begin`; else `now - last`; else
 /// the last whole window before `now - lag`. The last two are aligned down to a multiple of
-/// the window (since the Unix epoch), so windows and their file names are round.
+/// the window (since the Unix epoch), so windows and their file names are round. Fails,
+/// rather than panicking, when a span reaches back beyond the instants chrono holds (the job
+/// file check refuses such spans; this guards callers that build a [`JobConfig`] themselves).
 pub fn first_window_start(
     job: &JobConfig,
     schedule: &Schedule,
     now: DateTime<Utc>,
-) -> DateTime<Utc> {
+) -> Result<DateTime<Utc>, RunnerError> {
+    let start = match job.range {
+        RangeSpec::Absolute { begin, .. } => Some(begin),
+        RangeSpec::Last(span) => {
+            now.checked_sub_signed(span).map(|from| align_down(from, schedule.window))
+        }
+        RangeSpec::None => now
+            .checked_sub_signed(schedule.lag)
+            .map(|ready| align_down(ready, schedule.window))
+            .and_then(|ready| ready.checked_sub_signed(schedule.window)),
+    };
+    start.ok_or_else(|| out_of_range(job, "its first window"))
+}
+
+/// The range of a one-shot job: none, `last` up to now, or `begin` to `end`. A range that
+/// cannot be computed fails the job: reading everything instead would silently widen it.
+pub fn one_shot_range(job: &JobConfig) -> Result<Option<TimeRange>, RunnerError> {
     match job.range {
-        RangeSpec::Absolute { begin, .. } => begin,
-        RangeSpec::Last(span) => align_down(now - span, schedule.window),
-        RangeSpec::None => align_down(now - schedule.lag, schedule.window) - schedule.window,
+        RangeSpec::None => Ok(None),
+        RangeSpec::Last(span) => {
+            TimeRange::last(span).map(Some).map_err(|_| out_of_range(job, "`last` ending now"))
+        }
+        RangeSpec::Absolute { begin, end: Some(end) } => Ok(Some(TimeRange::new(begin, end)?)),
+        RangeSpec::Absolute { end: None, .. } => Err(flightline_core::Error::Config(format!(
+            "job {:?}: a job without `every` needs `end` beside `begin`",
+            job.name
+        ))
+        .into()),
     }
+}
+
+fn out_of_range(job: &JobConfig, what: &str) -> RunnerError {
+    flightline_core::Error::TimeRange {
+        input: format!("job {:?}: {what}", job.name),
+        reason: "a span reaches back beyond the representable instants; shorten `last`, \
+                 `window` or `lag` (`flightline check` names the key)"
+            .into(),
+    }
+    .into()
 }
 
 /// Where a scheduled job stops, if it does (`end`).
@@ -42,11 +78,12 @@ pub fn due_windows(
     stop: Option<DateTime<Utc>>,
     cap: u32,
 ) -> Vec<TimeRange> {
-    let ready_until = now - schedule.lag;
+    // A lag or window beyond chrono's range makes nothing due, never a panic.
+    let Some(ready_until) = now.checked_sub_signed(schedule.lag) else { return Vec::new() };
     let mut out = Vec::new();
     let mut begin = from;
     while out.len() < cap as usize {
-        let mut end = begin + schedule.window;
+        let Some(mut end) = begin.checked_add_signed(schedule.window) else { break };
         if let Some(stop) = stop {
             if begin >= stop {
                 break;
@@ -81,6 +118,12 @@ fn align_down(instant: DateTime<Utc>, window: Duration) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A scheduled job with `range` put in after parsing (the file check would refuse the
+    /// out-of-range ones these tests need).
+    fn job(range: RangeSpec) -> JobConfig {
+        JobConfig { range, ..crate::config::scheduled_test_job() }
+    }
 
     fn at(text: &str) -> DateTime<Utc> {
         flightline_core::time::parse_instant(text).unwrap()
@@ -135,5 +178,60 @@ mod tests {
     fn alignment_is_to_window_multiples() {
         let aligned = align_down(at("2024-01-01T00:07:31Z"), Duration::seconds(300));
         assert_eq!(aligned, at("2024-01-01T00:05:00Z"));
+    }
+
+    #[test]
+    fn last_starts_one_span_before_now_aligned_down_to_the_window() {
+        let now = at("2024-01-01T00:07:31Z");
+        let last = job(RangeSpec::Last(Duration::hours(1)));
+        let start = first_window_start(&last, &schedule(300, 0), now).unwrap();
+        assert_eq!(start, at("2023-12-31T23:05:00Z"));
+        let start = first_window_start(&last, &schedule(60, 30), now).unwrap();
+        assert_eq!(start, at("2023-12-31T23:07:00Z"), "lag does not move a `last` start");
+    }
+
+    #[test]
+    fn no_range_starts_at_the_last_whole_window_before_now_minus_lag() {
+        let s = schedule(60, 30);
+        let now = at("2024-01-01T00:05:20Z");
+        // Ready until 00:04:50: [00:03, 00:04) is the last whole window before it.
+        let start = first_window_start(&job(RangeSpec::None), &s, now).unwrap();
+        assert_eq!(start, at("2024-01-01T00:03:00Z"));
+        assert_eq!(due_windows(start, now, &s, None, 10).len(), 1, "that one window is due");
+    }
+
+    #[test]
+    fn begin_starts_at_begin_unaligned() {
+        let begin = at("2024-01-01T00:00:07Z");
+        let absolute = job(RangeSpec::Absolute { begin, end: None });
+        let start = first_window_start(&absolute, &schedule(60, 30), at("2030-01-01T00:00:00Z"));
+        assert_eq!(start.unwrap(), begin);
+    }
+
+    #[test]
+    fn spans_beyond_chrono_fail_or_make_nothing_due_never_panic() {
+        let now = at("2024-01-01T00:00:00Z");
+        let huge = schedule(60, 0);
+        let err = first_window_start(&job(RangeSpec::Last(Duration::MAX)), &huge, now);
+        assert!(matches!(err, Err(RunnerError::Core(flightline_core::Error::TimeRange { .. }))));
+        let late = Schedule { lag: Duration::MAX, ..huge };
+        assert!(first_window_start(&job(RangeSpec::None), &late, now).is_err());
+        assert!(due_windows(now, now, &late, None, 10).is_empty());
+        let wide = Schedule { window: Duration::MAX, ..huge };
+        assert!(due_windows(now, at("2200-01-01T00:00:00Z"), &wide, None, 10).is_empty());
+    }
+
+    #[test]
+    fn a_one_shot_range_that_cannot_be_computed_fails_instead_of_reading_everything() {
+        let err = one_shot_range(&job(RangeSpec::Last(Duration::MAX))).unwrap_err();
+        assert!(err.to_string().contains("`last`"), "{err}");
+        let begin = at("2024-01-01T00:00:00Z");
+        assert!(one_shot_range(&job(RangeSpec::Absolute { begin, end: None })).is_err());
+        assert_eq!(one_shot_range(&job(RangeSpec::None)).unwrap(), None);
+        let hour = one_shot_range(&job(RangeSpec::Last(Duration::hours(1)))).unwrap().unwrap();
+        assert_eq!(hour.duration(), Duration::hours(1));
+        let end = at("2024-01-02T00:00:00Z");
+        let absolute = one_shot_range(&job(RangeSpec::Absolute { begin, end: Some(end) }));
+        assert_eq!(absolute.unwrap(), Some(TimeRange::new(begin, end).unwrap()));
     }
 }

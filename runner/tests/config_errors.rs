@@ -120,6 +120,29 @@ fn bad_instant_and_reversed_range() {
 }
 
 #[test]
+fn spans_and_instants_beyond_the_nanosecond_era_are_refused_not_a_panic_or_no_range() {
+    // One-shot and scheduled: the span once panicked a schedule and widened a one-shot query.
+    for schedule in ["", "every = \"1m\"\n"] {
+        let text = job(&format!("{schedule}last = \"999999999d\"\n"));
+        let line = if schedule.is_empty() { 7 } else { 8 };
+        one_issue(&text, line, "job[0].last", &["= \"999999999d\"", "too long", "1677-09-21"]);
+    }
+    one_issue(&job("last = \"20000w\"\n"), 7, "job[0].last", &["too long"]);
+    for key in ["window", "lag"] {
+        let text = job(&format!("every = \"1m\"\n{key} = \"999999999d\"\n"));
+        one_issue(&text, 8, &format!("job[0].{key}"), &["too long", "days"]);
+    }
+    one_issue(&job("every = \"99999999w\"\n"), 7, "job[0].every", &["too long"]);
+    let early = "begin = \"1600-01-01T00:00:00Z\"\nend = \"2024-01-01T00:00:00Z\"\n";
+    one_issue(&job(early), 7, "job[0].begin", &["1677-09-21 to 2262-04-11"]);
+    let late = "begin = \"2024-01-01T00:00:00Z\"\nend = \"9999-01-01T00:00:00Z\"\n";
+    one_issue(&job(late), 8, "job[0].end", &["1677-09-21 to 2262-04-11"]);
+    // Long but representable spans stay accepted.
+    let fine = job("every = \"1d\"\nwindow = \"52w\"\nlag = \"1w\"\nlast = \"100w\"\n");
+    assert!(Config::parse(Path::new("jobs.toml"), &fine, &env).is_ok());
+}
+
+#[test]
 fn last_and_begin_together() {
     one_issue(
         &job("last = \"1d\"\nbegin = \"2024-01-01T00:00:00Z\"\n"),

@@ -88,6 +88,13 @@ fn checkpoint(state: &Path, job: &str) -> Option<DateTime<Utc>> {
     value["end"].as_str().map(instant)
 }
 
+/// The `runs` column of `job`'s line in the summary table `flightline run` prints.
+fn runs_in_summary(stdout: &str, job: &str) -> u64 {
+    let line = stdout.lines().find(|l| l.split_whitespace().next() == Some(job));
+    let runs = line.and_then(|l| l.split_whitespace().nth(1)).and_then(|n| n.parse().ok());
+    runs.unwrap_or_else(|| panic!("no summary line for {job}: {stdout}"))
+}
+
 /// The committed sink files in `dir` (temporary files start with a dot).
 fn sink_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -143,6 +150,13 @@ processors = [{{ name = "parquet_sink", options = {{ path = "{out}/{{begin}}.par
     let (status, stdout, stderr) = RunnerProcess::start(&jobs, &["--once"]).finish();
     assert!(status.success(), "{stdout}\n{stderr}");
     assert_eq!(checkpoint(&state, "windows"), Some(end));
+    // Overwriting sinks would hide a runner that redoes every window: count this attempt's.
+    let remaining = ((end - killed_at).num_minutes() / 30) as u64;
+    assert_eq!(
+        runs_in_summary(&stdout, "windows"),
+        remaining,
+        "the restarted runner resumes at its checkpoint {killed_at}, not at `begin`"
+    );
 
     let files = sink_files(&out);
     assert_eq!(files.len(), 24, "one file per 30-minute window: {files:?}");
@@ -376,4 +390,86 @@ processors = [{{ name = "count_by" }}]
     let (status, stdout, stderr) = runner.finish();
     assert_eq!(status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(stderr.contains("retrying"), "{stderr}");
+}
+
+#[test]
+fn a_checkpoint_write_that_fails_is_retried_with_the_lag_growing_until_it_lands() {
+    let mut server = Server::start(10_000);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let jobs = job_file(
+        dir.path(),
+        &format!(
+            r#"
+[server]
+uri = "{uri}"
+connect_timeout = "1s"
+[metrics]
+listen = "127.0.0.1:0"
+[runner]
+state_dir = "{state}"
+[[job]]
+name = "tick"
+sql = "SELECT level, target FROM log_entries"
+every = "200ms"
+window = "1s"
+retries = {{ max = 100, initial_backoff = "100ms", max_backoff = "200ms" }}
+processors = [{{ name = "count_by" }}]
+"#,
+            uri = server.uri(),
+            state = state.display()
+        ),
+    );
+    // The server is away at start, so the first window cannot finish before the checkpoint's
+    // path is blocked (the runner reads the checkpoint at start, and refuses an unreadable one).
+    server.stop();
+    let mut runner = RunnerProcess::start(&jobs, &[]);
+    let addr = runner.metrics_addr();
+    let blocked = state.join("tick.checkpoint.json");
+    eventually("the state directory", || state.join("runner.lock").exists().then_some(()));
+    // A directory where the checkpoint goes: the rename onto it fails, even for root.
+    std::fs::create_dir(&blocked).unwrap();
+    server.restart();
+    let lag = || sample(&scrape(addr), "flightline_checkpoint_lag_seconds", &[("job", "tick")]);
+    let ok_runs =
+        || sample(&scrape(addr), "flightline_job_runs_total", &[("job", "tick"), ("status", "ok")]);
+    eventually("a finished window", || ok_runs().filter(|n| *n >= 1.0));
+    let first = eventually("the lag gauge", lag);
+    eventually("the lag growing while the write fails", || lag().filter(|l| *l > first + 0.5));
+    assert!(blocked.is_dir(), "nothing replaced the blocking directory");
+    assert_eq!(ok_runs(), Some(1.0), "no later window runs before its predecessor's checkpoint");
+
+    std::fs::remove_dir(&blocked).unwrap();
+    let landed =
+        eventually("the checkpoint after the disk recovers", || checkpoint(&state, "tick"));
+    eventually("later windows", || ok_runs().filter(|n| *n >= 3.0));
+    runner.signal(SIGTERM);
+    let (status, stdout, stderr) = runner.finish();
+    assert_eq!(status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stderr.contains("cannot write the checkpoint; retrying"), "{stderr}");
+    assert!(checkpoint(&state, "tick").is_some_and(|at| at > landed), "{stderr}");
+}
+
+#[test]
+fn a_span_beyond_the_era_is_refused_by_check_and_run_with_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = job_file(
+        dir.path(),
+        "[server]\nuri = \"grpc://127.0.0.1:1\"\n[[job]]\nname = \"far\"\n\
+         sql = \"SELECT 1\"\nevery = \"1m\"\nlast = \"999999999d\"\n",
+    );
+    for command in ["check", "run"] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_flightline"))
+            .arg(command)
+            .arg(&jobs)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{command}: {stderr}");
+        assert!(
+            stderr.contains("jobs.toml:7: job[0].last = \"999999999d\""),
+            "{command}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{command}: {stderr}");
+    }
 }

@@ -5,9 +5,11 @@
 //! summary and the processors' reports, then scrapes its own `/metrics` endpoint and shows a
 //! few lines. Nothing to install or configure.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
+
+use rand::Rng;
 
 use flightline_server::ServerBuilder;
 
@@ -50,8 +52,8 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode, RunnerError> {
         s.uri = server.uri().to_string();
     }
     // A fresh state directory each time, so the scheduled job shows its windows on every run.
-    let state = std::env::temp_dir().join(format!("flightline-demo-{}", std::process::id()));
-    config.runner.state_dir = state.clone();
+    let state = PrivateDir::create()?;
+    config.runner.state_dir = state.path().to_path_buf();
     let metrics = MetricsEndpoint::install(([127, 0, 0, 1], 0).into())?;
     eprintln!(
         "flightline: running the {} jobs of {DEMO_JOBS_PATH} concurrently",
@@ -63,7 +65,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode, RunnerError> {
         let _ = tokio::signal::ctrl_c().await;
     };
     let outcome = orchestrate::run(&config, options, Display::new(args.progress), shutdown).await;
-    let _ = std::fs::remove_dir_all(&state);
+    drop(state);
     let summary = outcome?;
     // One write: `flightline demo | head` then ends quietly (main treats a broken pipe as
     // success) instead of panicking inside `println!`.
@@ -75,6 +77,45 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode, RunnerError> {
     server.shutdown().await?;
     printed?;
     Ok(if summary.failed_jobs().is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// A new directory under the system's temporary directory, with an unpredictable name and
+/// (on Unix) mode 0700, so nobody can plant a checkpoint, a lock or a symlink in it before
+/// the demo runs. Removed with everything in it when dropped (the demo's state is throwaway).
+struct PrivateDir(PathBuf);
+
+impl PrivateDir {
+    fn create() -> Result<Self, RunnerError> {
+        let parent = std::env::temp_dir();
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        let mut last = None;
+        for _ in 0..16 {
+            let path = parent.join(format!("flightline-demo-{:016x}", rand::rng().random::<u64>()));
+            // `mkdir` fails on anything already there, a symlink included: never reused.
+            match builder.create(&path) {
+                Ok(()) => return Ok(Self(path)),
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => last = Some(err),
+                Err(source) => {
+                    return Err(RunnerError::Io { path: path.display().to_string(), source });
+                }
+            }
+        }
+        let source = last.unwrap_or_else(|| std::io::ErrorKind::AlreadyExists.into());
+        Err(RunnerError::Io { path: parent.display().to_string(), source })
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        // std's remove_dir_all does not follow symlinks inside the tree.
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn reports(summary: &RunSummary) -> String {
@@ -118,4 +159,28 @@ async fn scraped_metrics(metrics: &MetricsEndpoint) -> String {
         Err(err) => out.push_str(&format!("(scraping {url} failed: {err})\n")),
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_directory_is_private_unpredictable_and_removed() {
+        let (a, b) = (PrivateDir::create().unwrap(), PrivateDir::create().unwrap());
+        assert_ne!(a.path(), b.path());
+        let predictable =
+            std::env::temp_dir().join(format!("flightline-demo-{}", std::process::id()));
+        assert_ne!(a.path(), predictable);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(a.path()).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700);
+        }
+        let path = a.path().to_path_buf();
+        std::fs::write(path.join("j.checkpoint.json"), "{}").unwrap();
+        drop(a);
+        assert!(!path.exists());
+    }
 }
