@@ -150,8 +150,8 @@ mod through_the_executor {
     use arrow::array::{AsArray, Int64Array};
     use arrow::datatypes::Int32Type;
     use flightline_core::exec::{
-        ABORT_DEADLINE, CancellationToken, NoProgress, ProgressEvent, ProgressObserver,
-        QueryExecutor,
+        ABORT_DEADLINE, CancellationToken, ExecOutcome, NoProgress, ProgressEvent,
+        ProgressObserver, QueryExecutor,
     };
     use flightline_core::process::{BatchProcessor, ProcessStage};
     use flightline_core::{Error, FlightSqlClient, TimeRange};
@@ -236,12 +236,17 @@ mod through_the_executor {
         let runtime =
             tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
         let runtime = runtime.unwrap();
-        runtime.block_on(cancel_a_blocked_plugin());
-        // The blocked call never returns: a runtime dropped the usual way would wait for it.
+        let outcome = runtime.block_on(cancel_a_blocked_plugin());
+        // The blocked call never returns: a runtime dropped the usual way (also while a failed
+        // assertion unwinds) would wait for it, so the runtime goes before any assertion.
         runtime.shutdown_timeout(Duration::from_secs(1));
+        let outcome = outcome.expect("the cancelled run waited for the blocked plugin").unwrap();
+        assert!(outcome.stats.cancelled, "{:?}", outcome.stats);
+        assert!(outcome.reports.is_empty());
     }
 
-    async fn cancel_a_blocked_plugin() {
+    async fn cancel_a_blocked_plugin()
+    -> Result<flightline_core::Result<ExecOutcome>, tokio::time::error::Elapsed> {
         let (_server, client) = start().await;
         let probe = flightline_core::plugin::load(support::probe(), None).unwrap();
         let blocked: Vec<Box<dyn BatchProcessor>> =
@@ -257,12 +262,7 @@ mod through_the_executor {
             cancel,
         );
         // Without a bound on the abort, the run waits for the blocked call for ever.
-        let outcome = tokio::time::timeout(ABORT_DEADLINE + Duration::from_secs(20), run)
-            .await
-            .expect("the cancelled run waited for the blocked plugin")
-            .unwrap();
-        assert!(outcome.stats.cancelled, "{:?}", outcome.stats);
-        assert!(outcome.reports.is_empty());
+        tokio::time::timeout(ABORT_DEADLINE + Duration::from_secs(20), run).await
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
