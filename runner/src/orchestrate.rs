@@ -653,8 +653,9 @@ mod tests {
         };
         ids.insert(tasks.spawn(panics).id(), 1);
 
-        let jobs = join_jobs(tasks, &ids, &configs).await;
-        let summary = RunSummary { jobs, interrupted: false };
+        let jobs = join_jobs(&mut tasks, &ids, &configs, CancellationToken::new()).await;
+        let jobs = jobs.into_iter().flatten().collect();
+        let summary = RunSummary { jobs, interrupted: false, cut: false };
         assert_eq!(summary.failed_jobs(), vec!["boom".to_string()]);
         let boom = &summary.jobs[1];
         assert_eq!(boom.runs_failed, 1);

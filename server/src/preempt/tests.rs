@@ -9,7 +9,7 @@ use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::SessionContext;
 
 use super::preemptible;
-use super::probe::{PAIRS_PER_YIELD, slice_rows};
+use super::probe::{SLICE_PAIRS, SMALL_SLICE_PAIRS, slice_rows};
 
 /// Tables `a` and `b`, each one batch of `v` = 1..=rows.
 fn session(a_rows: i32, b_rows: i32) -> SessionContext {
@@ -55,41 +55,49 @@ async fn every_operator_of_a_rewritten_plan_yields() {
     }
 }
 
-#[tokio::test]
-async fn a_nested_loop_join_counts_its_build_side_and_slices_its_probe_side() {
-    let ctx = session(2_000, 3_000);
-    let sql = "SELECT count(*) FROM a, b WHERE a.v + b.v > 2500";
-    let plain = physical(&ctx, sql).await;
-    let rewritten = preemptible(Arc::clone(&plain)).unwrap();
-
+/// The nested loop joins of `plan`, by the names of their two children.
+fn join_children(plan: &Arc<dyn ExecutionPlan>) -> Vec<Vec<String>> {
     let mut joins = Vec::new();
-    let mut stack = vec![Arc::clone(&rewritten)];
+    let mut stack = vec![Arc::clone(plan)];
     while let Some(node) = stack.pop() {
         if node.is::<NestedLoopJoinExec>() {
-            joins.push(node.children().iter().map(|c| c.name().to_string()).collect::<Vec<_>>());
+            joins.push(node.children().iter().map(|c| c.name().to_string()).collect());
         }
         stack.extend(node.children().into_iter().cloned());
     }
-    assert_eq!(joins, [["CountBuildRows", "SliceProbe"]]);
+    joins
+}
 
-    // 2,000 build rows: probe slices of 524 rows, so the 3,000-row probe batch is cut in six;
-    // the answer is the same.
-    let task = ctx.task_ctx();
-    let expected = count(&collect(plain, Arc::clone(&task)).await.unwrap());
-    assert_eq!(count(&collect(rewritten, task).await.unwrap()), expected);
-    assert_eq!(
-        expected,
-        (1..=2_000i64).map(|a| (3_000 - (2_500 - a)).clamp(0, 3_000)).sum::<i64>()
-    );
+#[tokio::test]
+async fn a_sliced_nested_loop_join_gives_the_same_answer() {
+    // 1,000 build rows: fast-path slices of 33,554 rows cut the 40,000-row probe batch in two;
+    // 46,000 build rows: slow-path slices of 22 rows cut the 200-row probe batch in ten.
+    for (build, probe) in [(1_000, 40_000), (46_000, 200)] {
+        let ctx = session(build, probe);
+        let sql = "SELECT count(*) FROM a, b WHERE a.v + b.v > 1000";
+        let plain = physical(&ctx, sql).await;
+        // A plan runs once: its repartitioning keeps state.
+        let rewritten = preemptible(physical(&ctx, sql).await).unwrap();
+        assert_eq!(join_children(&rewritten), [["CountBuildRows", "SliceProbe"]]);
+        let task = ctx.task_ctx();
+        let expected = count(&collect(plain, Arc::clone(&task)).await.unwrap());
+        assert!(expected > 0);
+        assert_eq!(count(&collect(rewritten, task).await.unwrap()), expected, "{build} x {probe}");
+    }
 }
 
 #[test]
-fn a_probe_slice_holds_at_least_one_row_and_at_most_the_pairs_per_yield() {
-    assert_eq!(slice_rows(0), PAIRS_PER_YIELD);
-    assert_eq!(slice_rows(1), PAIRS_PER_YIELD);
-    assert_eq!(slice_rows(1_000), PAIRS_PER_YIELD / 1_000);
-    assert_eq!(slice_rows(PAIRS_PER_YIELD), 1);
-    assert_eq!(slice_rows(PAIRS_PER_YIELD * 3), 1);
+fn probe_slices_stay_on_the_fast_path_while_the_build_side_allows() {
+    // 8,192-row batches: DataFusion's fast path needs slices of 745 rows or more.
+    assert_eq!(slice_rows(0, 8_192), SLICE_PAIRS);
+    assert_eq!(slice_rows(1_000, 8_192), SLICE_PAIRS / 1_000);
+    assert_eq!(slice_rows(SLICE_PAIRS / 745, 8_192), 745);
+    assert_eq!(
+        slice_rows(SLICE_PAIRS / 745 + 1, 8_192),
+        SMALL_SLICE_PAIRS / (SLICE_PAIRS / 745 + 1)
+    );
+    assert_eq!(slice_rows(300_000, 8_192), 3);
+    assert_eq!(slice_rows(SMALL_SLICE_PAIRS * 3, 8_192), 1);
 }
 
 /// Runs `sql` over 300,000 by 300,000 rows (one batch each, so that one probe batch joined
