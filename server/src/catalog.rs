@@ -21,6 +21,7 @@ use datafusion::prelude::{
 
 use crate::demo::{DemoConfig, NamedTable, demo_tables};
 use crate::error::ServerError;
+use crate::values::broadcast::BroadcastCheck;
 use crate::values::{DEFAULT_MAX_VALUE_BYTES, ValueCap, capped_functions};
 
 /// The column a time range applies to, as in Micromegas's views.
@@ -55,6 +56,7 @@ pub struct Catalog {
     tables: Vec<NamedTable>,
     runtime: Arc<RuntimeEnv>,
     capped: Vec<ScalarUDF>,
+    broadcast: Arc<BroadcastCheck>,
 }
 
 impl Catalog {
@@ -92,7 +94,8 @@ impl Catalog {
             .map_err(|e| ServerError::Serve(format!("cannot set up the query runtime: {e}")))?;
         let cap =
             ValueCap { max_value_bytes: DEFAULT_MAX_VALUE_BYTES, max_call_bytes: memory_limit };
-        Ok(Self { tables, runtime, capped: Vec::new() }.with_value_cap(cap))
+        let broadcast = Arc::new(BroadcastCheck::new(memory_limit));
+        Ok(Self { tables, runtime, capped: Vec::new(), broadcast }.with_value_cap(cap))
     }
 
     /// Sessions refuse a function call that would build a value over `cap` (see
@@ -101,6 +104,7 @@ impl Catalog {
     pub fn with_value_cap(mut self, cap: ValueCap) -> Self {
         let defaults = SessionContext::new();
         self.capped = capped_functions(defaults.state().scalar_functions(), cap);
+        self.broadcast = Arc::new(BroadcastCheck::new(cap.max_call_bytes));
         self
     }
 
@@ -119,6 +123,7 @@ impl Catalog {
         for function in &self.capped {
             ctx.register_udf(function.clone());
         }
+        ctx.add_optimizer_rule(self.broadcast.clone());
         for (name, table) in &self.tables {
             let table = match range {
                 Some((begin, end)) if has_time_column(&table.schema()) => {

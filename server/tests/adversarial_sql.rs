@@ -321,26 +321,25 @@ async fn every_function_with_extreme_arguments_is_answered_or_refused() {
     let started = Instant::now();
     let queue = Arc::new(std::sync::Mutex::new(calls.clone()));
     // A few clients at once: the calls are independent, and CI time is bounded.
-    let workers: Vec<_> = (0..4)
-        .map(|_| {
-            let queue = Arc::clone(&queue);
-            let mut c = futures::executor::block_on(client(&s));
-            tokio::spawn(async move {
-                let mut refused = Vec::new();
-                loop {
-                    let Some(sql) = queue.lock().unwrap().pop() else { break };
-                    let outcome = run(&mut c, &sql).await;
-                    let code = outcome.as_ref().map_or_else(tonic::Status::code, |_| Code::Ok);
-                    let message = outcome.err().map(|e| e.message().to_string());
-                    assert!(acceptable(code), "{sql}: {code:?} {message:?}");
-                    if code == Code::ResourceExhausted {
-                        refused.push(sql);
-                    }
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let queue = Arc::clone(&queue);
+        let mut c = client(&s).await;
+        workers.push(tokio::spawn(async move {
+            let mut refused = Vec::new();
+            loop {
+                let Some(sql) = queue.lock().unwrap().pop() else { break };
+                let outcome = run(&mut c, &sql).await;
+                let code = outcome.as_ref().map_or_else(tonic::Status::code, |_| Code::Ok);
+                let message = outcome.err().map(|e| e.message().to_string());
+                assert!(acceptable(code), "{sql}: {code:?} {message:?}");
+                if code == Code::ResourceExhausted {
+                    refused.push(sql);
                 }
-                refused
-            })
-        })
-        .collect();
+            }
+            refused
+        }));
+    }
     let mut refused = Vec::new();
     for worker in workers {
         refused.extend(worker.await.unwrap());
@@ -391,4 +390,17 @@ async fn max_value_bytes_is_the_operators_to_set() {
     assert!(err.message().contains("at most 1000 bytes"), "{}", err.message());
     let answer = run(&mut c, "SELECT length(repeat('ab', 500))").await.unwrap();
     assert_eq!(answer[0].column(0).as_primitive::<Int32Type>().value(0), 1000);
+}
+
+/// A value under the cap, folded into a constant, would be copied into every row of a batch
+/// (60 MB × 1 000 rows); refused at planning instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_constant_value_is_not_copied_into_every_row() {
+    let s = spawn(server()).await;
+    let mut c = client(&s).await;
+    let sql = "SELECT repeat(arrow_cast('x', 'LargeUtf8'), 60000000) FROM log_entries";
+    let err = run(&mut c, sql).await.expect_err(sql);
+    assert_eq!(err.code(), Code::ResourceExhausted, "{}", err.message());
+    assert!(err.message().contains("--memory-limit"), "{}", err.message());
+    assert_eq!(single_i64(&run(&mut c, "SELECT CAST(2 AS BIGINT)").await.unwrap()), 2);
 }

@@ -216,7 +216,8 @@ impl Growth {
             }
             Growth::Replace => {
                 let (text, from, to) = (bytes(0), bytes(1), bytes(2));
-                let matches = if from == 0 { text + 1 } else { text / from };
+                // An empty `from` matches between every two characters and at both ends.
+                let matches = text.checked_div(from).unwrap_or(text + 1);
                 text.saturating_add(matches.saturating_mul(to))
             }
             Growth::RegexpReplace => {

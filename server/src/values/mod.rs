@@ -13,6 +13,7 @@
 //! function nobody sorted.
 
 mod args;
+pub mod broadcast;
 pub mod growth;
 
 use std::collections::{BTreeMap, HashMap};
@@ -248,7 +249,14 @@ mod tests {
         for function in capped_functions(ctx.state().scalar_functions(), CAP) {
             ctx.register_udf(function);
         }
+        ctx.add_optimizer_rule(Arc::new(broadcast::BroadcastCheck::new(CAP.max_call_bytes)));
         ctx
+    }
+
+    fn hundred_rows(ctx: &SessionContext) {
+        let v = Int64Array::from_iter_values(0..100);
+        let batch = arrow::array::RecordBatch::try_from_iter([("v", Arc::new(v) as _)]).unwrap();
+        ctx.register_batch("hundred", batch).unwrap();
     }
 
     async fn run(ctx: &SessionContext, sql: &str) -> Result<Vec<arrow::array::RecordBatch>> {
@@ -314,9 +322,7 @@ mod tests {
     #[tokio::test]
     async fn a_call_over_the_memory_limit_for_one_batch_is_refused() {
         let ctx = capped_session();
-        let v = Int64Array::from_iter_values(0..100);
-        let batch = arrow::array::RecordBatch::try_from_iter([("v", Arc::new(v) as _)]).unwrap();
-        ctx.register_batch("hundred", batch).unwrap();
+        hundred_rows(&ctx);
         // 100 rows of 1 MiB each: every value fits, the batch (100 MiB) does not.
         let sql = "SELECT repeat('x', 1048576 + v - v) FROM hundred";
         let message = refusal(run(&ctx, sql).await);
@@ -354,5 +360,18 @@ mod tests {
         assert_eq!(lengths, [2, 4, 6]);
         let sql = "SELECT repeat('ab', n * 1000000) FROM t";
         assert!(refusal(run(&ctx, sql).await).contains("--max-value-bytes"));
+    }
+
+    #[tokio::test]
+    async fn a_constant_copied_into_every_row_of_a_batch_over_the_memory_limit_is_refused() {
+        let ctx = capped_session();
+        hundred_rows(&ctx);
+        // Folded into a 10 kB constant; 8192 copies of it pass the 64 MiB of CAP.
+        let message = refusal(run(&ctx, "SELECT v, repeat('x', 10000) FROM hundred").await);
+        assert!(message.contains("--memory-limit") && message.contains("8192 rows"), "{message}");
+        let once = run(&ctx, "SELECT repeat('x', 10000)").await.unwrap();
+        assert_eq!(once[0].column(0).as_string::<i32>().value(0).len(), 10000);
+        let small = run(&ctx, "SELECT v, repeat('x', 100) FROM hundred").await.unwrap();
+        assert_eq!(small.iter().map(|b| b.num_rows()).sum::<usize>(), 100);
     }
 }
