@@ -64,6 +64,8 @@ pub enum FileStep {
     CreateDir,
     /// Creating the temporary file.
     CreateTemp,
+    /// Writing into the temporary file ([`write`]).
+    Write,
     /// Flushing the written file to disk.
     SyncFile,
     /// Putting the file in place under its name.
@@ -77,6 +79,7 @@ impl fmt::Display for FileStep {
         f.write_str(match self {
             FileStep::CreateDir => "create the directory of",
             FileStep::CreateTemp => "create a temporary file for",
+            FileStep::Write => "write",
             FileStep::SyncFile => "flush to disk",
             FileStep::Publish => "put in place",
             FileStep::SyncDir => "flush the directory entry of",
@@ -204,7 +207,7 @@ pub fn write(target: impl Into<PathBuf>, bytes: &[u8], publish: Publish) -> Resu
     let file = AtomicFile::create(target, publish)?;
     (&file.file).write_all(bytes).map_err(|cause| Error::File {
         path: file.target.clone(),
-        step: FileStep::CreateTemp,
+        step: FileStep::Write,
         cause,
     })?;
     file.commit()

@@ -146,7 +146,7 @@ async fn scraped_metrics(metrics: &MetricsEndpoint) -> String {
                 "flightline_rows_total{",
                 "flightline_job_runs_total{",
                 "flightline_batch_duration_seconds_count{",
-                "flightline_demo_log_entries{",
+                "demo_log_entries{",
                 "flightline_checkpoint_lag_seconds{",
             ];
             for prefix in wanted {
