@@ -89,6 +89,7 @@ impl StateDir {
             .and_then(|()| lock.rewind())
             .and_then(|()| lock.write_all(stamp.as_bytes()))
             .map_err(io(&lock_path))?;
+        remove_stale_temps(dir);
         Ok(Self { dir: dir.to_path_buf(), _lock: lock })
     }
 
@@ -205,6 +206,20 @@ fn temp_names(job: &str) -> impl Iterator<Item = String> {
     })
 }
 
+/// Removes the temporary checkpoint files a killed runner left behind. Safe under the lock:
+/// no other runner writes here. Only regular files go; a symlink is never followed or removed.
+fn remove_stale_temps(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ours =
+            name.starts_with('.') && name.contains(".checkpoint.json.") && name.ends_with(".tmp");
+        if ours && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Writes `body` to a new temporary file in `dir`, flushes it, renames it over `path` and
 /// flushes `dir` so the rename survives a power cut. A failed write removes its temporary
 /// file.
@@ -304,6 +319,19 @@ mod tests {
         }
         let loaded = state.load(&job, OnMismatch::Refuse).unwrap();
         assert_eq!(loaded, Some(at("2024-01-01T00:05:00Z")));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn stale_temp_files_go_at_open_but_planted_symlinks_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let stale = dir.path().join(".j.checkpoint.json.123.00ff.tmp");
+        std::fs::write(&stale, "half a checkpoint").unwrap();
+        let link = dir.path().join(".k.checkpoint.json.1.2.tmp");
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), &link).unwrap();
+        let _state = StateDir::open(dir.path()).unwrap();
+        assert!(!stale.exists());
+        assert!(std::fs::symlink_metadata(&link).is_ok());
     }
 
     #[test]
