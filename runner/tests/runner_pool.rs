@@ -151,10 +151,13 @@ async fn a_job_waiting_out_its_backoff_does_not_hold_the_only_slot() {
     assert!(refused.to_string().contains("busy"), "{refused}");
 
     let dir = tempfile::tempdir().unwrap();
-    let out = csv(dir.path(), "healthy");
     // The healthy job's only window is due two seconds from now: by then the retrying job has
-    // failed once and sleeps out an hour-long backoff.
-    let begin = chrono::Utc::now() + chrono::Duration::seconds(1);
+    // failed once and sleeps out an hour-long backoff. A scheduled sink names its file after
+    // the window (`check` refuses one that does not), so `begin` is a whole second.
+    let now = chrono::Utc::now().timestamp() + 1;
+    let begin = chrono::DateTime::from_timestamp(now, 0).unwrap();
+    let out = csv(dir.path(), &begin.format("%Y%m%dT%H%M%SZ").to_string());
+    let out_template = dir.path().join("{begin}.csv");
     let text = format!(
         r#"
 [servers.busy]
@@ -185,7 +188,7 @@ processors = [{{ name = "csv_sink", options = {{ path = "{out}" }} }}]
         state = dir.path().join("state").display(),
         begin = begin.to_rfc3339(),
         end = (begin + chrono::Duration::seconds(1)).to_rfc3339(),
-        out = out.display(),
+        out = out_template.display(),
     );
     let (summary, appeared) = run_until_written(&text, &out).await;
     hog_task.abort();

@@ -175,6 +175,21 @@ processors = [{{ name = "parquet_sink", options = {{ path = "{out}/{{begin}}.par
 }
 
 fn slow_job(server: &Server, dir: &Path, grace: &str) -> PathBuf {
+    let out = dir.join("out");
+    let processors = format!(
+        r#"target_batch_bytes = 4096
+processors = [
+  {{ name = "parquet_sink", options = {{ path = "{out}/{{begin}}.parquet", overwrite = true }} }},
+  {{ name = "count_by" }},
+]"#,
+        out = out.display()
+    );
+    week_job(server, dir, grace, &processors)
+}
+
+/// The scheduled job `week` (one 7-day window over the demo data), with `grace` to stop in
+/// and `tail` (its processors and any other keys) at the end of its table.
+fn week_job(server: &Server, dir: &Path, grace: &str, tail: &str) -> PathBuf {
     job_file(
         dir,
         &format!(
@@ -193,15 +208,10 @@ begin = "2024-05-25T00:00:00Z"
 end = "{DEMO_END}"
 every = "1s"
 window = "7d"
-target_batch_bytes = 4096
-processors = [
-  {{ name = "parquet_sink", options = {{ path = "{out}/{{begin}}.parquet", overwrite = true }} }},
-  {{ name = "count_by" }},
-]
+{tail}
 "#,
             uri = server.uri(),
             state = dir.join("state").display(),
-            out = dir.join("out").display()
         ),
     )
 }
@@ -249,31 +259,12 @@ fn sigterm_lets_an_in_flight_window_finish_within_the_grace() {
 /// A scheduled job whose plugin blocks for ever in its first `process` call, as one stuck on
 /// network I/O without a timeout would.
 fn blocked_job(server: &Server, dir: &Path, grace: &str) -> PathBuf {
-    job_file(
-        dir,
-        &format!(
-            r#"
-[server]
-uri = "{uri}"
-[metrics]
-listen = "127.0.0.1:0"
-[runner]
-state_dir = "{state}"
-shutdown_grace = "{grace}"
-[[job]]
-name = "week"
-sql = "SELECT * FROM log_entries"
-begin = "2024-05-25T00:00:00Z"
-end = "{DEMO_END}"
-every = "1s"
-window = "7d"
-processors = [{{ plugin = "{probe}", options = {{ block_in = "process" }} }}]
-"#,
-            uri = server.uri(),
-            state = dir.join("state").display(),
-            probe = support::probe().display(),
-        ),
-    )
+    let probe = support::probe();
+    let processors = format!(
+        r#"processors = [{{ plugin = "{probe}", options = {{ block_in = "process" }} }}]"#,
+        probe = probe.display()
+    );
+    week_job(server, dir, grace, &processors)
 }
 
 #[test]

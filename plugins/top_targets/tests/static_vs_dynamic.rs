@@ -15,13 +15,16 @@ use serde_json::json;
 use top_targets::{Options, TopTargets};
 
 /// Builds this crate's cdylib (a no-op when fresh) into this test's own target directory.
+/// With the libraries of the whole workspace, so that cargo picks the features of the test
+/// command's own build: `--lib` of this crate alone chose others and rebuilt arrow and its
+/// dependencies inside the test run (107 s, measured).
 fn plugin_path() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile = exe.parent().and_then(|deps| deps.parent()).unwrap().to_path_buf();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
     let status = Command::new(cargo)
-        .args(["build", "--offline", "--lib", "--manifest-path"])
+        .args(["build", "--offline", "--workspace", "--lib", "--manifest-path"])
         .arg(&manifest)
         .env("CARGO_TARGET_DIR", profile.parent().unwrap())
         .args(profile.file_name().is_some_and(|n| n == "release").then_some("--release"))
