@@ -13,7 +13,7 @@
 //!    [`Publish::NoReplace`] hard-links the temporary file to the target, which the kernel
 //!    refuses when the target exists (whatever it is, a dangling symlink included), so of two
 //!    writers racing for one name exactly one wins and the other gets
-//!    [`Error::FileExists`](crate::Error::FileExists). Every error is returned, the directory
+//!    [`crate::Error::FileExists`]. Every error is returned, the directory
 //!    fsync's included.
 //!
 //! Dropping an [`AtomicFile`] that was not committed removes its temporary file. Every call
@@ -64,7 +64,7 @@ pub enum FileStep {
     CreateDir,
     /// Creating the temporary file.
     CreateTemp,
-    /// Writing into the temporary file ([`write`]).
+    /// Writing into the temporary file ([`write()`]).
     Write,
     /// Flushing the written file to disk.
     SyncFile,

@@ -224,7 +224,7 @@ impl BatchProcessor for DynamicProcessor {
     }
 
     /// Calls the plugin's `abort` once no call is running on the instance. A cancelled call
-    /// that does not return within [`ABORT_WAIT`] is abandoned with the instance (destroyed
+    /// that does not return within `ABORT_WAIT` (2 s) is abandoned with the instance (destroyed
     /// if that call ever returns): `abort` is then skipped, as the header allows one call at a
     /// time only.
     async fn abort(&mut self) {
