@@ -182,6 +182,19 @@ mod tests {
     }
 
     #[test]
+    fn a_failure_exactly_forget_after_the_last_one_still_counts() {
+        let t = Throttle::new(policy());
+        let key = [Key::UserAt("alice".into(), at(1))];
+        let step = policy().forget_after;
+        let start = Instant::now();
+        for i in 0..3 {
+            t.failed(&key, start + step * i);
+        }
+        let third = start + step * 2;
+        assert_eq!(t.check(&key, third), Err(Duration::from_secs(1)), "past the two free ones");
+    }
+
+    #[test]
     fn a_wait_ends_and_the_right_password_then_counts() {
         let t = Throttle::new(policy());
         let key = [Key::UserAt("alice".into(), at(1))];
@@ -218,6 +231,15 @@ mod tests {
         }
         let next = [Key::Address(at(9)), Key::UserAt("fresh".into(), at(9))];
         assert_eq!(t.check(&next, now), Err(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn forgotten_keys_stay_until_the_next_prune() {
+        let t = Throttle::new(policy());
+        let now = Instant::now();
+        t.failed(&[Key::UserAt("old".into(), at(1))], now);
+        t.failed(&[Key::UserAt("new".into(), at(1))], now + Duration::from_secs(61));
+        assert_eq!(t.keys(), 2, "no scan before the 256th failure");
     }
 
     #[test]
