@@ -531,6 +531,52 @@ mod tests {
         assert!(sessions.by_user.get("alice").map_or(0, VecDeque::len) <= 1);
     }
 
+    fn live_until(user: &str, expires: Instant) -> Session {
+        Session { user: user.into(), expires, calls: 0 }
+    }
+
+    fn add(sessions: &mut Sessions, user: &str, expires: Instant) -> SecretDigest {
+        let digest = SecretDigest::of(user.as_bytes());
+        sessions.insert(digest, live_until(user, expires), 64);
+        digest
+    }
+
+    #[test]
+    fn entries_of_ended_sessions_are_swept_once_they_outnumber_the_live_ones() {
+        let later = Instant::now() + Duration::from_secs(3600);
+        let mut sessions = Sessions::default();
+        for i in 0..9 {
+            add(&mut sessions, &format!("live{i}"), later);
+        }
+        for i in 0..74 {
+            let ended = add(&mut sessions, &format!("ended{i}"), later);
+            sessions.remove(&ended);
+        }
+        let ninth = add(&mut sessions, "live9", later);
+        // 84 entries for 10 live sessions: the sweep's threshold (2 × 10 + 64), not past it.
+        assert_eq!((sessions.live.len(), sessions.expiry.len()), (10, 84));
+        sessions.remove(&ninth);
+        add(&mut sessions, "live10", later);
+        assert_eq!((sessions.live.len(), sessions.expiry.len()), (10, 10), "one past: swept");
+    }
+
+    #[test]
+    fn a_session_expiring_now_is_pruned_now() {
+        let now = Instant::now();
+        let mut sessions = Sessions::default();
+        add(&mut sessions, "alice", now);
+        add(&mut sessions, "bob", now + Duration::from_nanos(1));
+        sessions.prune(now);
+        assert_eq!(sessions.live.len(), 1);
+        assert!(sessions.by_user.get("alice").is_none_or(VecDeque::is_empty));
+    }
+
+    #[test]
+    fn ttl_is_the_one_given() {
+        let store = SessionStore::new([("a".into(), "b".into())], Duration::from_secs(7));
+        assert_eq!(store.ttl(), Duration::from_secs(7));
+    }
+
     #[test]
     fn debug_shows_counts_only() {
         let store = store();
