@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use flightline_core::FlightSqlClient;
-use flightline_core::exec::{CancellationToken, ExecOutcome, NoProgress, QueryExecutor};
+use flightline_core::exec::{CancellationToken, ExecOutcome, QueryExecutor, RunRequest};
 use flightline_core::process::BatchProcessor;
 use futures::future::try_join_all;
 use serde_json::json;
@@ -74,7 +74,9 @@ impl Job {
         let executor = QueryExecutor::new(client).job(name);
         let processors = vec![self.processor()?];
         let cancel = CancellationToken::new();
-        Ok(executor.run(&self.target.sql, None, processors, &NoProgress, cancel).await?)
+        Ok(executor
+            .run(RunRequest::new(self.target.sql.clone()).processors(processors).cancel(cancel))
+            .await?)
     }
 
     fn processor(&self) -> Result<Box<dyn BatchProcessor>, BenchError> {

@@ -15,7 +15,7 @@
 //!   back as [`Error::Processor`], naming the processor and the batch.
 //!
 //! ```no_run
-//! use flightline_core::exec::{CancellationToken, NoProgress, QueryExecutor};
+//! use flightline_core::exec::{CancellationToken, QueryExecutor, RunRequest};
 //! use flightline_core::{FlightSqlClient, TimeRange};
 //!
 //! # async fn run(processors: Vec<Box<dyn flightline_core::process::BatchProcessor>>)
@@ -25,22 +25,20 @@
 //!     .job("error_logs")
 //!     .estimate(true)
 //!     .target_batch_bytes(Some(8 * 1024 * 1024));
-//! let outcome = executor
-//!     .run(
-//!         "SELECT time, level, target, msg FROM log_entries",
-//!         Some(TimeRange::parse_relative("1d")?),
-//!         processors,
-//!         &NoProgress,
-//!         CancellationToken::new(),
-//!     )
-//!     .await?;
+//! let request = RunRequest::new("SELECT time, level, target, msg FROM log_entries")
+//!     .range(Some(TimeRange::parse_relative("1d")?))
+//!     .processors(processors)
+//!     .cancel(CancellationToken::new());
+//! let outcome = executor.run(request).await?;
 //! println!("{}", outcome.stats);
 //! # Ok(()) }
 //! ```
 
+mod commit;
 mod estimate;
 mod progress;
 mod rebatch;
+mod request;
 mod stats;
 mod worker;
 
@@ -57,6 +55,7 @@ pub use tokio_util::sync::CancellationToken;
 
 pub use progress::{NoProgress, ProgressEvent, ProgressObserver};
 pub use rebatch::{Rebatcher, batch_bytes};
+pub use request::RunRequest;
 pub use stats::{ExecStats, ProcessorStats};
 pub use worker::ABORT_DEADLINE;
 
@@ -65,7 +64,7 @@ use crate::error::{Error, Result};
 use crate::metrics as names;
 use crate::process::{BatchProcessor, ProcessContext, Report, RowEstimate};
 use crate::time::TimeRange;
-use worker::{Ending, Message, WorkerMetrics, WorkerResult};
+use worker::{Message, WorkerMetrics, Workers};
 
 /// Batches each processor's queue holds by default.
 pub const DEFAULT_QUEUE_DEPTH: usize = 2;
@@ -84,7 +83,6 @@ pub struct QueryExecutor {
     queue_depth: usize,
     options: QueryOptions,
     labels: Vec<(String, String)>,
-    window: Option<TimeRange>,
 }
 
 /// What a run returns: its statistics and, unless cancelled, one report per processor.
@@ -111,7 +109,6 @@ impl QueryExecutor {
             queue_depth: DEFAULT_QUEUE_DEPTH,
             options: QueryOptions::default(),
             labels: Vec::new(),
-            window: None,
         }
     }
 
@@ -151,62 +148,56 @@ impl QueryExecutor {
         self
     }
 
-    /// The window processors see in [`ProcessContext::window`] when it is not the range sent
-    /// with the query: a server that ignores the range headers gets the window written into
-    /// its SQL instead, and sinks still name their files after it. `None`: the run's range.
-    pub fn window(mut self, window: Option<TimeRange>) -> Self {
-        self.window = window;
-        self
-    }
-
     /// Extra static labels on every metric, e.g. `("server", "prod")`.
     pub fn metric_labels(mut self, labels: Vec<(String, String)>) -> Self {
         self.labels = labels;
         self
     }
 
-    /// Runs `sql` over `range` through `processors`.
+    /// Runs the request's SQL over its range through its processors.
     ///
     /// Returns `Err(Error::Processor{..})` when a processor fails, the query's error when the
-    /// query fails, and `Ok` with `stats.cancelled` set and no reports when `cancel` fired. In
-    /// every case but success, each processor's `abort` has been called.
-    pub async fn run(
-        &self,
-        sql: &str,
-        range: Option<TimeRange>,
-        processors: Vec<Box<dyn BatchProcessor>>,
-        progress: &dyn ProgressObserver,
-        cancel: CancellationToken,
-    ) -> Result<ExecOutcome> {
+    /// query fails, and `Ok` with `stats.cancelled` set and no reports when the request's token
+    /// was cancelled. On success every processor has been committed; in every other case each
+    /// processor's `abort` has been called (see [`BatchProcessor`] for the whole contract).
+    ///
+    /// Dropping the returned future cancels the run: its worker tasks are aborted with it and
+    /// the processors dropped, so no task outlives the run.
+    pub async fn run(&self, request: RunRequest<'_>) -> Result<ExecOutcome> {
         let started = Instant::now();
+        let progress = request.progress;
         progress.on_event(&ProgressEvent::Started { job: self.job.clone() });
+        let cancel = request.cancel.clone();
         let halt = cancel.child_token();
         let labels = self.base_labels();
-        let mut workers = Vec::with_capacity(processors.len());
-        let mut queues = Vec::with_capacity(processors.len());
-        for processor in processors {
+        let mut workers = Workers::new(halt.clone());
+        let mut queues = Vec::with_capacity(request.processors.len());
+        for processor in request.processors {
             let (tx, rx) = mpsc::channel(self.queue_depth);
             let metrics = WorkerMetrics::new(&labels, processor.name());
-            workers.push(tokio::spawn(worker::run(processor, rx, halt.clone(), metrics)));
+            workers.spawn(worker::run(processor, rx, halt.clone(), metrics));
             queues.push(tx);
         }
 
-        let mut feed = Feed::new(self, range, queues, &halt, progress, started, &labels);
-        let streamed = feed.stream(sql).await;
+        let mut feed = Feed::new(self, request.range, queues, &halt, progress, started, &labels);
+        feed.window = request.window.or(request.range);
+        let streamed = feed.stream(&request.sql).await;
         if streamed.is_err() {
             halt.cancel();
         }
         let (mut stats, queues) = feed.into_stats();
         drop(queues);
-        let results = join(workers).await;
+        let results = workers.join().await;
         stats.total = started.elapsed();
         stats.cancelled = cancel.is_cancelled();
         stats.processors =
             results.iter().map(|r| ProcessorStats::from_times(&r.name, r.times.clone())).collect();
         metrics::histogram!(names::QUERY_DURATION_SECONDS, labels.clone())
             .record(stats.total.as_secs_f64());
-        progress.on_event(&ProgressEvent::Finished(&stats));
-        outcome(stats, streamed, results)
+        let finished = stats.clone();
+        let outcome = commit::settle(stats, streamed, results).await;
+        progress.on_event(&ProgressEvent::Finished(&finished));
+        outcome
     }
 
     fn base_labels(&self) -> Vec<metrics::Label> {
@@ -215,48 +206,6 @@ impl QueryExecutor {
         labels.push(metrics::Label::new(names::LABEL_JOB, self.job.to_string()));
         labels
     }
-}
-
-/// Decides what the run returns: a processor failure first, then the query's error, then
-/// cancellation, then success.
-fn outcome(
-    stats: ExecStats,
-    streamed: Result<()>,
-    results: Vec<WorkerResult>,
-) -> Result<ExecOutcome> {
-    let mut reports = Vec::with_capacity(results.len());
-    let mut aborted = false;
-    for result in results {
-        match result.ending {
-            Ending::Failed(error) => return Err(error),
-            Ending::Finished(report) => reports.push((result.name, report)),
-            Ending::Aborted => aborted = true,
-        }
-    }
-    streamed?;
-    if stats.cancelled || aborted {
-        reports.clear();
-    }
-    Ok(ExecOutcome { stats, reports })
-}
-
-/// Waits for every worker; a worker task that died (only a runtime shutdown can do that: panics
-/// are caught inside) counts as a failure of its processor.
-async fn join(workers: Vec<JoinHandle<WorkerResult>>) -> Vec<WorkerResult> {
-    let mut results = Vec::with_capacity(workers.len());
-    for (index, handle) in workers.into_iter().enumerate() {
-        results.push(handle.await.unwrap_or_else(|err| WorkerResult {
-            name: format!("processor #{index}"),
-            times: Vec::new(),
-            ending: Ending::Failed(Error::Processor {
-                processor: format!("processor #{index}"),
-                stage: crate::process::ProcessStage::Process,
-                batch: None,
-                source: crate::process::ProcessError::new(format!("its task ended: {err}")),
-            }),
-        }));
-    }
-    results
 }
 
 /// Aborts the estimate task when the run ends, whatever way it ends.
@@ -280,6 +229,8 @@ struct RunMetrics {
 struct Feed<'a> {
     executor: &'a QueryExecutor,
     range: Option<TimeRange>,
+    /// What processors see as the window.
+    window: Option<TimeRange>,
     queues: Vec<mpsc::Sender<Message>>,
     halt: &'a CancellationToken,
     progress: &'a dyn ProgressObserver,
@@ -317,6 +268,7 @@ impl<'a> Feed<'a> {
         Self {
             executor,
             range,
+            window: range,
             queues,
             halt,
             progress,
@@ -410,6 +362,13 @@ impl<'a> Feed<'a> {
             self.metrics.first_batch.record(first.as_secs_f64());
         }
         let rows = batch.num_rows() as u64;
+        if rows == 0 {
+            // Nothing for `process`; the first one may still be the only sight of the schema.
+            if !self.opened {
+                return Ok(self.open(&batch.schema()).await);
+            }
+            return Ok(Flow::Continue);
+        }
         let bytes = batch_bytes(&batch) as u64;
         self.stats.rows += rows;
         self.stats.bytes += bytes;
@@ -478,7 +437,7 @@ impl<'a> Feed<'a> {
 
     fn context(&self, batch_index: u64, rows_before: u64) -> ProcessContext {
         ProcessContext::new(self.executor.job.clone())
-            .with_window(self.executor.window.or(self.range))
+            .with_window(self.window)
             .with_estimate(self.stats.estimate)
             .at_batch(batch_index, rows_before)
     }

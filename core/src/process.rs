@@ -3,8 +3,8 @@
 //! with.
 //!
 //! A processor sees the result schema once ([`BatchProcessor::open`]), every batch in order
-//! ([`BatchProcessor::process`]), then either [`BatchProcessor::finish`] when every batch
-//! succeeded or [`BatchProcessor::abort`] when the run failed or was cancelled. The executor
+//! ([`BatchProcessor::process`]), then either [`BatchProcessor::finish`] and
+//! [`BatchProcessor::commit`] when the whole run succeeded, or [`BatchProcessor::abort`]. The executor
 //! ([`crate::exec::QueryExecutor`]) runs each processor on its own task behind a bounded queue;
 //! the built-in processors (`count_by`, `aggregate`, sinks, gauges) live in `flightline-plugins`.
 //!
@@ -81,6 +81,31 @@ pub use report::{Report, ReportTable};
 
 /// A consumer of a query result, batch by batch. Processors may keep state between batches;
 /// the executor calls one processor from one task at a time, in batch order.
+///
+/// # The calls, and what the executor promises
+///
+/// A run calls `open` once, `process` once per non-empty batch in order, then either
+/// `finish` and `commit`, or `abort`:
+///
+/// - **Empty results**: `open` is still called (with the schema the server announced, or an
+///   empty schema when it announced none), then `finish`: a processor always learns that the
+///   run happened, and a sink writes an empty file.
+/// - **Zero-row batches** are never passed to `process`; a zero-row batch that arrives first
+///   only supplies the schema for `open`.
+/// - **Two-phase commit**: `finish` *prepares*: everything that can fail happens there
+///   (encoding, flushing, fsync), and the [`Report`] is returned, but nothing is published.
+///   `commit` *publishes* (sinks rename their file into place). `commit` is called only once
+///   every processor of the run has finished successfully and the run was not cancelled, so a
+///   failing processor leaves no output of the others behind.
+/// - **`abort`** is called when the run does not commit: after this processor's own failed
+///   call (`open`, `process` or `finish`), when the run is cancelled, or when another processor
+///   failed (also after this one's successful `finish`). Never after `commit`, never twice.
+/// - **Cancel safety**: `open`, `process` and `finish` may be dropped at any `.await` when the
+///   run is cancelled or another processor fails; `abort` follows. Keep state consistent
+///   across awaits, or put it right in `abort`.
+/// - **Dropping the run**: when the future of [`QueryExecutor::run`](crate::exec::QueryExecutor::run)
+///   is dropped, the processors are dropped without `abort` (nothing can be awaited in a drop):
+///   `Drop` must discard partial output too, as the built-in sinks do.
 #[async_trait]
 pub trait BatchProcessor: Send {
     /// Stable name, used in errors, metric labels and reports.
@@ -93,19 +118,28 @@ pub trait BatchProcessor: Send {
         Ok(())
     }
 
-    /// Called once per batch, in order.
+    /// Called once per non-empty batch, in order.
     async fn process(
         &mut self,
         batch: &RecordBatch,
         ctx: &ProcessContext,
     ) -> Result<(), ProcessError>;
 
-    /// Called once after the last batch when every batch succeeded. Commits output: sinks
-    /// rename their temporary file here.
+    /// Called once after the last batch when every batch succeeded: prepare the output (write,
+    /// flush, sync) and return the report, but publish nothing yet; [`commit`](Self::commit)
+    /// does that.
     async fn finish(&mut self, ctx: &ProcessContext) -> Result<Report, ProcessError>;
 
-    /// Called instead of [`finish`](Self::finish) when the run failed or was cancelled:
-    /// discard partial output. Never called after `finish`. The executor waits for it at most
+    /// Publishes what [`finish`](Self::finish) prepared (a sink renames its file into place).
+    /// Called once, after every processor of the run finished successfully. Keep it to steps
+    /// that rarely fail: when it fails, processors that committed before this one stay
+    /// committed. The default does nothing, for processors whose output is their report.
+    async fn commit(&mut self) -> Result<(), ProcessError> {
+        Ok(())
+    }
+
+    /// Called when the run does not commit (see the trait's documentation): discard partial
+    /// or prepared output. Never called after `commit`. The executor waits for it at most
     /// [`ABORT_DEADLINE`](crate::exec::ABORT_DEADLINE), then goes on without it.
     async fn abort(&mut self) {}
 }
@@ -127,6 +161,9 @@ impl<P: BatchProcessor + ?Sized> BatchProcessor for Box<P> {
     }
     async fn finish(&mut self, ctx: &ProcessContext) -> Result<Report, ProcessError> {
         (**self).finish(ctx).await
+    }
+    async fn commit(&mut self) -> Result<(), ProcessError> {
+        (**self).commit().await
     }
     async fn abort(&mut self) {
         (**self).abort().await

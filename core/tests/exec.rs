@@ -10,7 +10,7 @@ use arrow::array::{Array, AsArray, Int64Array, RecordBatch};
 use arrow::datatypes::{SchemaRef, TimestampNanosecondType};
 use chrono::{DateTime, Utc};
 use flightline_core::exec::{
-    CancellationToken, ExecOutcome, NoProgress, ProgressEvent, QueryExecutor,
+    CancellationToken, ExecOutcome, ProgressEvent, QueryExecutor, RunRequest,
 };
 use flightline_core::process::{
     BatchProcessor, ProcessContext, ProcessError, ProcessStage, Report, RowEstimate, async_trait,
@@ -157,9 +157,12 @@ async fn run(
     processors: Vec<Box<dyn BatchProcessor>>,
     cancel: CancellationToken,
 ) -> flightline_core::Result<ExecOutcome> {
-    tokio::time::timeout(PATIENCE, executor.run(sql, range, processors, &NoProgress, cancel))
-        .await
-        .expect("the run did not end in time")
+    tokio::time::timeout(
+        PATIENCE,
+        executor.run(RunRequest::new(sql).range(range).processors(processors).cancel(cancel)),
+    )
+    .await
+    .expect("the run did not end in time")
 }
 
 #[tokio::test]
@@ -288,11 +291,10 @@ async fn cancellation_mid_stream_returns_promptly_with_partial_statistics() {
     let outcome = tokio::time::timeout(
         Duration::from_secs(10),
         executor(&client).target_batch_bytes(Some(120)).run(
-            "SELECT time, level FROM log_entries",
-            None,
-            vec![Box::new(slow), Box::new(other)],
-            &NoProgress,
-            cancel,
+            RunRequest::new("SELECT time, level FROM log_entries")
+                .processor(slow)
+                .processor(other)
+                .cancel(cancel),
         ),
     )
     .await
@@ -382,11 +384,10 @@ async fn the_estimate_arrives_beside_the_stream_and_progress_reaches_100_percent
         .estimate(true)
         .target_batch_bytes(Some(expected as usize * 12 / 100 + 12))
         .run(
-            "SELECT time, level FROM log_entries;",
-            range,
-            vec![Box::new(slow)],
-            &record,
-            CancellationToken::new(),
+            RunRequest::new("SELECT time, level FROM log_entries;")
+                .range(range)
+                .processor(slow)
+                .progress(&record),
         )
         .await
         .unwrap();
@@ -401,13 +402,7 @@ async fn the_estimate_arrives_beside_the_stream_and_progress_reaches_100_percent
     let outcome = executor(&client)
         .estimate(true)
         .estimate_timeout(Duration::ZERO)
-        .run(
-            "SELECT level FROM log_entries",
-            range,
-            Vec::new(),
-            &NoProgress,
-            CancellationToken::new(),
-        )
+        .run(RunRequest::new("SELECT level FROM log_entries").range(range))
         .await
         .unwrap();
     assert_eq!(outcome.stats.estimate, RowEstimate::Unknown);
@@ -458,8 +453,7 @@ fn the_run_future_is_send() {
     runtime.block_on(async {
         let (_server, client) = start().await;
         let executor = executor(&client);
-        let future =
-            executor.run("SELECT 1", None, Vec::new(), &NoProgress, CancellationToken::new());
+        let future = executor.run(RunRequest::new("SELECT 1"));
         assert_send(&future);
         future.await.unwrap();
     });

@@ -150,11 +150,11 @@ mod through_the_executor {
     use arrow::array::{AsArray, Int64Array};
     use arrow::datatypes::Int32Type;
     use flightline_core::exec::{
-        ABORT_DEADLINE, CancellationToken, ExecOutcome, NoProgress, ProgressEvent,
-        ProgressObserver, QueryExecutor,
+        ABORT_DEADLINE, CancellationToken, ExecOutcome, ProgressEvent, ProgressObserver,
+        QueryExecutor, RunRequest,
     };
     use flightline_core::process::{BatchProcessor, ProcessStage};
-    use flightline_core::{Error, FlightSqlClient, TimeRange};
+    use flightline_core::{Error, FlightSqlClient};
     use flightline_server::RunningServer;
     use serde_json::json;
 
@@ -172,15 +172,56 @@ mod through_the_executor {
         let executor =
             QueryExecutor::new(client.clone()).job(job).target_batch_bytes(Some(32 * 1024));
         let run = executor.run(
-            "SELECT time, target, level FROM log_entries",
-            None::<TimeRange>,
-            processors,
-            &NoProgress,
-            CancellationToken::new(),
+            RunRequest::new("SELECT time, target, level FROM log_entries").processors(processors),
         );
         tokio::time::timeout(Duration::from_secs(120), run)
             .await
             .expect("the run did not end in time")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rust_plugins_commit_crosses_the_abi_and_its_failure_fails_the_run() {
+        let (_server, client) = start().await;
+        let probe = flightline_core::plugin::load(support::probe(), None).unwrap();
+        assert_eq!(probe.abi_version(), flightline_core::plugin::abi::ABI_2);
+        let failing = probe.processor(&json!({"fail_in": "commit"})).unwrap();
+        let err = run(&client, "commits", vec![Box::new(failing)]).await.unwrap_err();
+        match &err {
+            Error::Processor { processor, stage: ProcessStage::Commit, source, .. } => {
+                assert_eq!(processor, "probe");
+                assert!(source.message().contains("probe fails in commit"), "{err}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let healthy = probe.processor(&json!({})).unwrap();
+        assert!(run(&client, "commits", vec![Box::new(healthy)]).await.is_ok());
+    }
+
+    /// `top_levels` speaks version 1 only: no `commit` in its table, its `finish` publishes, and
+    /// it runs beside version 2 processors unchanged.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_version_1_plugin_without_commit_runs_beside_two_phase_processors() {
+        let (_server, client) = start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let old = flightline_core::plugin::load(support::top_levels(dir.path()), None).unwrap();
+        assert_eq!(old.abi_version(), flightline_core::plugin::abi::ABI_1);
+        let probe = flightline_core::plugin::load(support::probe(), None).unwrap();
+        let processors: Vec<Box<dyn BatchProcessor>> = vec![
+            Box::new(old.processor(&json!({})).unwrap()),
+            Box::new(probe.processor(&json!({})).unwrap()),
+        ];
+        let outcome = run(&client, "mixed", processors).await.unwrap();
+        let names: Vec<&str> = outcome.reports.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["top_levels", "probe"]);
+        assert_eq!(outcome.reports[1].1.counts["rows"], outcome.stats.rows);
+        // And when the other processor fails after both finished, the old plugin is not sent
+        // the `abort` its header rules out after `finish`: the run just fails cleanly.
+        let processors: Vec<Box<dyn BatchProcessor>> = vec![
+            Box::new(old.processor(&json!({})).unwrap()),
+            Box::new(probe.processor(&json!({"fail_in": "commit"})).unwrap()),
+        ];
+        let err = run(&client, "mixed", processors).await.unwrap_err();
+        assert!(matches!(err, Error::Processor { stage: ProcessStage::Commit, .. }), "{err:?}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -255,11 +296,10 @@ mod through_the_executor {
         let executor = QueryExecutor::new(client.clone()).job("blocked");
         let observer = CancelAtFirstBatch(cancel.clone());
         let run = executor.run(
-            "SELECT time, target, level FROM log_entries",
-            None::<TimeRange>,
-            blocked,
-            &observer,
-            cancel,
+            RunRequest::new("SELECT time, target, level FROM log_entries")
+                .processors(blocked)
+                .progress(&observer)
+                .cancel(cancel),
         );
         // Without a bound on the abort, the run waits for the blocked call for ever.
         tokio::time::timeout(ABORT_DEADLINE + Duration::from_secs(20), run).await

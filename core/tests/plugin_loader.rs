@@ -24,8 +24,9 @@ fn the_c_header_and_the_rust_mirror_agree_on_layouts() {
 #include <stdio.h>
 #include "flightline_plugin.h"
 int main(void) {
-  printf("%zu %zu %zu %zu %zu %zu %zu\n",
-         (size_t)FLIGHTLINE_PLUGIN_TABLE_SIZE_1, sizeof(struct FlightlinePluginTable),
+  printf("%zu %zu %zu %zu %zu %zu %zu %zu\n",
+         (size_t)FLIGHTLINE_PLUGIN_TABLE_SIZE_1, (size_t)FLIGHTLINE_PLUGIN_TABLE_SIZE_2,
+         sizeof(struct FlightlinePluginTable),
          offsetof(struct FlightlinePluginTable, validate), sizeof(struct FlightlineContext),
          offsetof(struct FlightlineContext, window_end_ns), sizeof(struct FlightlineHost),
          sizeof(struct FlightlineError));
@@ -34,8 +35,9 @@ int main(void) {
 "#,
     );
     let rust = format!(
-        "{} {} {} {} {} {} {}\n",
+        "{} {} {} {} {} {} {} {}\n",
         abi::TABLE_SIZE_1,
+        abi::TABLE_SIZE_2,
         std::mem::size_of::<abi::PluginTable>(),
         std::mem::offset_of!(abi::PluginTable, validate),
         std::mem::size_of::<abi::FlightlineContext>(),
@@ -93,7 +95,7 @@ FlightlineStatus flightline_plugin_init(uint32_t version, void* table, struct Fl
         "{err:?}"
     );
     let text = err.to_string();
-    assert!(text.contains("host speaks 1"), "{text}");
+    assert!(text.contains("host speaks 2, 1"), "{text}");
     assert!(text.contains("NOT_IMPLEMENTED"), "{text}");
 }
 
@@ -149,6 +151,10 @@ fn inspect_shows_name_version_kind_abi_versions_and_sha256() {
     let rust = plugin::inspect(support::top_targets()).unwrap();
     assert_eq!((rust.name(), rust.kind().to_string().as_str()), ("top_targets", "processor"));
     assert_eq!(rust.version(), env!("CARGO_PKG_VERSION"));
+    // The export glue speaks both: version 2 (two-phase) is chosen, version 1 stays for older
+    // hosts.
+    assert_eq!(rust.abi_versions(), &[abi::ABI_2, abi::ABI_1]);
+    assert_eq!(rust.abi_version(), abi::ABI_2);
 }
 
 #[test]

@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use flightline_core::TimeRange;
-use flightline_core::exec::{CancellationToken, ProgressEvent, ProgressObserver, QueryExecutor};
+use flightline_core::exec::{
+    CancellationToken, ProgressEvent, ProgressObserver, QueryExecutor, RunRequest,
+};
 use flightline_examples::ServerArgs;
 use flightline_plugins::build_processor;
 
@@ -100,7 +102,15 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
     println!("Running {} over {range}", args.sql);
     let progress = Progress { last: Mutex::new(None) };
-    let outcome = executor.run(&args.sql, Some(range), vec![count_by], &progress, cancel).await?;
+    let outcome = executor
+        .run(
+            RunRequest::new(args.sql.clone())
+                .range(Some(range))
+                .processors(vec![count_by])
+                .progress(&progress)
+                .cancel(cancel),
+        )
+        .await?;
 
     println!("\n{}", outcome.stats);
     for (name, report) in &outcome.reports {

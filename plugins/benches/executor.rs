@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use flightline_core::exec::{CancellationToken, ExecStats, NoProgress, QueryExecutor};
+use flightline_core::exec::{ExecStats, QueryExecutor, RunRequest};
 use flightline_core::process::{BatchProcessor, ProcessContext, ProcessError, Report, async_trait};
 use flightline_core::{FlightSqlClient, TimeRange};
 use flightline_plugins::build_processor;
@@ -95,10 +95,7 @@ async fn bare_drain(client: &FlightSqlClient, range: TimeRange) -> (u64, Duratio
 
 async fn executor_drain(executor: &QueryExecutor, range: TimeRange) -> (u64, Duration) {
     let started = Instant::now();
-    let outcome = executor
-        .run(SQL, Some(range), Vec::new(), &NoProgress, CancellationToken::new())
-        .await
-        .expect("run");
+    let outcome = executor.run(RunRequest::new(SQL).range(Some(range))).await.expect("run");
     (outcome.stats.rows, started.elapsed())
 }
 
@@ -140,7 +137,7 @@ async fn memory(rows: u64) -> (ExecStats, f64, f64) {
     let before = status_mib("VmRSS:");
     let reset = reset_peak();
     let outcome = executor
-        .run(SQL, Some(range), vec![count_by, slow], &NoProgress, CancellationToken::new())
+        .run(RunRequest::new(SQL).range(Some(range)).processors(vec![count_by, slow]))
         .await
         .expect("run");
     let peak = if reset { status_mib("VmHWM:") } else { f64::NAN };

@@ -88,6 +88,17 @@ struct ArrowArray {
 /** sizeof(struct FlightlinePluginTable) as of ABI version 1 (on this platform). */
 #define FLIGHTLINE_PLUGIN_TABLE_SIZE_1 (offsetof(struct FlightlinePluginTable, destroy) + sizeof(void*))
 
+/**
+ * ABI version 2: the table up to and including `commit`. A run now commits in two phases:
+ * `finish` prepares (writes, flushes, syncs; publishes nothing), `commit` publishes, and is
+ * called only once every processor of the run has finished. A host that speaks only version 1
+ * never calls `commit`: a plugin that accepts version 1 must publish in `finish` there.
+ */
+#define FLIGHTLINE_PLUGIN_ABI_2 2u
+
+/** sizeof(struct FlightlinePluginTable) as of ABI version 2 (on this platform). */
+#define FLIGHTLINE_PLUGIN_TABLE_SIZE_2 (offsetof(struct FlightlinePluginTable, commit) + sizeof(void*))
+
 /* ---------------------------------------------------------------------------------------------
  * Status codes: every function that can fail returns one of these.
  * ------------------------------------------------------------------------------------------- */
@@ -260,7 +271,9 @@ struct FlightlinePluginTable {
                               struct FlightlineError* error);
 
   /**
-   * Called once after the last batch when every batch succeeded. Since 1.
+   * Called once after the last batch when every batch succeeded. Since 1. Version 1: publishes
+   * the output. Version 2: prepares it (everything that can fail happens here) and publishes
+   * nothing; `commit` or `abort` follows.
    * report_json: out, NUL-terminated UTF-8 JSON object
    *   {"counts": {name: u64}, "tables": [{"title", "columns", "rows"}], "files": [path],
    *    "notes": [string]} (every key optional); allocated by the plugin, released by the host
@@ -270,8 +283,11 @@ struct FlightlinePluginTable {
                              char** report_json, struct FlightlineError* error);
 
   /**
-   * Called instead of `finish` when the run failed or was cancelled: discard partial output.
-   * May be NULL (nothing to discard). Never called after `finish`. Since 1.
+   * Discard partial or prepared output. May be NULL (nothing to discard). Since 1.
+   * Version 1: called instead of `finish` when the run failed or was cancelled; never after
+   * `finish`. Version 2: called whenever the run does not commit: after a failed call on this
+   * instance (including `finish`), on cancel, or after a successful `finish` when another
+   * processor of the run failed. Never after `commit`, never twice.
    */
   void (*abort)(void* instance);
 
@@ -297,6 +313,14 @@ struct FlightlinePluginTable {
 
   /** Frees the instance. Called exactly once per instance, last. Since 1. */
   void (*destroy)(void* instance);
+
+  /**
+   * Publishes what `finish` prepared (a sink renames its file into place). Called at most once,
+   * after `finish` returned OK on this instance and on every other processor of the run; then
+   * only `destroy`. Keep it to steps that rarely fail: processors committed before this one
+   * stay committed. May be NULL (the output is the report). Since 2.
+   */
+  FlightlineStatus (*commit)(void* instance, struct FlightlineError* error);
 };
 
 /**

@@ -11,7 +11,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow::util::display::array_value_to_string;
 use chrono::{DateTime, Utc};
-use flightline_core::exec::{CancellationToken, ExecOutcome, NoProgress, QueryExecutor};
+use flightline_core::exec::{CancellationToken, ExecOutcome, QueryExecutor, RunRequest};
 use flightline_core::process::{
     BatchProcessor, ProcessContext, ProcessError, ProcessStage, Report, async_trait,
 };
@@ -46,7 +46,7 @@ async fn run(
         QueryExecutor::new(client.clone()).job("test/job").target_batch_bytes(batch_bytes);
     tokio::time::timeout(
         Duration::from_secs(60),
-        executor.run(sql, range, processors, &NoProgress, cancel),
+        executor.run(RunRequest::new(sql).range(range).processors(processors).cancel(cancel)),
     )
     .await
     .expect("the run did not end in time")
@@ -551,4 +551,59 @@ fn a_gauge_name_of_the_host_or_taken_with_another_type_is_refused_when_built() {
     // The same type twice is one metric: two jobs may export the same gauge.
     assert_eq!(gauges("gauges_test_level"), None);
     assert_eq!(gauges("gauges_test_level"), None);
+}
+
+/// A processor whose `finish` fails: the run must then publish nobody's output.
+struct FailsToFinish;
+
+#[async_trait]
+impl BatchProcessor for FailsToFinish {
+    fn name(&self) -> &str {
+        "fails_to_finish"
+    }
+    async fn process(&mut self, _: &RecordBatch, _: &ProcessContext) -> Result<(), ProcessError> {
+        Ok(())
+    }
+    async fn finish(&mut self, _: &ProcessContext) -> Result<Report, ProcessError> {
+        // Late, so that the sink has long finished (prepared) its file by then.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        Err(ProcessError::new("finish refused on purpose"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_beside_a_failing_finish_leaves_no_file_and_the_rerun_writes_it() {
+    let (_server, client) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let template = dir.path().join("{begin}.parquet");
+    let sink = || processor("parquet_sink", json!({ "path": template.to_string_lossy() }));
+    let sql = "SELECT time, level, target FROM log_entries";
+    let processors = vec![sink(), Box::new(FailsToFinish) as Box<dyn BatchProcessor>];
+    let err = run(&client, sql, Some(window()), processors, None, CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Processor { processor, stage: ProcessStage::Finish, .. }
+            if processor == "fails_to_finish"),
+        "{err:?}"
+    );
+    assert_eq!(entries(dir.path()), Vec::<String>::new(), "the failed window left a file");
+
+    // The retry of the same window, with `overwrite = false` (the default), is not refused by
+    // a file of the failed attempt.
+    let outcome = run(&client, sql, Some(window()), vec![sink()], None, CancellationToken::new())
+        .await
+        .unwrap();
+    let written = &outcome.reports[0].1.files;
+    assert_eq!(written.len(), 1);
+    assert_eq!(entries(dir.path()).len(), 1);
+    let file = std::fs::File::open(&written[0]).unwrap();
+    let rows: usize = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap()
+        .map(|b| b.unwrap().num_rows())
+        .sum();
+    assert_eq!(rows as u64, outcome.stats.rows);
+    assert!(rows > 0);
 }

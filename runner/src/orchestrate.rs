@@ -18,7 +18,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use flightline_core::exec::{ABORT_DEADLINE, CancellationToken, ExecOutcome, QueryExecutor};
+use flightline_core::exec::{
+    ABORT_DEADLINE, CancellationToken, ExecOutcome, QueryExecutor, RunRequest,
+};
 use flightline_core::process::Report;
 use flightline_core::validate::{Policy, Severity, ValidationContext};
 use flightline_core::{FlightSqlClient, QueryOptions, TimeRange};
@@ -626,10 +628,13 @@ async fn run_once(
     let shown = if job.schedule.is_some() { window.as_ref() } else { None };
     let progress = shared.display.run(&job.name, shown);
     let header_range = if job.time_range.uses_headers() { window } else { None };
-    let outcome = executor
+    let request = RunRequest::new(sql)
+        .range(header_range)
         .window(window)
-        .run(&sql, header_range, processors, &progress, shared.cancel.child_token())
-        .await?;
+        .processors(processors)
+        .progress(&progress)
+        .cancel(shared.cancel.child_token());
+    let outcome = executor.run(request).await?;
     Ok(outcome)
 }
 

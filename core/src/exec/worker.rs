@@ -13,6 +13,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use futures::FutureExt;
 use tokio::sync::mpsc;
+use tokio::task::{JoinError, JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
@@ -42,6 +43,60 @@ pub(crate) struct WorkerResult {
     pub name: String,
     pub times: Vec<Duration>,
     pub ending: Ending,
+    /// The processor, kept when it finished: it waits for the run's commit or abort.
+    pub prepared: Option<Box<dyn BatchProcessor>>,
+}
+
+/// The run's worker tasks. Dropping this (the run's future was dropped) cancels the run and
+/// aborts every task still running, so no worker outlives its run.
+pub(crate) struct Workers {
+    handles: Vec<JoinHandle<WorkerResult>>,
+    halt: CancellationToken,
+}
+
+impl Workers {
+    pub fn new(halt: CancellationToken) -> Self {
+        Self { handles: Vec::new(), halt }
+    }
+
+    pub fn spawn(&mut self, worker: impl Future<Output = WorkerResult> + Send + 'static) {
+        self.handles.push(tokio::spawn(worker));
+    }
+
+    /// Waits for every worker; a worker task that died (only a runtime shutdown can do that:
+    /// panics are caught inside) counts as a failure of its processor.
+    pub async fn join(&mut self) -> Vec<WorkerResult> {
+        let mut results = Vec::with_capacity(self.handles.len());
+        for (index, handle) in self.handles.iter_mut().enumerate() {
+            results.push(handle.await.unwrap_or_else(|err| died(index, &err)));
+        }
+        self.handles.clear();
+        results
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        self.halt.cancel();
+        for handle in &self.handles {
+            handle.abort();
+        }
+    }
+}
+
+fn died(index: usize, err: &JoinError) -> WorkerResult {
+    let name = format!("processor #{index}");
+    WorkerResult {
+        name: name.clone(),
+        times: Vec::new(),
+        ending: Ending::Failed(Error::Processor {
+            processor: name,
+            stage: ProcessStage::Process,
+            batch: None,
+            source: ProcessError::new(format!("its task ended: {err}")),
+        }),
+        prepared: None,
+    }
 }
 
 /// Metric handles of one processor, registered once.
@@ -111,15 +166,27 @@ pub(crate) async fn run(
             }
         }
     };
-    if !matches!(ending, Ending::Finished(_)) {
+    let prepared = if matches!(ending, Ending::Finished(_)) {
+        Some(processor)
+    } else {
         abort(processor.as_mut(), &name).await;
-    }
-    WorkerResult { name, times, ending }
+        None
+    };
+    WorkerResult { name, times, ending, prepared }
+}
+
+/// Calls `commit`; a panic becomes the processor's error. Not cancellable: once a run commits,
+/// every processor gets the chance to.
+pub(crate) async fn commit(processor: &mut dyn BatchProcessor) -> Result<(), ProcessError> {
+    AssertUnwindSafe(processor.commit())
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| Err(ProcessError::new(panic_text(&panic))))
 }
 
 /// Calls `abort`, bounded by [`ABORT_DEADLINE`]: an abort that panics or hangs (a plugin whose
 /// cancelled call never returns) is given up on, so the run still ends.
-async fn abort(processor: &mut dyn BatchProcessor, name: &str) {
+pub(crate) async fn abort(processor: &mut dyn BatchProcessor, name: &str) {
     let aborted = AssertUnwindSafe(processor.abort()).catch_unwind();
     match tokio::time::timeout(ABORT_DEADLINE, aborted).await {
         Ok(Ok(())) => {}

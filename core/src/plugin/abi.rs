@@ -13,14 +13,21 @@ pub const ENTRY_SYMBOL: &str = "flightline_plugin_init";
 
 /// ABI version 1 (`FLIGHTLINE_PLUGIN_ABI_1`).
 pub const ABI_1: u32 = 1;
+/// ABI version 2 (`FLIGHTLINE_PLUGIN_ABI_2`): the table gains `commit`, and `finish` only
+/// prepares.
+pub const ABI_2: u32 = 2;
 
 /// The ABI versions this host speaks, newest first: the loader asks for each in turn.
-pub const HOST_ABI_VERSIONS: &[u32] = &[ABI_1];
+pub const HOST_ABI_VERSIONS: &[u32] = &[ABI_2, ABI_1];
 
 /// `FLIGHTLINE_PLUGIN_TABLE_SIZE_1`: the table up to and including `destroy`.
 pub const TABLE_SIZE_1: u32 = (std::mem::offset_of!(PluginTable, destroy)
     + std::mem::size_of::<Option<unsafe extern "C" fn(*mut c_void)>>())
     as u32;
+
+/// `FLIGHTLINE_PLUGIN_TABLE_SIZE_2`: the table up to and including `commit`.
+pub const TABLE_SIZE_2: u32 =
+    (std::mem::offset_of!(PluginTable, commit) + std::mem::size_of::<Option<CommitFn>>()) as u32;
 
 /// A status code returned by every fallible ABI function (`FlightlineStatus`).
 pub type Status = i32;
@@ -176,6 +183,9 @@ pub type ValidateFn = unsafe extern "C" fn(
     findings_json: *mut *mut c_char,
     error: *mut FlightlineError,
 ) -> Status;
+/// `commit` (since 2).
+pub type CommitFn =
+    unsafe extern "C" fn(instance: *mut c_void, error: *mut FlightlineError) -> Status;
 /// `abort` and `destroy`.
 pub type InstanceFn = unsafe extern "C" fn(instance: *mut c_void);
 /// `release_string`.
@@ -213,6 +223,8 @@ pub struct PluginTable {
     pub last_error: Option<LastErrorFn>,
     /// Frees the instance.
     pub destroy: Option<InstanceFn>,
+    /// Publishes what `finish` prepared (since 2; may be null).
+    pub commit: Option<CommitFn>,
 }
 
 impl PluginTable {
@@ -232,6 +244,7 @@ impl PluginTable {
             release_string: None,
             last_error: None,
             destroy: None,
+            commit: None,
         }
     }
 }
@@ -245,6 +258,7 @@ pub type InitFn =
 pub fn table_size(version: u32) -> Option<u32> {
     match version {
         ABI_1 => Some(TABLE_SIZE_1),
+        ABI_2 => Some(TABLE_SIZE_2),
         _ => None,
     }
 }
@@ -267,12 +281,13 @@ mod tests {
     use super::*;
 
     /// The C header computes the same numbers with `offsetof`/`sizeof`; on a 64-bit target the
-    /// table is two u32 and eleven pointers.
+    /// table is two u32 and eleven pointers in version 1, twelve in version 2.
     #[cfg(target_pointer_width = "64")]
     #[test]
     fn layout_matches_the_header_on_64_bit() {
         assert_eq!(TABLE_SIZE_1, 8 + 11 * 8);
-        assert_eq!(std::mem::size_of::<PluginTable>(), TABLE_SIZE_1 as usize);
+        assert_eq!(TABLE_SIZE_2, 8 + 12 * 8);
+        assert_eq!(std::mem::size_of::<PluginTable>(), TABLE_SIZE_2 as usize);
         assert_eq!(std::mem::size_of::<FlightlineContext>(), 8 + 8 + 5 * 8);
         assert_eq!(std::mem::size_of::<FlightlineHost>(), 8 + 3 * 8);
         assert_eq!(std::mem::size_of::<FlightlineError>(), 3 * 8);

@@ -99,6 +99,8 @@ pub struct DynamicProcessor {
     name: String,
     plugin: Arc<Plugin>,
     instance: Shared,
+    /// `finish` was called: a version 1 plugin must then get no `abort` (its header says so).
+    finished: bool,
 }
 
 impl Plugin {
@@ -114,6 +116,7 @@ impl Plugin {
             name: self.name().to_string(),
             plugin: self.clone(),
             instance: Arc::new(Mutex::new(instance)),
+            finished: false,
         })
     }
 
@@ -199,6 +202,7 @@ impl BatchProcessor for DynamicProcessor {
     }
 
     async fn finish(&mut self, ctx: &ProcessContext) -> std::result::Result<Report, ProcessError> {
+        self.finished = true;
         let ctx = OwnedContext::new(ctx);
         let result = run(&self.instance, move |instance| {
             let finish = instance.plugin().table.finish;
@@ -223,11 +227,33 @@ impl BatchProcessor for DynamicProcessor {
         })
     }
 
+    /// Calls the plugin's `commit` (ABI 2). A version 1 plugin, or one without `commit`,
+    /// published in `finish` already.
+    async fn commit(&mut self) -> std::result::Result<(), ProcessError> {
+        if self.plugin.abi_version() < super::abi::ABI_2 {
+            return Ok(());
+        }
+        let result = run(&self.instance, |instance| {
+            let commit = instance.plugin().table.commit;
+            instance.call("commit", |ptr, error| match commit {
+                // SAFETY: the instance is alive and `error` is the zeroed error `call` gives.
+                Some(commit) => unsafe { commit(ptr, error) },
+                None => super::abi::STATUS_OK,
+            })
+        })
+        .await?;
+        result.map_err(|e| process_error(&self.plugin, e))
+    }
+
     /// Calls the plugin's `abort` once no call is running on the instance. A cancelled call
     /// that does not return within `ABORT_WAIT` (2 s) is abandoned with the instance (destroyed
     /// if that call ever returns): `abort` is then skipped, as the header allows one call at a
     /// time only.
     async fn abort(&mut self) {
+        if self.finished && self.plugin.abi_version() < super::abi::ABI_2 {
+            // Version 1 published in `finish`: there is nothing it could take back.
+            return;
+        }
         let aborted = run_when_idle(&self.instance, ABORT_WAIT, |instance| {
             if let Some(abort) = instance.plugin().table.abort {
                 // SAFETY: the instance is alive; abort takes nothing else.

@@ -104,7 +104,8 @@ struct Exported {
 
 type Outcome = Result<(), (Status, String)>;
 
-/// The entry point, for [`Spec`] `S`: fills the table for ABI version 1, refuses any other.
+/// The entry point, for [`Spec`] `S`: fills the table for ABI version 2 or 1, refuses any
+/// other. Under version 1 (an older host, which never calls `commit`) `finish` also commits.
 ///
 /// # Safety
 /// The caller follows the header: `table` points to a zeroed table at least as large as the
@@ -115,27 +116,45 @@ pub unsafe fn init<S: Spec>(
     error: *mut FlightlineError,
 ) -> Status {
     let outcome = catch_unwind(|| {
-        if version != abi::ABI_1 {
-            let message =
-                format!("this plugin speaks ABI version {} only, not {version}", abi::ABI_1);
+        let Some(filled) = table_for::<S>(version) else {
+            let message = format!(
+                "this plugin speaks ABI versions {} and {}, not {version}",
+                abi::ABI_2,
+                abi::ABI_1
+            );
             return Err((abi::STATUS_NOT_IMPLEMENTED, message));
-        }
-        let Some(table) = (unsafe { table.cast::<PluginTable>().as_mut() }) else {
-            return Err((abi::STATUS_INVALID_ARGUMENT, "table is NULL".into()));
         };
-        *table = table_for::<S>();
+        if table.is_null() {
+            return Err((abi::STATUS_INVALID_ARGUMENT, "table is NULL".into()));
+        }
+        // Only the requested version's bytes: an older host's table ends there.
+        // SAFETY: the caller gives a table at least `filled.size` bytes long; `filled` is a
+        // local value, so the two do not overlap.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                (&filled as *const PluginTable).cast::<u8>(),
+                table.cast::<u8>(),
+                filled.size as usize,
+            );
+        }
         Ok(())
     });
     let outcome = outcome.unwrap_or_else(|p| Err((abi::STATUS_PANICKED, panic_message(&*p))));
     report(outcome, error, None)
 }
 
-fn table_for<S: Spec>() -> PluginTable {
+/// The table of `version`, `None` for a version this glue does not speak.
+fn table_for<S: Spec>(version: u32) -> Option<PluginTable> {
     let exports = S::exports();
     let kind = if exports.processor.is_some() { abi::KIND_PROCESSOR } else { 0 }
         | if exports.validator.is_some() { abi::KIND_VALIDATOR } else { 0 };
-    PluginTable {
-        size: abi::TABLE_SIZE_1,
+    let (size, finish, commit): (u32, abi::FinishFn, Option<abi::CommitFn>) = match version {
+        abi::ABI_2 => (abi::TABLE_SIZE_2, finish, Some(commit)),
+        abi::ABI_1 => (abi::TABLE_SIZE_1, finish_and_commit, None),
+        _ => return None,
+    };
+    Some(PluginTable {
+        size,
         kind,
         name: exports.name.as_ptr(),
         version: exports.version.as_ptr(),
@@ -148,7 +167,8 @@ fn table_for<S: Spec>() -> PluginTable {
         release_string: Some(release_string),
         last_error: Some(last_error),
         destroy: Some(destroy),
-    }
+        commit,
+    })
 }
 
 unsafe extern "C" fn create<S: Spec>(
@@ -259,14 +279,43 @@ unsafe extern "C" fn finish(
     report_json: *mut *mut c_char,
     error: *mut FlightlineError,
 ) -> Status {
+    unsafe { finish_then(instance, ctx, report_json, error, false) }
+}
+
+/// `finish` of the version 1 table: nothing calls `commit` there, so finishing publishes.
+unsafe extern "C" fn finish_and_commit(
+    instance: *mut c_void,
+    ctx: *const FlightlineContext,
+    report_json: *mut *mut c_char,
+    error: *mut FlightlineError,
+) -> Status {
+    unsafe { finish_then(instance, ctx, report_json, error, true) }
+}
+
+unsafe fn finish_then(
+    instance: *mut c_void,
+    ctx: *const FlightlineContext,
+    report_json: *mut *mut c_char,
+    error: *mut FlightlineError,
+    commit: bool,
+) -> Status {
     unsafe {
         guarded(instance, error, |this| {
             let ctx = context::read(ctx);
             let p = processor(this)?;
             let report = block_on(p.finish(&ctx)).map_err(internal)?;
+            if commit {
+                block_on(p.commit()).map_err(internal)?;
+            }
             let json = serde_json::to_string(&report).map_err(|e| internal(e.to_string()))?;
             write_string(report_json, json)
         })
+    }
+}
+
+unsafe extern "C" fn commit(instance: *mut c_void, error: *mut FlightlineError) -> Status {
+    unsafe {
+        guarded(instance, error, |this| block_on(processor(this)?.commit()).map_err(internal))
     }
 }
 
@@ -563,4 +612,84 @@ macro_rules! export_validator {
     ($v:ty, name = $name:expr) => {
         $crate::export_plugin! { name: $name, version: env!("CARGO_PKG_VERSION"), validator: $v }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::OnceLock;
+
+    use super::*;
+
+    struct Empty;
+
+    impl Spec for Empty {
+        fn exports() -> &'static Exports {
+            static EXPORTS: OnceLock<Exports> = OnceLock::new();
+            EXPORTS.get_or_init(|| Exports::new("empty", "0.0.1"))
+        }
+    }
+
+    const CANARY: u8 = 0xA5;
+
+    /// A table buffer as a host of `version` gives it: zeroed up to that version's size, and
+    /// canary bytes after it where a larger, newer table would go.
+    fn host_buffer(version: u32) -> Vec<u64> {
+        let words = std::mem::size_of::<PluginTable>().div_ceil(8) + 2;
+        let mut buffer = vec![u64::from_ne_bytes([CANARY; 8]); words];
+        let size = abi::table_size(version).unwrap() as usize;
+        let bytes = buffer.as_mut_ptr().cast::<u8>();
+        // SAFETY: `size` is below the buffer's length in bytes.
+        unsafe { std::ptr::write_bytes(bytes, 0, size) };
+        buffer
+    }
+
+    fn bytes(buffer: &[u64]) -> &[u8] {
+        // SAFETY: a u64 slice is readable as bytes.
+        unsafe { std::slice::from_raw_parts(buffer.as_ptr().cast::<u8>(), buffer.len() * 8) }
+    }
+
+    #[test]
+    fn version_1_fills_exactly_its_table_and_leaves_commit_to_finish() {
+        let mut buffer = host_buffer(abi::ABI_1);
+        let mut error = FlightlineError::empty();
+        let table = buffer.as_mut_ptr().cast::<c_void>();
+        // SAFETY: a zeroed version 1 table and a zeroed error, as the header asks.
+        assert_eq!(unsafe { init::<Empty>(abi::ABI_1, table, &mut error) }, abi::STATUS_OK);
+        let size = abi::TABLE_SIZE_1 as usize;
+        assert!(bytes(&buffer)[size..].iter().all(|b| *b == CANARY), "wrote past version 1");
+        // SAFETY: the plugin filled a version 1 table.
+        let filled = unsafe { &*buffer.as_ptr().cast::<PluginTable>() };
+        assert_eq!(filled.size, abi::TABLE_SIZE_1);
+        assert_eq!(
+            filled.finish.map(|f| f as *const () as usize),
+            Some(finish_and_commit as *const () as usize)
+        );
+    }
+
+    #[test]
+    fn version_2_fills_commit_and_an_unknown_version_is_refused() {
+        let mut buffer = host_buffer(abi::ABI_2);
+        let mut error = FlightlineError::empty();
+        let table = buffer.as_mut_ptr().cast::<c_void>();
+        // SAFETY: as above, for version 2.
+        assert_eq!(unsafe { init::<Empty>(abi::ABI_2, table, &mut error) }, abi::STATUS_OK);
+        // SAFETY: the plugin filled a version 2 table.
+        let filled = unsafe { &*buffer.as_ptr().cast::<PluginTable>() };
+        assert_eq!(filled.size, abi::TABLE_SIZE_2);
+        assert!(filled.commit.is_some());
+        assert_eq!(
+            filled.finish.map(|f| f as *const () as usize),
+            Some(finish as *const () as usize)
+        );
+
+        let mut buffer = host_buffer(abi::ABI_2);
+        let table = buffer.as_mut_ptr().cast::<c_void>();
+        // SAFETY: as above.
+        let status = unsafe { init::<Empty>(3, table, &mut error) };
+        assert_eq!(status, abi::STATUS_NOT_IMPLEMENTED);
+        // SAFETY: the plugin set `error` with its release function.
+        if let Some(release) = error.release {
+            unsafe { release(&mut error) };
+        }
+    }
 }

@@ -54,6 +54,8 @@ pub enum ProcessStage {
     Process,
     /// [`crate::process::BatchProcessor::finish`].
     Finish,
+    /// [`crate::process::BatchProcessor::commit`].
+    Commit,
 }
 
 impl fmt::Display for ProcessStage {
@@ -62,6 +64,7 @@ impl fmt::Display for ProcessStage {
             ProcessStage::Open => "open",
             ProcessStage::Process => "process",
             ProcessStage::Finish => "finish",
+            ProcessStage::Commit => "commit",
         })
     }
 }

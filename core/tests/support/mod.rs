@@ -170,7 +170,8 @@ pub fn log_batches(batches: usize, rows: usize) -> Vec<RecordBatch> {
         .collect()
 }
 
-/// Drives a processor the way the executor does: open, every batch in order, finish.
+/// Drives a processor the way the executor does for a run of its own: open, every batch in
+/// order, finish, commit.
 pub async fn drive(
     processor: &mut dyn flightline_core::process::BatchProcessor,
     job: &str,
@@ -184,5 +185,8 @@ pub async fn drive(
         processor.process(batch, &ProcessContext::new(job).at_batch(index as u64, rows)).await?;
         rows += batch.num_rows() as u64;
     }
-    processor.finish(&ProcessContext::new(job).at_batch(batches.len() as u64, rows)).await
+    let report =
+        processor.finish(&ProcessContext::new(job).at_batch(batches.len() as u64, rows)).await?;
+    processor.commit().await?;
+    Ok(report)
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Timelike, Utc};
-use flightline_core::atomic_file::{AtomicFile, Publish};
+use flightline_core::atomic_file::{AtomicFile, FileStep, Publish};
 use flightline_core::process::{BatchProcessor, ProcessContext, ProcessError, Report, async_trait};
 
 use crate::error::PluginsError;
@@ -100,8 +100,9 @@ fn safe_name(name: &str) -> String {
         .collect()
 }
 
-/// A processor that writes the whole result to one file, atomically: the file appears,
-/// complete, in `finish`, and a failed or cancelled run leaves none.
+/// A processor that writes the whole result to one file, atomically: `finish` writes and syncs
+/// it under a temporary name, the file appears, complete, in `commit`, and a failed or
+/// cancelled run (this processor's or another's failure) leaves none.
 ///
 /// The file is an [`AtomicFile`]: stale temporary files of the same path left by a killed run
 /// are removed in `open`; with `overwrite = false` the name is taken by a no-replace publish, so
@@ -219,21 +220,37 @@ impl<F: SinkFormat> BatchProcessor for FileSink<F> {
         Ok(())
     }
 
+    /// Ends the file and syncs it to disk under its temporary name: after this only the
+    /// rename is left, for [`commit`](Self::commit).
     async fn finish(&mut self, _ctx: &ProcessContext) -> Result<Report, ProcessError> {
         let (writer, file) = self
             .writer
             .take()
             .zip(self.file.take())
             .ok_or_else(|| ProcessError::new("not opened"))?;
-        let path = blocking(move || {
+        let file = blocking(move || {
             drop(F::close(writer)?);
-            file.commit().map_err(file_error)
+            file.file().sync_all().map_err(|cause| {
+                file_error(flightline_core::Error::File {
+                    path: file.target().to_path_buf(),
+                    step: FileStep::SyncFile,
+                    cause,
+                })
+            })?;
+            Ok(file)
         })
         .await?;
         let mut report = Report::default();
         report.counts.insert("rows_written".into(), self.rows);
-        report.files.push(path);
+        report.files.push(file.target().to_path_buf());
+        self.file = Some(file);
         Ok(report)
+    }
+
+    /// Publishes the file: the rename (or no-replace link) and the directory sync.
+    async fn commit(&mut self) -> Result<(), ProcessError> {
+        let file = self.file.take().ok_or_else(|| ProcessError::new("not finished"))?;
+        blocking(move || file.commit().map(drop).map_err(file_error)).await
     }
 
     async fn abort(&mut self) {

@@ -3,7 +3,7 @@
 //! queries that mention a given table.
 //!
 //! Options (every one optional, unknown ones refused):
-//! `{"panic_in": "open"|"process"|"finish"|"validate", "fail_in": "...", "block_in": "...",
+//! `{"panic_in": "open"|"process"|"finish"|"commit"|"validate", "fail_in": "...", "block_in": "...",
 //! "deny_table": "name"}`. `block_in` makes that call never return, as a call stuck on network
 //! I/O without a timeout would.
 #![warn(missing_docs)]
@@ -101,6 +101,12 @@ impl BatchProcessor for Probe {
         report.counts.insert("rows".into(), self.rows);
         report.counts.insert("batches".into(), self.batches);
         Ok(report)
+    }
+
+    async fn commit(&mut self) -> Result<(), ProcessError> {
+        self.options.check("commit")?;
+        host::log(tracing::Level::INFO, "probe committed");
+        Ok(())
     }
 }
 

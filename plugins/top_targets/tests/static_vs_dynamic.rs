@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use flightline_core::exec::{CancellationToken, NoProgress, QueryExecutor};
+use flightline_core::exec::{QueryExecutor, RunRequest};
 use flightline_core::process::BatchProcessor;
 use flightline_core::{FlightSqlClient, TimeRange};
 use flightline_server::ServerBuilder;
@@ -64,11 +64,9 @@ async fn the_dynamic_plugin_reports_exactly_what_the_static_processor_reports() 
     let executor =
         QueryExecutor::new(client).job("top-targets").target_batch_bytes(Some(64 * 1024));
     let run = executor.run(
-        "SELECT time, target, level, msg FROM log_entries",
-        Some(window),
-        processors,
-        &NoProgress,
-        CancellationToken::new(),
+        RunRequest::new("SELECT time, target, level, msg FROM log_entries")
+            .range(Some(window))
+            .processors(processors),
     );
     let outcome = tokio::time::timeout(Duration::from_secs(120), run).await.unwrap().unwrap();
 

@@ -1,0 +1,267 @@
+//! The end of a run against the real embedded server: the two-phase commit (every `finish`
+//! before any `commit`, no `commit` unless all finished), `abort` after what does not commit,
+//! empty results and zero-row batches, and a dropped run leaving no worker behind.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use flightline_core::exec::{CancellationToken, ExecOutcome, QueryExecutor, RunRequest};
+use flightline_core::process::{
+    BatchProcessor, ProcessContext, ProcessError, ProcessStage, Report, async_trait,
+};
+use flightline_core::{Error, FlightSqlClient};
+use flightline_server::RunningServer;
+
+const SQL: &str = "SELECT time, level, target FROM log_entries";
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Every call of every ledger, in the order they happened: `"name:call"`.
+type Journal = Arc<Mutex<Vec<String>>>;
+
+/// A processor that writes each call into the journal and fails or hangs where told.
+struct Ledger {
+    name: &'static str,
+    journal: Journal,
+    fail_finish: bool,
+    fail_commit: bool,
+    /// `process` never returns (a plugin stuck on the network).
+    hang: bool,
+    /// Cancelled by the first `process`.
+    cancel: Option<CancellationToken>,
+}
+
+impl Ledger {
+    fn new(name: &'static str, journal: &Journal) -> Self {
+        Self {
+            name,
+            journal: journal.clone(),
+            fail_finish: false,
+            fail_commit: false,
+            hang: false,
+            cancel: None,
+        }
+    }
+
+    fn with(mut self, change: impl FnOnce(&mut Self)) -> Self {
+        change(&mut self);
+        self
+    }
+
+    fn note(&self, call: &str) {
+        self.journal.lock().unwrap().push(format!("{}:{call}", self.name));
+    }
+}
+
+impl Drop for Ledger {
+    fn drop(&mut self) {
+        self.note("drop");
+    }
+}
+
+#[async_trait]
+impl BatchProcessor for Ledger {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    async fn open(&mut self, _: &SchemaRef, _: &ProcessContext) -> Result<(), ProcessError> {
+        self.note("open");
+        Ok(())
+    }
+
+    async fn process(
+        &mut self,
+        batch: &RecordBatch,
+        _: &ProcessContext,
+    ) -> Result<(), ProcessError> {
+        // One entry per run of batches keeps the journal short; an empty batch is always noted.
+        if batch.num_rows() == 0 {
+            self.note("empty batch");
+        }
+        let journal = self.journal.lock().unwrap().clone();
+        if journal.last().map(String::as_str) != Some(&format!("{}:process", self.name)) {
+            self.note("process");
+        }
+        if let Some(cancel) = &self.cancel {
+            cancel.cancel();
+        }
+        if self.hang {
+            std::future::pending::<()>().await;
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self, _: &ProcessContext) -> Result<Report, ProcessError> {
+        self.note("finish");
+        if self.fail_finish {
+            return Err(ProcessError::new("finish refused on purpose"));
+        }
+        Ok(Report::default())
+    }
+
+    async fn commit(&mut self) -> Result<(), ProcessError> {
+        self.note("commit");
+        if self.fail_commit {
+            return Err(ProcessError::new("commit refused on purpose"));
+        }
+        Ok(())
+    }
+
+    async fn abort(&mut self) {
+        self.note("abort");
+    }
+}
+
+async fn start() -> (RunningServer, FlightSqlClient) {
+    support::demo_server(5_000, 3).await
+}
+
+async fn run(
+    client: &FlightSqlClient,
+    sql: &str,
+    processors: Vec<Ledger>,
+) -> flightline_core::Result<ExecOutcome> {
+    let processors = processors.into_iter().map(|p| Box::new(p) as Box<dyn BatchProcessor>);
+    let request = RunRequest::new(sql).processors(processors.collect());
+    let executor = QueryExecutor::new(client.clone());
+    let run = executor.run(request);
+    tokio::time::timeout(PATIENCE, run).await.expect("the run did not end in time")
+}
+
+/// The calls `name` got, in order, without the batches in between.
+fn calls(journal: &Journal, name: &str) -> Vec<String> {
+    let prefix = format!("{name}:");
+    journal
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|entry| entry.strip_prefix(&prefix))
+        .filter(|call| *call != "process")
+        .map(str::to_string)
+        .collect()
+}
+
+fn position(journal: &Journal, entry: &str) -> usize {
+    let journal = journal.lock().unwrap();
+    journal.iter().position(|e| e == entry).unwrap_or_else(|| panic!("no {entry} in {journal:?}"))
+}
+
+#[tokio::test]
+async fn every_processor_finishes_before_any_commits() {
+    let (_server, client) = start().await;
+    let journal = Journal::default();
+    let processors = vec![Ledger::new("a", &journal), Ledger::new("b", &journal)];
+    let outcome = run(&client, SQL, processors).await.unwrap();
+    assert_eq!(outcome.reports.len(), 2);
+    for name in ["a", "b"] {
+        assert_eq!(calls(&journal, name), ["open", "finish", "commit", "drop"], "{journal:?}");
+    }
+    let last_finish = position(&journal, "a:finish").max(position(&journal, "b:finish"));
+    assert!(last_finish < position(&journal, "a:commit"), "{journal:?}");
+    assert!(position(&journal, "a:commit") < position(&journal, "b:commit"), "given order");
+}
+
+#[tokio::test]
+async fn a_failed_finish_commits_nothing_and_aborts_everyone() {
+    let (_server, client) = start().await;
+    let journal = Journal::default();
+    let failing = Ledger::new("failing", &journal).with(|l| l.fail_finish = true);
+    let processors = vec![Ledger::new("sink", &journal), failing];
+    let err = run(&client, SQL, processors).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Processor { processor, stage: ProcessStage::Finish, .. }
+            if processor == "failing"),
+        "{err:?}"
+    );
+    assert_eq!(calls(&journal, "sink"), ["open", "finish", "abort", "drop"]);
+    assert_eq!(calls(&journal, "failing"), ["open", "finish", "abort", "drop"]);
+}
+
+#[tokio::test]
+async fn a_failed_commit_aborts_those_after_it() {
+    let (_server, client) = start().await;
+    let journal = Journal::default();
+    let processors = vec![
+        Ledger::new("first", &journal),
+        Ledger::new("second", &journal).with(|l| l.fail_commit = true),
+        Ledger::new("third", &journal),
+    ];
+    let err = run(&client, SQL, processors).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Processor { processor, stage: ProcessStage::Commit, .. }
+            if processor == "second"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("commit refused on purpose"), "{err}");
+    assert_eq!(calls(&journal, "first"), ["open", "finish", "commit", "drop"]);
+    assert_eq!(calls(&journal, "second"), ["open", "finish", "commit", "abort", "drop"]);
+    assert_eq!(calls(&journal, "third"), ["open", "finish", "abort", "drop"]);
+}
+
+#[tokio::test]
+async fn a_cancelled_run_commits_nothing() {
+    let (_server, client) = start().await;
+    let journal = Journal::default();
+    let cancel = CancellationToken::new();
+    let canceller = Ledger::new("canceller", &journal).with(|l| l.cancel = Some(cancel.clone()));
+    let processors: Vec<Box<dyn BatchProcessor>> =
+        vec![Box::new(canceller), Box::new(Ledger::new("other", &journal))];
+    let request = RunRequest::new(SQL).processors(processors).cancel(cancel);
+    let outcome = QueryExecutor::new(client.clone())
+        .target_batch_bytes(Some(1024))
+        .run(request)
+        .await
+        .unwrap();
+    assert!(outcome.stats.cancelled);
+    assert!(outcome.reports.is_empty());
+    let journal_text = format!("{:?}", journal.lock().unwrap());
+    assert!(!journal_text.contains("commit"), "{journal_text}");
+    assert_eq!(calls(&journal, "other").last().map(String::as_str), Some("drop"));
+    assert!(calls(&journal, "other").contains(&"abort".to_string()), "{journal_text}");
+}
+
+#[tokio::test]
+async fn an_empty_result_opens_finishes_and_commits_without_any_batch() {
+    let (_server, client) = start().await;
+    let journal = Journal::default();
+    let outcome = run(
+        &client,
+        "SELECT time, level FROM log_entries WHERE level > 1000",
+        vec![Ledger::new("empty", &journal)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome.stats.rows, 0);
+    assert_eq!(outcome.stats.batches, 0);
+    // No `process` and no `empty batch`: zero-row batches never reach a processor.
+    let all: Vec<String> = journal.lock().unwrap().clone();
+    assert_eq!(all, ["empty:open", "empty:finish", "empty:commit", "empty:drop"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_run_drops_its_workers_and_their_processors() {
+    let (_server, client) = start().await;
+    let journal = Journal::default();
+    let stuck = Ledger::new("stuck", &journal).with(|l| l.hang = true);
+    let processors: Vec<Box<dyn BatchProcessor>> = vec![Box::new(stuck)];
+    let executor = QueryExecutor::new(client.clone());
+    let mut run = Box::pin(executor.run(RunRequest::new(SQL).processors(processors)));
+    // Poll the run until the processor is inside its never-ending `process`, then drop it.
+    let waited = Instant::now();
+    while !journal.lock().unwrap().iter().any(|e| e == "stuck:process") {
+        assert!(waited.elapsed() < PATIENCE, "the processor never got a batch");
+        let _ = tokio::time::timeout(Duration::from_millis(20), &mut run).await;
+    }
+    drop(run);
+    // The processor lived on a worker task: it is dropped only once that task is gone.
+    let dropped = Instant::now();
+    while !journal.lock().unwrap().iter().any(|e| e == "stuck:drop") {
+        assert!(dropped.elapsed() < Duration::from_secs(5), "a worker outlived its run");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(calls(&journal, "stuck"), ["open", "drop"], "no abort can be awaited in a drop");
+}
