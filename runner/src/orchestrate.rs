@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use flightline_core::error::Chain;
 use flightline_core::exec::{ABORT_DEADLINE, CancellationToken, ExecOutcome, QueryExecutor};
 use flightline_core::process::Report;
 use flightline_core::validate::{Policy, Severity, ValidationContext};
@@ -361,8 +362,8 @@ async fn run_job(
     let mut summary =
         JobSummary { name: job.name.clone(), server: job.server.clone(), ..Default::default() };
     if let Err(err) = validate(&job).await {
-        tracing::error!(job = %job.name, error = %err, "job refused by validation");
-        summary.last_error = Some(err.to_string());
+        tracing::error!(job = %job.name, error = %Chain(&err), "job refused by validation");
+        summary.last_error = Some(Chain(&err).to_string());
         m::record_run(&job.name, &job.server, RunStatus::Failed);
         summary.runs_failed += 1;
         return summary;
@@ -381,8 +382,8 @@ async fn run_job(
 
 /// Fails `job` before any run: `err` says why.
 fn refuse(job: &JobConfig, err: RunnerError, summary: &mut JobSummary) {
-    tracing::error!(job = %job.name, error = %err, "job cannot start");
-    summary.last_error = Some(err.to_string());
+    tracing::error!(job = %job.name, error = %Chain(&err), "job cannot start");
+    summary.last_error = Some(Chain(&err).to_string());
     m::record_run(&job.name, &job.server, RunStatus::Failed);
     summary.runs_failed += 1;
 }
@@ -440,8 +441,8 @@ async fn run_scheduled(
             if let Some(state) = &shared.state
                 && let Err(err) = commit(shared, state, job, checkpoint, window.end).await
             {
-                tracing::error!(job = %job.name, error = %err, "checkpoint not written before the stop; the window runs again next time");
-                summary.last_error = Some(err.to_string());
+                tracing::error!(job = %job.name, error = %Chain(&err), "checkpoint not written before the stop; the window runs again next time");
+                summary.last_error = Some(Chain(&err).to_string());
                 return;
             }
             checkpoint = window.end;
@@ -477,7 +478,7 @@ async fn commit(
 ) -> Result<(), RunnerError> {
     let wait = |failures| backoff(&job.retries, failures);
     let on_failure = |err: &RunnerError, pause: Duration| {
-        tracing::warn!(job = %job.name, error = %err, retry_in = ?pause, "cannot write the checkpoint; retrying");
+        tracing::warn!(job = %job.name, error = %Chain(err), retry_in = ?pause, "cannot write the checkpoint; retrying");
         lag_gauge(job, at);
     };
     state.commit_retrying(job, end, wait, on_failure, &shared.cancel).await
@@ -513,9 +514,9 @@ async fn run_window(
             false
         }
         Attempt::Failed(err) => {
-            tracing::error!(job = %job.name, window = ?window.map(|w| w.to_string()), error = %err, "run failed");
+            tracing::error!(job = %job.name, window = ?window.map(|w| w.to_string()), error = %Chain(&err), "run failed");
             summary.runs_failed += 1;
-            summary.last_error = Some(err.to_string());
+            summary.last_error = Some(Chain(&err).to_string());
             false
         }
     }
@@ -550,7 +551,7 @@ async fn attempt(
             (RunStatus::Retried, Err(err)) => {
                 summary.retries += 1;
                 let wait = backoff(&job.retries, tries);
-                tracing::warn!(job = %job.name, attempt = tries + 1, error = %err, retry_in = ?wait, after = ?started.elapsed(), "run failed; retrying");
+                tracing::warn!(job = %job.name, attempt = tries + 1, error = %Chain(&err), retry_in = ?wait, after = ?started.elapsed(), "run failed; retrying");
                 tries += 1;
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}

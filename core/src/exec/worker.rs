@@ -15,7 +15,7 @@ use futures::FutureExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::error::Error;
+use crate::error::{Chain, Error};
 use crate::metrics as names;
 use crate::process::{BatchProcessor, ProcessContext, ProcessError, ProcessStage, Report};
 
@@ -106,7 +106,7 @@ pub(crate) async fn run(
                 metrics.errors.increment(1);
                 halt.cancel();
                 let error = Error::Processor { processor: name.clone(), stage, batch, source };
-                tracing::error!(processor = %name, "{error}");
+                tracing::error!(processor = %name, "{}", Chain(&error));
                 break Ending::Failed(error);
             }
         }

@@ -19,6 +19,7 @@ use futures::executor::block_on;
 
 use super::abi::{self, FlightlineContext, FlightlineError, FlightlineHost, PluginTable, Status};
 use super::{context, host};
+use crate::error::Chain;
 use crate::process::{BatchProcessor, ProcessError};
 use crate::schema::{SchemaAnalysis, SizeOptions};
 use crate::validate::{QueryValidator, ValidationContext};
@@ -189,8 +190,8 @@ fn make<S: Spec>(
     let processor = exports.processor.map(|f| f(options.clone())).transpose();
     let validator = exports.validator.map(|f| f(options)).transpose();
     Ok(Exported {
-        processor: processor.map_err(|e| refused(e.to_string()))?,
-        validator: validator.map_err(|e| refused(e.to_string()))?,
+        processor: processor.map_err(|e| refused(Chain(&e).to_string()))?,
+        validator: validator.map_err(|e| refused(Chain(&e).to_string()))?,
         host,
         poisoned: false,
         last_error: None,
@@ -231,7 +232,7 @@ unsafe extern "C" fn open(
             let ctx = context::read(ctx);
             let schema = import_schema(schema)?;
             let p = processor(this)?;
-            block_on(p.open(&schema, &ctx)).map_err(internal)
+            block_on(p.open(&schema, &ctx)).map_err(|e| internal(Chain(&e)))
         })
     }
 }
@@ -248,7 +249,7 @@ unsafe extern "C" fn process(
             let ctx = context::read(ctx);
             let batch = import_batch(batch, schema)?;
             let p = processor(this)?;
-            block_on(p.process(&batch, &ctx)).map_err(internal)
+            block_on(p.process(&batch, &ctx)).map_err(|e| internal(Chain(&e)))
         })
     }
 }
@@ -263,7 +264,7 @@ unsafe extern "C" fn finish(
         guarded(instance, error, |this| {
             let ctx = context::read(ctx);
             let p = processor(this)?;
-            let report = block_on(p.finish(&ctx)).map_err(internal)?;
+            let report = block_on(p.finish(&ctx)).map_err(|e| internal(Chain(&e)))?;
             let json = serde_json::to_string(&report).map_err(|e| internal(e.to_string()))?;
             write_string(report_json, json)
         })
