@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use flightline_core::error::Chain;
 use flightline_core::exec::{ABORT_DEADLINE, CancellationToken, ExecOutcome, QueryExecutor};
-use flightline_core::process::Report;
 use flightline_core::validate::{Policy, Severity, ValidationContext};
 use flightline_core::{FlightSqlClient, QueryOptions, TimeRange};
 use rand::Rng;
@@ -33,9 +32,10 @@ use crate::config::{Config, JobConfig, RangeSpec, RetryPolicy, Schedule, ServerC
 use crate::error::ConfigIssue;
 use crate::metrics::{self as m, RunStatus};
 use crate::processors;
-use crate::progress::Display;
+use crate::progress::ProgressDisplay;
 use crate::schedule;
 use crate::sql_time;
+use crate::summary::{JobSummary, RunSummary};
 
 /// How to run.
 #[derive(Debug, Clone, Default)]
@@ -58,65 +58,6 @@ impl RunOptions {
         } else {
             OnMismatch::Refuse
         }
-    }
-}
-
-/// What one job did during this process's life.
-#[derive(Debug, Clone, Default)]
-pub struct JobSummary {
-    /// The job.
-    pub name: String,
-    /// Its server.
-    pub server: String,
-    /// Runs (windows) that finished.
-    pub runs_ok: u64,
-    /// Runs that failed for good (after their retries).
-    pub runs_failed: u64,
-    /// Failed attempts that were retried.
-    pub retries: u64,
-    /// Runs cancelled by a shutdown.
-    pub runs_cancelled: u64,
-    /// Rows received over all finished runs.
-    pub rows: u64,
-    /// Batches delivered over all finished runs.
-    pub batches: u64,
-    /// Bytes received over all finished runs.
-    pub bytes: u64,
-    /// Time spent in finished runs.
-    pub busy: Duration,
-    /// The windows that finished, in order.
-    pub windows: Vec<TimeRange>,
-    /// The last error, if the job failed.
-    pub last_error: Option<String>,
-    /// The reports of the last finished run, by processor.
-    pub reports: Vec<(String, Report)>,
-    /// Where the checkpoint stands at the end.
-    pub checkpoint: Option<DateTime<Utc>>,
-}
-
-impl JobSummary {
-    /// True when the job's last attempt failed for good.
-    pub fn failed(&self) -> bool {
-        self.last_error.is_some()
-    }
-}
-
-/// What the whole run did.
-#[derive(Debug, Clone, Default)]
-pub struct RunSummary {
-    /// One entry per job, in file order.
-    pub jobs: Vec<JobSummary>,
-    /// True when a signal stopped the run.
-    pub interrupted: bool,
-    /// True when work was cut: runs still in flight after the grace were cancelled (their
-    /// windows run again next time) or abandoned.
-    pub cut: bool,
-}
-
-impl RunSummary {
-    /// Names of the jobs that failed.
-    pub fn failed_jobs(&self) -> Vec<String> {
-        self.jobs.iter().filter(|j| j.failed()).map(|j| j.name.clone()).collect()
     }
 }
 
@@ -144,7 +85,7 @@ pub fn check_processors(config: &Config) -> Result<(), RunnerError> {
 pub async fn run(
     config: &Config,
     options: RunOptions,
-    display: Display,
+    display: ProgressDisplay,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<RunSummary, RunnerError> {
     check_processors(config)?;
@@ -297,7 +238,7 @@ struct Shared {
     /// Set when the grace period is over: abandon runs in flight.
     cancel: CancellationToken,
     state: Option<Arc<StateDir>>,
-    display: Display,
+    display: ProgressDisplay,
     once: bool,
 }
 
