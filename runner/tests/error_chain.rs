@@ -25,10 +25,10 @@ fn count(text: &str, needle: &str) -> usize {
     text.matches(needle).count()
 }
 
-/// What the operating system says when `path` is opened, as the command will print it.
+/// What the operating system says when the directory `path` is made, as the sink will print it.
 fn os_error(path: &Path) -> String {
-    match std::fs::File::create(path) {
-        Ok(_) => panic!("{} could be created", path.display()),
+    match std::fs::create_dir_all(path) {
+        Ok(()) => panic!("{} could be made", path.display()),
         Err(err) => err.to_string(),
     }
 }
@@ -73,7 +73,7 @@ fn a_failing_processor_says_its_cause_once_in_each_line_that_reports_it() {
     // A regular file where the sink needs a directory: opening the output fails in `open`.
     let blocker = dir.path().join("blocker");
     std::fs::write(&blocker, "not a directory").unwrap();
-    let os = os_error(&blocker.join("probe"));
+    let os = os_error(&blocker);
     let jobs = dir.path().join("jobs.toml");
     std::fs::write(
         &jobs,
@@ -89,7 +89,7 @@ fn a_failing_processor_says_its_cause_once_in_each_line_that_reports_it() {
     let output = flightline(&["run", &jobs.to_string_lossy(), "--once", "--progress", "never"]);
     runtime.block_on(server.shutdown()).unwrap();
     let (out, text) = (String::from_utf8_lossy(&output.stdout), stderr(&output));
-    assert_eq!(output.status.code(), Some(2), "{out}\n{text}");
+    assert_eq!(output.status.code(), Some(1), "a job failed: {out}\n{text}");
     let reports: Vec<&str> = out
         .lines()
         .chain(text.lines())
@@ -98,6 +98,7 @@ fn a_failing_processor_says_its_cause_once_in_each_line_that_reports_it() {
     assert!(reports.len() >= 2, "the log and the summary report it: {out}\n{text}");
     for line in reports {
         assert_eq!(count(line, &os), 1, "the OS error once: {line}");
+        assert_eq!(count(line, "(os error"), 1, "{line}");
         assert_eq!(count(line, "cannot write the output file"), 1, "{line}");
     }
 }
