@@ -1,4 +1,5 @@
-//! The one error type of the benchmark client.
+//! The one error type of the benchmark client. A variant's message leaves out its source:
+//! `main` prints the chain ([`flightline_core::error::Chain`]), each cause once.
 
 /// What stopped a benchmark line.
 #[derive(Debug, thiserror::Error)]
@@ -6,8 +7,8 @@ pub enum BenchError {
     /// The SDK failed: connecting, querying or running a processor.
     #[error(transparent)]
     Sdk(#[from] flightline_core::Error),
-    /// The bare arrow-flight client failed against `uri`.
-    #[error("arrow-flight client against {uri}: {source}")]
+    /// The bare arrow-flight client failed against `uri`; what it reported is the source.
+    #[error("arrow-flight client against {uri}")]
     Flight {
         /// The server asked.
         uri: String,
@@ -30,8 +31,8 @@ pub enum BenchError {
         /// Why it could not be built.
         message: String,
     },
-    /// The loopback copy failed.
-    #[error("loopback TCP copy: {0}")]
+    /// The loopback copy failed; what the OS said is the source.
+    #[error("loopback TCP copy")]
     Io(#[from] std::io::Error),
     /// Rows were lost: a benchmark of a wrong answer measures nothing.
     #[error("{line} read {got} rows where {expected} were expected")]

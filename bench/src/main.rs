@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use flightline_bench::{Line, Measurement};
+use flightline_core::error::Chain;
 
 /// Runs one benchmark line and prints its measurement as JSON.
 #[derive(Debug, Parser)]
@@ -24,7 +25,7 @@ async fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(err) => {
-            eprintln!("flightline-bench: {err}");
+            eprintln!("flightline-bench: {}", Chain(&err));
             ExitCode::FAILURE
         }
     }

@@ -1,9 +1,15 @@
 //! The one error type of `flightline-core`.
 //!
 //! Each variant says what failed in the caller's terms, so a caller can tell "fix your query"
-//! ([`Error::InvalidQuery`]) from "retry" ([`Error::is_retryable`]).
+//! ([`Error::InvalidQuery`]) from "retry" ([`Error::is_retryable`]). A variant that wraps a
+//! typed cause exposes it through `source()` and leaves it out of its message: print errors
+//! with [`Chain`] to show every cause once.
 
 use std::path::PathBuf;
+
+mod chain;
+
+pub use chain::Chain;
 
 use crate::plugin::PluginErrorKind;
 use crate::process::{ProcessError, ProcessStage};
@@ -138,9 +144,9 @@ pub enum Error {
         /// What went wrong.
         kind: PluginErrorKind,
     },
-    /// A processor failed; names the processor, the stage and the batch. Not retryable: the
-    /// same data would fail the same way.
-    #[error("processor `{processor}` failed in {stage}{}: {source}", batch.map(|b| format!(" at batch {b}")).unwrap_or_default())]
+    /// A processor failed; names the processor, the stage and the batch; what the processor
+    /// said is the source. Not retryable: the same data would fail the same way.
+    #[error("processor `{processor}` failed in {stage}{}", batch.map(|b| format!(" at batch {b}")).unwrap_or_default())]
     Processor {
         /// The processor's name.
         processor: String,
@@ -402,6 +408,22 @@ mod tests {
         assert!(err.to_string().contains("ClientBuilder::bearer_token"), "{err}");
         // The library names its API; command-line flags are the runner's to suggest.
         assert!(!err.to_string().contains("--"), "{err}");
+    }
+
+    #[test]
+    fn a_processor_failure_says_its_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "disk says no");
+        let err = Error::Processor {
+            processor: "csv_sink".into(),
+            stage: ProcessStage::Process,
+            batch: Some(2),
+            source: ProcessError::from(io),
+        };
+        assert!(!err.to_string().contains("disk says no"), "{err}");
+        assert_eq!(
+            Chain(&err).to_string(),
+            "processor `csv_sink` failed in process at batch 2: i/o: disk says no"
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use flightline_core::TimeRange;
+use flightline_core::error::Chain;
 use flightline_core::exec::{
     CancellationToken, ProgressEvent, ProgressObserver, QueryExecutor, RunRequest,
 };
@@ -127,7 +128,8 @@ async fn main() -> ExitCode {
     match run(Args::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err}");
+            // A processor's failure carries its cause as the source.
+            eprintln!("error: {:#}", Chain(err.as_ref()));
             ExitCode::FAILURE
         }
     }

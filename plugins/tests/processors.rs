@@ -11,6 +11,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow::util::display::array_value_to_string;
 use chrono::{DateTime, Utc};
+use flightline_core::error::Chain;
 use flightline_core::exec::{CancellationToken, ExecOutcome, QueryExecutor, RunRequest};
 use flightline_core::process::{
     BatchProcessor, ProcessContext, ProcessError, ProcessStage, Report, async_trait,
@@ -291,7 +292,7 @@ async fn sinks_write_the_whole_result_to_the_window_s_file_atomically() {
     .await
     .unwrap_err();
     assert!(matches!(&err, Error::Processor { stage: ProcessStage::Open, .. }), "{err:?}");
-    assert!(err.to_string().contains("overwrite"), "{err}");
+    assert!(Chain(&err).to_string().contains("overwrite"), "{err}");
     assert_eq!(std::fs::read(dir.path().join(format!("{stem}.csv"))).unwrap(), before);
     // ...and rewritten in place with it, never adding a second file.
     run(
@@ -458,7 +459,8 @@ async fn count_by_refuses_a_missing_or_non_numeric_column_at_open() {
         .await
         .unwrap_err();
         assert!(matches!(&err, Error::Processor { stage: ProcessStage::Open, .. }), "{err:?}");
-        assert!(err.to_string().contains(needle), "{err}");
+        // What the processor said is the error's source.
+        assert!(Chain(&err).to_string().contains(needle), "{err}");
     }
 }
 

@@ -1,4 +1,7 @@
 //! The one error type of `flightline-runner`.
+//!
+//! A variant's message leaves out its source: `main` and the log lines print the whole chain
+//! with [`flightline_core::error::Chain`], each cause once.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -13,16 +16,17 @@ pub enum RunnerError {
     /// An embedded-server error.
     #[error(transparent)]
     Server(#[from] flightline_server::ServerError),
-    /// `flightline validate` could not ask the server about the query (exit status 3).
-    #[error("cannot validate against {uri}: {source} (pass --offline to check the SQL text only)")]
+    /// `flightline validate` could not ask the server about the query (exit status 3); why is
+    /// the source.
+    #[error("cannot validate against {uri} (pass --offline to check the SQL text only)")]
     ServerCheck {
         /// The server.
         uri: String,
         /// Why it could not be asked.
         source: flightline_core::Error,
     },
-    /// Reading or writing a local file failed.
-    #[error("{path}: {source}")]
+    /// Reading or writing a local file failed; what the OS said is the source.
+    #[error("{path}")]
     Io {
         /// The file.
         path: String,

@@ -10,7 +10,8 @@
 //!    renders `{begin}` / `{end}` for servers that ignore the time-range headers.
 //! 4. [`processors`]: a job's processor entries become `BatchProcessor`s (built-ins and
 //!    dynamic plugins), fed by `flightline_core`'s `QueryExecutor`.
-//! 5. [`metrics`] and [`progress`]: what the run shows to Prometheus and to a person.
+//! 5. [`summary`]: what each job did, counted while it runs; [`metrics`] and [`progress`]
+//!    show the run to Prometheus and to a person (bars, then the summary table).
 //!
 //! [`cli`] and [`commands`] are the command line (one module per subcommand); [`error`] is the
 //! crate's one error type.
@@ -29,6 +30,7 @@ pub mod progress;
 pub mod schedule;
 pub mod shutdown;
 pub mod sql_time;
+pub mod summary;
 
 pub use error::{ConfigIssue, RunnerError};
 

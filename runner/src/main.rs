@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use flightline_core::error::Chain;
 use flightline_runner::cli::{Cli, Command};
 use flightline_runner::commands;
 
@@ -42,7 +43,8 @@ async fn dispatch(command: Command) -> ExitCode {
         // The reader of our output went away (`flightline demo | head`): nothing is wrong.
         Err(err) if err.is_broken_pipe() => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err}");
+            // One cause per line: messages leave their causes out, so each is said once.
+            eprintln!("error: {:#}", Chain(&err));
             if let Some(hint) = err.hint() {
                 eprintln!("hint: {hint}");
             }

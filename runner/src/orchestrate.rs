@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use flightline_core::error::Chain;
 use flightline_core::exec::{
     ABORT_DEADLINE, CancellationToken, ExecOutcome, QueryExecutor, RunRequest,
 };
@@ -34,9 +35,10 @@ use crate::config::{Config, JobConfig, RangeSpec, RetryPolicy, Schedule, ServerC
 use crate::error::ConfigIssue;
 use crate::metrics::{self as m, RunStatus};
 use crate::processors;
-use crate::progress::Display;
+use crate::progress::ProgressDisplay;
 use crate::schedule;
 use crate::sql_time;
+use crate::summary::{JobSummary, RunSummary};
 
 /// How to run.
 #[derive(Debug, Clone, Default)]
@@ -59,65 +61,6 @@ impl RunOptions {
         } else {
             OnMismatch::Refuse
         }
-    }
-}
-
-/// What one job did during this process's life.
-#[derive(Debug, Clone, Default)]
-pub struct JobSummary {
-    /// The job.
-    pub name: String,
-    /// Its server.
-    pub server: String,
-    /// Runs (windows) that finished.
-    pub runs_ok: u64,
-    /// Runs that failed for good (after their retries).
-    pub runs_failed: u64,
-    /// Failed attempts that were retried.
-    pub retries: u64,
-    /// Runs cancelled by a shutdown.
-    pub runs_cancelled: u64,
-    /// Rows received over all finished runs.
-    pub rows: u64,
-    /// Batches delivered over all finished runs.
-    pub batches: u64,
-    /// Bytes received over all finished runs.
-    pub bytes: u64,
-    /// Time spent in finished runs.
-    pub busy: Duration,
-    /// The windows that finished, in order.
-    pub windows: Vec<TimeRange>,
-    /// The last error, if the job failed.
-    pub last_error: Option<String>,
-    /// The reports of the last finished run, by processor.
-    pub reports: Vec<(String, Report)>,
-    /// Where the checkpoint stands at the end.
-    pub checkpoint: Option<DateTime<Utc>>,
-}
-
-impl JobSummary {
-    /// True when the job's last attempt failed for good.
-    pub fn failed(&self) -> bool {
-        self.last_error.is_some()
-    }
-}
-
-/// What the whole run did.
-#[derive(Debug, Clone, Default)]
-pub struct RunSummary {
-    /// One entry per job, in file order.
-    pub jobs: Vec<JobSummary>,
-    /// True when a signal stopped the run.
-    pub interrupted: bool,
-    /// True when work was cut: runs still in flight after the grace were cancelled (their
-    /// windows run again next time) or abandoned.
-    pub cut: bool,
-}
-
-impl RunSummary {
-    /// Names of the jobs that failed.
-    pub fn failed_jobs(&self) -> Vec<String> {
-        self.jobs.iter().filter(|j| j.failed()).map(|j| j.name.clone()).collect()
     }
 }
 
@@ -145,7 +88,7 @@ pub fn check_processors(config: &Config) -> Result<(), RunnerError> {
 pub async fn run(
     config: &Config,
     options: RunOptions,
-    display: Display,
+    display: ProgressDisplay,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<RunSummary, RunnerError> {
     check_processors(config)?;
@@ -298,7 +241,7 @@ struct Shared {
     /// Set when the grace period is over: abandon runs in flight.
     cancel: CancellationToken,
     state: Option<Arc<StateDir>>,
-    display: Display,
+    display: ProgressDisplay,
     once: bool,
 }
 
@@ -363,8 +306,8 @@ async fn run_job(
     let mut summary =
         JobSummary { name: job.name.clone(), server: job.server.clone(), ..Default::default() };
     if let Err(err) = validate(&job).await {
-        tracing::error!(job = %job.name, error = %err, "job refused by validation");
-        summary.last_error = Some(err.to_string());
+        tracing::error!(job = %job.name, error = %Chain(&err), "job refused by validation");
+        summary.last_error = Some(Chain(&err).to_string());
         m::record_run(&job.name, &job.server, RunStatus::Failed);
         summary.runs_failed += 1;
         return summary;
@@ -383,8 +326,8 @@ async fn run_job(
 
 /// Fails `job` before any run: `err` says why.
 fn refuse(job: &JobConfig, err: RunnerError, summary: &mut JobSummary) {
-    tracing::error!(job = %job.name, error = %err, "job cannot start");
-    summary.last_error = Some(err.to_string());
+    tracing::error!(job = %job.name, error = %Chain(&err), "job cannot start");
+    summary.last_error = Some(Chain(&err).to_string());
     m::record_run(&job.name, &job.server, RunStatus::Failed);
     summary.runs_failed += 1;
 }
@@ -442,8 +385,8 @@ async fn run_scheduled(
             if let Some(state) = &shared.state
                 && let Err(err) = commit(shared, state, job, checkpoint, window.end).await
             {
-                tracing::error!(job = %job.name, error = %err, "checkpoint not written before the stop; the window runs again next time");
-                summary.last_error = Some(err.to_string());
+                tracing::error!(job = %job.name, error = %Chain(&err), "checkpoint not written before the stop; the window runs again next time");
+                summary.last_error = Some(Chain(&err).to_string());
                 return;
             }
             checkpoint = window.end;
@@ -479,7 +422,7 @@ async fn commit(
 ) -> Result<(), RunnerError> {
     let wait = |failures| backoff(&job.retries, failures);
     let on_failure = |err: &RunnerError, pause: Duration| {
-        tracing::warn!(job = %job.name, error = %err, retry_in = ?pause, "cannot write the checkpoint; retrying");
+        tracing::warn!(job = %job.name, error = %Chain(err), retry_in = ?pause, "cannot write the checkpoint; retrying");
         lag_gauge(job, at);
     };
     state.commit_retrying(job, end, wait, on_failure, &shared.cancel).await
@@ -515,9 +458,9 @@ async fn run_window(
             false
         }
         Attempt::Failed(err) => {
-            tracing::error!(job = %job.name, window = ?window.map(|w| w.to_string()), error = %err, "run failed");
+            tracing::error!(job = %job.name, window = ?window.map(|w| w.to_string()), error = %Chain(&err), "run failed");
             summary.runs_failed += 1;
-            summary.last_error = Some(err.to_string());
+            summary.last_error = Some(Chain(&err).to_string());
             false
         }
     }
@@ -552,7 +495,7 @@ async fn attempt(
             (RunStatus::Retried, Err(err)) => {
                 summary.retries += 1;
                 let wait = backoff(&job.retries, tries);
-                tracing::warn!(job = %job.name, attempt = tries + 1, error = %err, retry_in = ?wait, after = ?started.elapsed(), "run failed; retrying");
+                tracing::warn!(job = %job.name, attempt = tries + 1, error = %Chain(&err), retry_in = ?wait, after = ?started.elapsed(), "run failed; retrying");
                 tries += 1;
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}

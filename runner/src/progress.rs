@@ -9,7 +9,7 @@ use flightline_core::TimeRange;
 use flightline_core::exec::{ProgressEvent, ProgressObserver};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::orchestrate::{JobSummary, RunSummary};
+use crate::summary::{JobSummary, RunSummary};
 
 /// `--progress`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -23,13 +23,14 @@ pub enum ProgressMode {
     Never,
 }
 
-/// The display of one runner: bars or nothing (log lines are always written through tracing).
+/// What one runner draws on the terminal: progress bars, or nothing (log lines are always
+/// written through tracing).
 #[derive(Debug, Clone)]
-pub struct Display {
+pub struct ProgressDisplay {
     multi: Option<MultiProgress>,
 }
 
-impl Display {
+impl ProgressDisplay {
     /// A display for `mode`.
     pub fn new(mode: ProgressMode) -> Self {
         let bars = match mode {

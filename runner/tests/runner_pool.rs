@@ -12,8 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use flightline_runner::config::Config;
-use flightline_runner::orchestrate::{self, RunOptions, RunSummary};
-use flightline_runner::progress::{Display, ProgressMode};
+use flightline_runner::orchestrate::{self, RunOptions};
+use flightline_runner::progress::{ProgressDisplay, ProgressMode};
+use flightline_runner::summary::{JobSummary, RunSummary};
 use flightline_server::{RunningServer, ServerBuilder};
 
 /// Generous bound on what takes well under a second when nothing holds it up.
@@ -76,7 +77,7 @@ async fn run_until_written(text: &str, file: &Path) -> (RunSummary, bool) {
     let run = orchestrate::run(
         &config,
         RunOptions::default(),
-        Display::new(ProgressMode::Never),
+        ProgressDisplay::new(ProgressMode::Never),
         shutdown,
     );
     let summary =
@@ -84,7 +85,7 @@ async fn run_until_written(text: &str, file: &Path) -> (RunSummary, bool) {
     (summary, appeared.load(Ordering::SeqCst))
 }
 
-fn job<'a>(summary: &'a RunSummary, name: &str) -> &'a orchestrate::JobSummary {
+fn job<'a>(summary: &'a RunSummary, name: &str) -> &'a JobSummary {
     summary.jobs.iter().find(|j| j.name == name).unwrap()
 }
 

@@ -9,43 +9,9 @@ use std::sync::Arc;
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
 
+use crate::identity::{AuthenticatedUser, Caller};
 use crate::secret::SecretDigest;
 use crate::session::SessionStore;
-
-/// Who made a call, as the server's per-caller limits count it: the authenticated identity,
-/// or the client's address when auth is off.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Caller {
-    /// A user, by Basic credentials or a session token the handshake issued.
-    User(String),
-    /// The static token at this position of the configured list (the token is a secret).
-    Token(usize),
-    /// An unauthenticated client, by its IP address (not its port, which it can change).
-    Address(Option<IpAddr>),
-}
-
-impl std::fmt::Display for Caller {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::User(name) => write!(f, "user {name:?}"),
-            Self::Token(i) => write!(f, "static token #{}", i + 1),
-            Self::Address(Some(ip)) => write!(f, "client {ip}"),
-            Self::Address(None) => f.write_str("a client of unknown address"),
-        }
-    }
-}
-
-impl Caller {
-    /// The caller the auth interceptor put on `request`, or the request's address when it put
-    /// none (a service used without [`TokenAuth`]).
-    pub fn of<T>(request: &Request<T>) -> Self {
-        request
-            .extensions()
-            .get::<Caller>()
-            .cloned()
-            .unwrap_or_else(|| Self::Address(request.remote_addr().map(|a| a.ip())))
-    }
-}
 
 /// Checks every call against the configured tokens; accepts everything when there are none.
 #[derive(Clone, Default)]
@@ -78,7 +44,7 @@ impl TokenAuth {
     }
 
     /// Also accepts the users of `sessions`: valid Basic credentials pass (and mark the call
-    /// with an [`AuthenticatedUser`](crate::session::AuthenticatedUser) for the handshake),
+    /// with an [`AuthenticatedUser`] for the handshake),
     /// and so do the session tokens the handshake issued.
     pub fn with_sessions(mut self, sessions: Arc<SessionStore>) -> Self {
         self.sessions = Some(sessions);
@@ -116,7 +82,7 @@ impl TokenAuth {
         &self,
         request: &Request<()>,
         peer: Option<IpAddr>,
-    ) -> Option<Result<crate::session::AuthenticatedUser, Status>> {
+    ) -> Option<Result<AuthenticatedUser, Status>> {
         let sessions = self.sessions.as_ref()?;
         let value = request.metadata().get("authorization")?.to_str().ok()?;
         let (scheme, _) = value.trim().split_once(' ')?;
@@ -198,7 +164,7 @@ mod tests {
 
     #[test]
     fn users_pass_with_basic_and_their_session_tokens() {
-        use crate::session::{AuthenticatedUser, DEFAULT_SESSION_TTL};
+        use crate::session::DEFAULT_SESSION_TTL;
         let store = Arc::new(SessionStore::new(
             [("alice".to_string(), "pw".to_string())],
             DEFAULT_SESSION_TTL,
@@ -279,7 +245,7 @@ mod tests {
             caller(&mut auth, "authorization", "Basic YWxpY2U6cHc="),
             Some(Caller::User("alice".into()))
         );
-        let token = store.issue(&crate::session::AuthenticatedUser("alice".into())).unwrap();
+        let token = store.issue(&AuthenticatedUser("alice".into())).unwrap();
         let bearer = format!("Bearer {token}");
         assert_eq!(caller(&mut auth, "authorization", &bearer), Some(Caller::User("alice".into())));
         let open = TokenAuth::default().call(Request::new(())).unwrap();

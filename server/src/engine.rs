@@ -21,8 +21,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinError, JoinHandle};
 use tonic::Status;
 
-use crate::auth::Caller;
 use crate::error::ServerError;
+use crate::identity::Caller;
 use crate::limits::QueryLimits;
 use crate::slots::{Full, Slot, Slots};
 

@@ -1,4 +1,5 @@
-//! The one error type of `flightline-server`.
+//! The one error type of `flightline-server`. A variant's message leaves out its source, so
+//! printing the chain ([`flightline_core::error::Chain`]) says each cause once.
 
 use std::path::PathBuf;
 
@@ -6,10 +7,8 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServerError {
-    /// The listen address could not be bound.
-    #[error(
-        "cannot listen on {addr}: {source} (is another server using the port? try --listen 127.0.0.1:0)"
-    )]
+    /// The listen address could not be bound; what the OS said is the source.
+    #[error("cannot listen on {addr} (is another server using the port? try --listen 127.0.0.1:0)")]
     Bind {
         /// The address asked for.
         addr: std::net::SocketAddr,

@@ -24,6 +24,7 @@ pub mod catalog;
 pub mod demo;
 pub mod engine;
 pub mod error;
+pub mod identity;
 pub mod launch;
 pub mod limits;
 pub mod options;

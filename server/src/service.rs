@@ -36,11 +36,12 @@ use prost::Message;
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::auth::Caller;
 use crate::catalog::Catalog;
 use crate::engine::QueryEngine;
+use crate::identity::AuthenticatedUser;
+use crate::identity::Caller;
 use crate::options::CallOptions;
-use crate::session::{AuthenticatedUser, SessionStore};
+use crate::session::SessionStore;
 
 /// Where every table lives, as generic tools (ADBC GetObjects, DBeaver) browse it.
 const CATALOG: &str = "datafusion";

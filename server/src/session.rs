@@ -19,6 +19,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{GeneralPurpose, PAD_INDIFFERENT, URL_SAFE_NO_PAD};
 use tonic::Status;
 
+use crate::identity::AuthenticatedUser;
 use crate::secret::SecretDigest;
 use crate::throttle::{Backoff, Key, Throttle};
 
@@ -35,11 +36,6 @@ const TOKEN_BYTES: usize = 32;
 /// Standard base64, padded or not: Go's Flight client (used by the ADBC driver) sends the
 /// Basic credentials without padding.
 const BASIC: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::STANDARD, PAD_INDIFFERENT);
-
-/// The user a call proved to be with valid Basic credentials, put into the request's
-/// extensions by [`TokenAuth`](crate::auth::TokenAuth) for the handshake to issue a token to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthenticatedUser(pub String);
 
 /// One live session, as tests and operators see it (never the token itself).
 #[derive(Debug, Clone, PartialEq, Eq)]

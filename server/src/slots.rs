@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-use crate::auth::Caller;
+use crate::identity::Caller;
 
 /// Which limit kept a query from starting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

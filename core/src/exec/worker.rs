@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinError, JoinHandle};
 use tokio_util::sync::CancellationToken;
 
-use crate::error::Error;
+use crate::error::{Chain, Error};
 use crate::metrics as names;
 use crate::process::{BatchProcessor, ProcessContext, ProcessError, ProcessStage, Report};
 
@@ -161,7 +161,7 @@ pub(crate) async fn run(
                 metrics.errors.increment(1);
                 halt.cancel();
                 let error = Error::Processor { processor: name.clone(), stage, batch, source };
-                tracing::error!(processor = %name, "{error}");
+                tracing::error!(processor = %name, "{}", Chain(&error));
                 break Ending::Failed(error);
             }
         }

@@ -19,6 +19,7 @@ use futures::executor::block_on;
 
 use super::abi::{self, FlightlineContext, FlightlineError, FlightlineHost, PluginTable, Status};
 use super::{context, host};
+use crate::error::Chain;
 use crate::process::{BatchProcessor, ProcessError};
 use crate::schema::{SchemaAnalysis, SizeOptions};
 use crate::validate::{QueryValidator, ValidationContext};
@@ -209,8 +210,8 @@ fn make<S: Spec>(
     let processor = exports.processor.map(|f| f(options.clone())).transpose();
     let validator = exports.validator.map(|f| f(options)).transpose();
     Ok(Exported {
-        processor: processor.map_err(|e| refused(e.to_string()))?,
-        validator: validator.map_err(|e| refused(e.to_string()))?,
+        processor: processor.map_err(|e| refused(Chain(&e).to_string()))?,
+        validator: validator.map_err(|e| refused(Chain(&e).to_string()))?,
         host,
         poisoned: false,
         last_error: None,
@@ -251,7 +252,7 @@ unsafe extern "C" fn open(
             let ctx = context::read(ctx);
             let schema = import_schema(schema)?;
             let p = processor(this)?;
-            block_on(p.open(&schema, &ctx)).map_err(internal)
+            block_on(p.open(&schema, &ctx)).map_err(|e| internal(Chain(&e)))
         })
     }
 }
@@ -268,7 +269,7 @@ unsafe extern "C" fn process(
             let ctx = context::read(ctx);
             let batch = import_batch(batch, schema)?;
             let p = processor(this)?;
-            block_on(p.process(&batch, &ctx)).map_err(internal)
+            block_on(p.process(&batch, &ctx)).map_err(|e| internal(Chain(&e)))
         })
     }
 }
@@ -303,9 +304,9 @@ unsafe fn finish_then(
         guarded(instance, error, |this| {
             let ctx = context::read(ctx);
             let p = processor(this)?;
-            let report = block_on(p.finish(&ctx)).map_err(internal)?;
+            let report = block_on(p.finish(&ctx)).map_err(|e| internal(Chain(&e)))?;
             if commit {
-                block_on(p.commit()).map_err(internal)?;
+                block_on(p.commit()).map_err(|e| internal(Chain(&e)))?;
             }
             let json = serde_json::to_string(&report).map_err(|e| internal(e.to_string()))?;
             write_string(report_json, json)
@@ -315,7 +316,7 @@ unsafe fn finish_then(
 
 unsafe extern "C" fn commit(instance: *mut c_void, error: *mut FlightlineError) -> Status {
     unsafe {
-        guarded(instance, error, |this| block_on(processor(this)?.commit()).map_err(internal))
+        guarded(instance, error, |this| block_on(processor(this)?.commit()).map_err(|e| internal(Chain(&e))))
     }
 }
 

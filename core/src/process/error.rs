@@ -2,8 +2,9 @@
 
 use std::fmt;
 
-/// A processor's failure: a message saying what failed, and the underlying error if any. The
-/// executor wraps it in [`crate::Error::Processor`] with the processor's name, the stage and
+/// A processor's failure: a message saying what failed, and the underlying error if any, as the
+/// source (the message does not repeat it; print with [`crate::error::Chain`]). The executor
+/// wraps it in [`crate::Error::Processor`] with the processor's name, the stage and
 /// the batch index.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
@@ -35,13 +36,13 @@ impl ProcessError {
 
 impl From<arrow::error::ArrowError> for ProcessError {
     fn from(err: arrow::error::ArrowError) -> Self {
-        Self::with_source(format!("arrow: {err}"), err)
+        Self::with_source("arrow", err)
     }
 }
 
 impl From<std::io::Error> for ProcessError {
     fn from(err: std::io::Error) -> Self {
-        Self::with_source(format!("i/o: {err}"), err)
+        Self::with_source("i/o", err)
     }
 }
 

@@ -165,13 +165,14 @@ async fn blocking<T: Send + 'static>(
         .map_err(|err| ProcessError::new(format!("the file task failed: {err}")))?
 }
 
-/// The sink's error for a failure of the atomic file, keeping the typed error as its source.
+/// The sink's error for a failure of the atomic file, keeping the typed error as its source
+/// (which names the file, so the message does not).
 fn file_error(err: flightline_core::Error) -> ProcessError {
     let message = match &err {
-        flightline_core::Error::FileExists { path } => {
-            format!("{} exists; set `overwrite = true` to replace it", path.display())
+        flightline_core::Error::FileExists { .. } => {
+            "the output file exists; set `overwrite = true` to replace it"
         }
-        other => other.to_string(),
+        _ => "cannot write the output file",
     };
     ProcessError::with_source(message, err)
 }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use flightline_core::TimeRange;
+use flightline_core::error::Chain;
 
 use super::print_stdout;
 use crate::RunnerError;
@@ -32,7 +33,7 @@ pub async fn run(args: CheckArgs) -> Result<ExitCode, RunnerError> {
             }
             Err(err) => {
                 bad += 1;
-                print_stdout(&format!("FAILED  {}: {err}", job.name))?;
+                print_stdout(&format!("FAILED  {}: {}", job.name, Chain(&err)))?;
             }
         }
     }

@@ -17,8 +17,9 @@ use super::print_stdout;
 use crate::RunnerError;
 use crate::config::Config;
 use crate::metrics::{MetricsEndpoint, scrape};
-use crate::orchestrate::{self, RunOptions, RunSummary};
-use crate::progress::{Display, ProgressMode, summary_table};
+use crate::orchestrate::{self, RunOptions};
+use crate::progress::{ProgressDisplay, ProgressMode, summary_table};
+use crate::summary::RunSummary;
 
 /// The demo's job file, as shipped.
 pub const DEMO_JOBS: &str = include_str!("../../../examples/jobs/demo.toml");
@@ -64,7 +65,8 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode, RunnerError> {
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    let outcome = orchestrate::run(&config, options, Display::new(args.progress), shutdown).await;
+    let outcome =
+        orchestrate::run(&config, options, ProgressDisplay::new(args.progress), shutdown).await;
     drop(state);
     let summary = outcome?;
     // One write: `flightline demo | head` then ends quietly (main treats a broken pipe as

@@ -8,7 +8,7 @@ use crate::RunnerError;
 use crate::config::Config;
 use crate::metrics::MetricsEndpoint;
 use crate::orchestrate::{self, RunOptions};
-use crate::progress::{Display, ProgressMode, summary_table};
+use crate::progress::{ProgressDisplay, ProgressMode, summary_table};
 use crate::shutdown::{EXIT_CUT, Signals};
 
 /// Arguments of `flightline run`.
@@ -57,7 +57,8 @@ pub async fn run(args: RunArgs) -> Result<ExitCode, RunnerError> {
         continue_checkpoint: args.continue_checkpoint,
     };
     let summary =
-        orchestrate::run(&config, options, Display::new(args.progress), signals.first()).await?;
+        orchestrate::run(&config, options, ProgressDisplay::new(args.progress), signals.first())
+            .await?;
     super::print_stdout(summary_table(&summary).trim_end())?;
     if summary.cut {
         eprintln!(

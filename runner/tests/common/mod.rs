@@ -200,8 +200,8 @@ pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
 pub async fn run_in_process(
     file: &str,
     text: &str,
-) -> (flightline_runner::orchestrate::RunSummary, flightline_runner::metrics::MetricsEndpoint) {
-    use flightline_runner::progress::{Display, ProgressMode};
+) -> (flightline_runner::summary::RunSummary, flightline_runner::metrics::MetricsEndpoint) {
+    use flightline_runner::progress::{ProgressDisplay, ProgressMode};
     let config =
         flightline_runner::config::Config::parse(Path::new(file), text, &|_| None).unwrap();
     let endpoint =
@@ -209,7 +209,7 @@ pub async fn run_in_process(
     let summary = flightline_runner::orchestrate::run(
         &config,
         flightline_runner::orchestrate::RunOptions::default(),
-        Display::new(ProgressMode::Never),
+        ProgressDisplay::new(ProgressMode::Never),
         std::future::pending(),
     )
     .await
