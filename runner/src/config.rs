@@ -4,6 +4,7 @@
 //! file, line, key and the value written (see [`ConfigIssue`]), before any job starts.
 //! Relative paths (state directory, CA file, plugin, sink paths) are relative to the working
 //! directory, as they are on the command line.
+//! [`ServerConfig`] lists the keys of `[server]`, the same settings as the connection flags.
 //!
 //! ```toml
 //! [server]
@@ -21,9 +22,9 @@ pub mod bounds;
 mod env;
 mod locate;
 mod raw;
+mod server;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -31,7 +32,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use flightline_core::TimeRange;
-use flightline_core::client::is_secret_header;
 use flightline_core::validate::Policy;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -39,7 +39,8 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 pub use raw::TimeRangeMode;
-use raw::{RawFile, RawJob, RawProcessor, RawRetries, RawServer};
+use raw::{RawFile, RawJob, RawProcessor, RawRetries};
+pub use server::ServerConfig;
 
 use crate::error::{ConfigIssue, RunnerError};
 use locate::Source;
@@ -64,48 +65,6 @@ pub struct Config {
     pub runner: RunnerSettings,
     /// The jobs, in file order.
     pub jobs: Vec<JobConfig>,
-}
-
-/// A Flight SQL server jobs query.
-#[derive(Clone)]
-pub struct ServerConfig {
-    /// Its name in the file.
-    pub name: String,
-    /// `grpc://`, `grpc+tls://`, `http://` or `https://`.
-    pub uri: String,
-    /// Headers sent with every call, `${ENV}` already expanded.
-    pub headers: Vec<(String, String)>,
-    /// The default time-range mode of its jobs.
-    pub time_range: TimeRangeMode,
-    /// CA certificates to trust instead of the system roots.
-    pub tls_ca: Option<PathBuf>,
-    /// Name to verify the certificate against.
-    pub tls_domain: Option<String>,
-    /// How long to wait for a connection.
-    pub connect_timeout: Option<Duration>,
-    /// How long to wait for each answer.
-    pub request_timeout: Option<Duration>,
-}
-
-impl fmt::Debug for ServerConfig {
-    // Header values are often credentials.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let headers: Vec<String> =
-            self.headers
-                .iter()
-                .map(|(k, v)| {
-                    if is_secret_header(k) { format!("{k}=<redacted>") } else { format!("{k}={v}") }
-                })
-                .collect();
-        f.debug_struct("ServerConfig")
-            .field("name", &self.name)
-            .field("uri", &self.uri)
-            .field("headers", &headers)
-            .field("time_range", &self.time_range)
-            .field("tls_ca", &self.tls_ca)
-            .field("tls_domain", &self.tls_domain)
-            .finish_non_exhaustive()
-    }
 }
 
 /// `[runner]`.
@@ -357,57 +316,6 @@ impl Checker<'_> {
 
     fn duration(&mut self, spanned: &Option<Spanned<String>>) -> Option<Duration> {
         spanned.as_ref().and_then(|s| self.value(s, parse_duration))
-    }
-
-    fn servers(
-        &mut self,
-        raw: &RawFile,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> BTreeMap<String, ServerConfig> {
-        let mut out = BTreeMap::new();
-        if let (Some(single), false) = (&raw.server, raw.servers.is_empty()) {
-            self.at(
-                single.span(),
-                "both [server] and [servers.NAME] are given; move [server] under [servers.NAME]",
-            );
-        }
-        let named = raw.server.iter().map(|s| ("default".to_string(), s));
-        let all: Vec<_> = named.chain(raw.servers.iter().map(|(k, v)| (k.clone(), v))).collect();
-        for (name, server) in all {
-            if let Some(config) = self.server(&name, server.get_ref(), env) {
-                out.insert(name, config);
-            }
-        }
-        out
-    }
-
-    fn server(
-        &mut self,
-        name: &str,
-        raw: &RawServer,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Option<ServerConfig> {
-        let uri = self.value(&raw.uri, check_uri);
-        let mut headers = Vec::new();
-        for (key, value) in &raw.headers {
-            if let Some(v) = self.value(value, |text| env::expand(text, env)) {
-                headers.push((key.clone(), v));
-            }
-        }
-        let connect_timeout = self.duration(&raw.connect_timeout);
-        let request_timeout = self.duration(&raw.request_timeout);
-        // A server with a bad URI stays known, so its jobs do not also report "no such server";
-        // the file is refused anyway.
-        Some(ServerConfig {
-            name: name.to_string(),
-            uri: uri.unwrap_or_else(|| raw.uri.get_ref().clone()),
-            headers,
-            time_range: raw.time_range.unwrap_or_default(),
-            tls_ca: raw.tls_ca.clone(),
-            tls_domain: raw.tls_domain.clone(),
-            connect_timeout,
-            request_timeout,
-        })
     }
 
     fn runner(&mut self, raw: &RawFile) -> RunnerSettings {

@@ -1,18 +1,19 @@
-//! Connection options shared by every command that talks to a server.
+//! Connection options shared by every command that talks to a server: the CLI flags
+//! ([`ConnectArgs`]) and the settings they turn into ([`ServerSettings`]), which a job file's
+//! `[server]` table turns into as well.
+
+mod settings;
 
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use flightline_core::client::{
-    BasicCredentials, ClientBuilder, DEFAULT_URI, FlightSqlClient, is_secret_header,
-};
+use flightline_core::client::{ClientBuilder, DEFAULT_URI, FlightSqlClient, is_secret_header};
 use flightline_core::{Error, TimeRange};
 
-use crate::RunnerError;
+pub use settings::{Login, PASSWORD_ENV, PasswordSource, ServerSettings, TokenSource};
 
-/// The environment variable `--user` reads its password from, unless `--password-file` is given.
-pub const PASSWORD_ENV: &str = "FLIGHTLINE_PASSWORD";
+use crate::RunnerError;
 
 /// Where the server is and how to authenticate: `--uri`, `--token`, `--user`, `--header`, TLS
 /// options.
@@ -27,6 +28,10 @@ pub struct ConnectArgs {
     /// Bearer token, sent as `authorization: Bearer TOKEN`.
     #[arg(long, env = "FLIGHTLINE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// File holding the bearer token, read before every request so a rotated token is picked
+    /// up; takes precedence over --token and FLIGHTLINE_TOKEN.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
     /// User name for the Flight handshake (HTTP Basic, as Dremio and `flightline serve --user`
     /// expect); the server's session token then authenticates every call. The password comes
     /// from FLIGHTLINE_PASSWORD or --password-file, never from the command line.
@@ -48,60 +53,69 @@ pub struct ConnectArgs {
     /// Name to verify the server certificate against, when it differs from the URI's host.
     #[arg(long, value_name = "NAME")]
     pub tls_domain: Option<String>,
+    /// Accept plaintext (grpc://, http://) endpoint locations although the server is reached
+    /// over TLS; without it such a location fails the query.
+    #[arg(long)]
+    pub allow_insecure_locations: bool,
+    /// Another place that may receive the credentials when a result lives there: HOST,
+    /// HOST:PORT or grpc+tls://HOST:PORT (repeatable).
+    #[arg(long = "credential-host", value_name = "PLACE")]
+    pub credential_hosts: Vec<String>,
     /// Seconds to wait for the connection.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub connect_timeout: u64,
+    /// Seconds to wait for the server to answer each call (reading a long result is not
+    /// limited by it); no limit by default.
+    #[arg(long, value_name = "SECONDS")]
+    pub request_timeout: Option<u64>,
 }
 
 impl ConnectArgs {
     /// Connects with these options.
     pub async fn connect(&self) -> Result<FlightSqlClient, RunnerError> {
-        Ok(self.builder()?.connect().await?)
+        self.settings()?.connect().await
     }
 
     /// A client builder with these options, not connected yet.
     pub fn builder(&self) -> Result<ClientBuilder, RunnerError> {
-        let mut builder = FlightSqlClient::builder(&self.uri)
-            .connect_timeout(Duration::from_secs(self.connect_timeout));
-        for header in &self.headers {
-            let (name, value) = split_header(header)?;
-            builder = builder.header(name, value);
-        }
-        if let Some(token) = self.token.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-            builder = builder.bearer_token(token);
-        }
-        if let Some(credentials) = self.basic_credentials()? {
-            builder = builder.basic_credentials(credentials);
-        }
-        builder = builder.cookies(self.cookies);
-        if let Some(ca) = &self.tls_ca {
-            builder = builder.tls_ca_file(ca);
-        }
-        if let Some(domain) = &self.tls_domain {
-            builder = builder.tls_domain(domain);
-        }
-        Ok(builder)
+        self.settings()?.builder()
     }
-}
 
-impl ConnectArgs {
-    /// The handshake credentials of `--user`, with the password from `--password-file` or
-    /// FLIGHTLINE_PASSWORD (read when the client handshakes, so a rotated one is picked up).
-    fn basic_credentials(&self) -> Result<Option<BasicCredentials>, RunnerError> {
-        let Some(user) = self.user.as_deref().map(str::trim).filter(|u| !u.is_empty()) else {
-            return Ok(None);
+    /// The settings these flags stand for; a malformed `--header` is refused here.
+    pub fn settings(&self) -> Result<ServerSettings, RunnerError> {
+        let headers = self
+            .headers
+            .iter()
+            .map(|header| split_header(header).map(|(n, v)| (n.to_string(), v.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let token = match (&self.token_file, self.token.as_deref().map(str::trim)) {
+            (Some(path), _) => Some(TokenSource::File(path.clone())),
+            (None, Some(token)) if !token.is_empty() => Some(TokenSource::Value(token.to_string())),
+            (None, _) => None,
         };
-        if let Some(path) = &self.password_file {
-            return Ok(Some(BasicCredentials::password_from_file(user, path)));
-        }
-        if std::env::var_os(PASSWORD_ENV).is_none() {
-            return Err(Error::Config(format!(
-                "--user {user} needs a password: export {PASSWORD_ENV} or pass --password-file \
-                 FILE (a password is never taken from the command line)"
-            ))
-            .into());
-        }
-        Ok(Some(BasicCredentials::password_from_env(user, PASSWORD_ENV)))
+        Ok(ServerSettings {
+            uri: self.uri.clone(),
+            token,
+            login: self.login(),
+            cookies: self.cookies,
+            headers,
+            tls_ca: self.tls_ca.clone(),
+            tls_domain: self.tls_domain.clone(),
+            allow_insecure_locations: self.allow_insecure_locations,
+            credential_hosts: self.credential_hosts.clone(),
+            connect_timeout: Duration::from_secs(self.connect_timeout),
+            request_timeout: self.request_timeout.map(Duration::from_secs),
+        })
+    }
+
+    /// `--user` with the password from `--password-file`, else from FLIGHTLINE_PASSWORD.
+    fn login(&self) -> Option<Login> {
+        let user = self.user.as_deref().map(str::trim).filter(|u| !u.is_empty())?;
+        let password = match &self.password_file {
+            Some(path) => PasswordSource::File(path.clone()),
+            None => PasswordSource::Env(PASSWORD_ENV.to_string()),
+        };
+        Some(Login { user: user.to_string(), password })
     }
 }
 
@@ -111,13 +125,17 @@ impl fmt::Debug for ConnectArgs {
         f.debug_struct("ConnectArgs")
             .field("uri", &self.uri)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("token_file", &self.token_file)
             .field("user", &self.user)
             .field("password_file", &self.password_file)
             .field("cookies", &self.cookies)
             .field("headers", &headers)
             .field("tls_ca", &self.tls_ca)
             .field("tls_domain", &self.tls_domain)
+            .field("allow_insecure_locations", &self.allow_insecure_locations)
+            .field("credential_hosts", &self.credential_hosts)
             .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
             .finish()
     }
 }
@@ -248,17 +266,67 @@ mod tests {
     #[test]
     fn user_needs_a_password_source_outside_the_command_line() {
         let probe = parse(&["--user", "alice", "--password-file", "/run/secrets/pw"]).unwrap();
-        let credentials = probe.connect.basic_credentials().unwrap().unwrap();
-        assert_eq!(credentials.user(), "alice");
+        let login = probe.connect.settings().unwrap().login.unwrap();
+        assert_eq!(login.user, "alice");
+        assert_eq!(login.password, PasswordSource::File("/run/secrets/pw".into()));
+        let credentials = login.credentials().unwrap();
         assert!(format!("{credentials:?}").contains("/run/secrets/pw"));
         assert!(parse(&["--password-file", "/pw"]).is_err(), "--password-file needs --user");
         assert!(parse(&["--user", "alice", "--password", "x"]).is_err(), "no --password flag");
         if std::env::var_os(PASSWORD_ENV).is_none() {
             let probe = parse(&["--user", "alice"]).unwrap();
-            let err = probe.connect.basic_credentials().unwrap_err().to_string();
+            let err = probe.connect.builder().unwrap_err().to_string();
             assert!(err.contains(PASSWORD_ENV) && err.contains("--password-file"), "{err}");
         }
-        assert!(parse(&["--user", " "]).unwrap().connect.basic_credentials().unwrap().is_none());
+        assert!(parse(&["--user", " "]).unwrap().connect.settings().unwrap().login.is_none());
+    }
+
+    #[test]
+    fn every_flag_lands_in_the_settings() {
+        let probe = parse(&[
+            "--uri",
+            "grpc+tls://flight:443",
+            "--token-file",
+            "/run/token",
+            "--user",
+            "alice",
+            "--password-file",
+            "/run/pw",
+            "--cookies",
+            "--header",
+            "x-tenant-id=prod",
+            "--tls-ca",
+            "ca.pem",
+            "--tls-domain",
+            "flight.internal",
+            "--allow-insecure-locations",
+            "--credential-host",
+            "replica:443",
+            "--connect-timeout",
+            "3",
+            "--request-timeout",
+            "60",
+        ])
+        .unwrap();
+        let expected = ServerSettings {
+            token: Some(TokenSource::File("/run/token".into())),
+            login: Some(Login {
+                user: "alice".into(),
+                password: PasswordSource::File("/run/pw".into()),
+            }),
+            cookies: true,
+            headers: vec![("x-tenant-id".into(), "prod".into())],
+            tls_ca: Some("ca.pem".into()),
+            tls_domain: Some("flight.internal".into()),
+            allow_insecure_locations: true,
+            credential_hosts: vec!["replica:443".into()],
+            connect_timeout: Duration::from_secs(3),
+            request_timeout: Some(Duration::from_secs(60)),
+            ..ServerSettings::new("grpc+tls://flight:443")
+        };
+        assert_eq!(probe.connect.settings().unwrap(), expected);
+        let bad = parse(&["--header", "x-api-key:s3cr3t"]).unwrap().connect.settings();
+        assert!(bad.is_err_and(|err| !err.to_string().contains("s3cr3t")));
     }
 
     #[test]

@@ -266,29 +266,8 @@ impl Clients {
             return Err(flightline_core::Error::Config(format!("no server named {name:?}")).into());
         };
         // A failed connect leaves the cell empty: the next caller tries again.
-        cell.get_or_try_init(|| connect(server)).await.cloned()
+        cell.get_or_try_init(|| server.settings.connect()).await.cloned()
     }
-}
-
-/// Connects to one configured server.
-pub async fn connect(server: &ServerConfig) -> Result<FlightSqlClient, RunnerError> {
-    let mut builder = FlightSqlClient::builder(&server.uri);
-    for (name, value) in &server.headers {
-        builder = builder.header(name, value);
-    }
-    if let Some(ca) = &server.tls_ca {
-        builder = builder.tls_ca_file(ca);
-    }
-    if let Some(domain) = &server.tls_domain {
-        builder = builder.tls_domain(domain);
-    }
-    if let Some(timeout) = server.connect_timeout {
-        builder = builder.connect_timeout(timeout);
-    }
-    if let Some(timeout) = server.request_timeout {
-        builder = builder.request_timeout(timeout);
-    }
-    Ok(builder.connect().await?)
 }
 
 /// How one window (or one-shot run) ended after its retries.

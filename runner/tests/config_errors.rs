@@ -52,7 +52,7 @@ fn a_good_file_loads() {
     );
     let config = Config::parse(Path::new("jobs.toml"), &text, &env).unwrap();
     assert_eq!(config.jobs.len(), 2);
-    assert_eq!(config.servers["default"].headers[0].1, "Bearer t0ken-value");
+    assert_eq!(config.servers["default"].settings.headers[0].1, "Bearer t0ken-value");
     assert!(!format!("{config:?}").contains("t0ken-value"), "Debug leaks the header");
     assert_eq!(config.runner.max_concurrent_queries, 2);
     assert!(matches!(config.jobs[0].range, RangeSpec::Last(_)));

@@ -9,7 +9,7 @@ use flightline_core::error::Chain;
 use super::print_stdout;
 use crate::RunnerError;
 use crate::config::{Config, JobConfig};
-use crate::orchestrate::{check_processors, connect};
+use crate::orchestrate::check_processors;
 use crate::sql_time;
 
 /// Arguments of `flightline check`.
@@ -45,7 +45,7 @@ async fn check_job(config: &Config, job: &JobConfig) -> Result<usize, RunnerErro
     let server = config.servers.get(&job.server).ok_or_else(|| {
         flightline_core::Error::Config(format!("no server named {:?}", job.server))
     })?;
-    let client = connect(server).await?;
+    let client = server.settings.connect().await?;
     let sql = match (job.time_range.uses_sql(), TimeRange::last(chrono::Duration::hours(1))) {
         (true, Ok(sample)) => sql_time::render(&job.sql, &sample),
         _ => job.sql.clone(),

@@ -50,7 +50,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode, RunnerError> {
         started.elapsed().as_secs_f64()
     );
     for s in config.servers.values_mut() {
-        s.uri = server.uri().to_string();
+        s.settings.uri = server.uri().to_string();
     }
     // A fresh state directory each time, so the scheduled job shows its windows on every run.
     let state = PrivateDir::create()?;

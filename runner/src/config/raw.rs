@@ -20,7 +20,7 @@ pub(crate) struct RawFile {
     pub runner: Option<RawRunner>,
 }
 
-/// `[server]` or `[servers.NAME]`.
+/// `[server]` or `[servers.NAME]`: the keys mirror the command line's connection flags.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawServer {
@@ -28,8 +28,23 @@ pub(crate) struct RawServer {
     #[serde(default)]
     pub headers: BTreeMap<String, Spanned<String>>,
     pub time_range: Option<TimeRangeMode>,
+    /// Refused: a token is named by where it is, never written in the file.
+    pub token: Option<Spanned<toml::Value>>,
+    pub token_env: Option<Spanned<String>>,
+    pub token_file: Option<Spanned<PathBuf>>,
+    pub user: Option<Spanned<String>>,
+    /// Refused, like `token`.
+    pub password: Option<Spanned<toml::Value>>,
+    pub password_env: Option<Spanned<String>>,
+    pub password_file: Option<Spanned<PathBuf>>,
+    #[serde(default)]
+    pub cookies: bool,
     pub tls_ca: Option<PathBuf>,
     pub tls_domain: Option<String>,
+    #[serde(default)]
+    pub allow_insecure_locations: bool,
+    #[serde(default)]
+    pub credential_hosts: Vec<String>,
     pub connect_timeout: Option<Spanned<String>>,
     pub request_timeout: Option<Spanned<String>>,
 }
