@@ -20,4 +20,24 @@ pub enum PluginsError {
         /// What is wrong and what to write instead.
         message: String,
     },
+    /// No built-in validation rule has this name.
+    #[error(
+        "unknown validation rule `{name}`; the built-in rules are: {}; a validator plugin is \
+         written {{ plugin = \"path/lib.so\", sha256 = \"...\" }}",
+        known.join(", ")
+    )]
+    UnknownValidator {
+        /// The name asked for.
+        name: String,
+        /// The names that exist.
+        known: Vec<String>,
+    },
+    /// A validation rule's options are malformed.
+    #[error("validation rule `{validator}`: {message}")]
+    ValidatorOptions {
+        /// The rule being built.
+        validator: String,
+        /// What is wrong and what to write instead.
+        message: String,
+    },
 }

@@ -32,14 +32,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use flightline_core::TimeRange;
-use flightline_core::validate::Policy;
+use flightline_core::validate::{Override, Policy};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 pub use raw::TimeRangeMode;
-use raw::{RawFile, RawJob, RawProcessor, RawRetries};
+use raw::{RawFile, RawJob, RawProcessor, RawRetries, RawValidator};
 pub use server::ServerConfig;
 
 use crate::error::{ConfigIssue, RunnerError};
@@ -105,6 +105,9 @@ pub struct JobConfig {
     pub retries: RetryPolicy,
     /// Processors, in order.
     pub processors: Vec<ProcessorSpec>,
+    /// Validators checked before each run's query, in order; `None` (no `validators` key): every
+    /// built-in rule with its defaults.
+    pub validators: Option<Vec<ValidatorSpec>>,
     /// Hash of what decides the job's output; a checkpoint written under another is refused.
     pub config_hash: String,
 }
@@ -171,10 +174,10 @@ pub struct ProcessorSpec {
     pub line: usize,
 }
 
-/// Where a processor comes from.
+/// Where a processor (or a validator) comes from.
 #[derive(Debug, Clone, Serialize)]
 pub enum ProcessorKind {
-    /// A built-in processor by name.
+    /// A built-in processor (or validation rule) by name.
     Builtin(String),
     /// A dynamic plugin library, optionally pinned by SHA-256.
     Plugin {
@@ -185,14 +188,36 @@ pub enum ProcessorKind {
     },
 }
 
-impl ProcessorSpec {
-    /// How the processor is named in messages.
+impl ProcessorKind {
+    /// How the processor or validator is named in messages: its name, or its plugin's path.
     pub fn label(&self) -> String {
-        match &self.kind {
+        match self {
             ProcessorKind::Builtin(name) => name.clone(),
             ProcessorKind::Plugin { path, .. } => path.display().to_string(),
         }
     }
+}
+
+impl ProcessorSpec {
+    /// How the processor is named in messages.
+    pub fn label(&self) -> String {
+        self.kind.label()
+    }
+}
+
+/// A validator of a job: a built-in rule (`"read_only"`, `{ name = "time_filter", options =
+/// {...} }`) or a validator plugin (`{ plugin = "lib.so", sha256 = "...", options = {...} }`).
+#[derive(Debug, Clone)]
+pub struct ValidatorSpec {
+    /// A built-in rule by name, or a plugin library (pinned as processor plugins are).
+    pub kind: ProcessorKind,
+    /// Its options (a JSON object, `{}` when none).
+    pub options: serde_json::Value,
+    /// `severity = "deny"` (or `info`, `warn`, `mute`): every finding of this validator is
+    /// reported at that severity (dropped for `mute`) before the job's `validation` judges it.
+    pub severity: Option<Override>,
+    /// Line of the entry, for messages.
+    pub line: usize,
 }
 
 impl Config {
@@ -400,6 +425,7 @@ impl Checker<'_> {
             self.positive(t, "target_batch_bytes must be a positive number of bytes")
         });
         let processors = self.processors(&raw.processors);
+        let validators = raw.validators.as_ref().map(|v| self.validators(raw.name.get_ref(), v));
         if schedule.is_some() {
             self.sinks_per_window(&raw.processors);
         }
@@ -423,6 +449,7 @@ impl Checker<'_> {
             target_batch_bytes: target.map(|t| t as usize),
             retries: retries?,
             processors,
+            validators,
             config_hash: String::new(),
         };
         job.config_hash = config_hash(&job);
@@ -620,30 +647,89 @@ impl Checker<'_> {
                 );
                 continue;
             }
-            let kind = match (&p.name, &p.plugin) {
-                (Some(name), None) => {
-                    if p.sha256.is_some() {
-                        self.at(span, "`sha256` pins a plugin file; a built-in processor has none");
-                        continue;
-                    }
-                    ProcessorKind::Builtin(name.clone())
-                }
-                (None, Some(path)) => {
-                    let sha256 = match &p.sha256 {
-                        Some(h) => match self.value(h, check_sha256) {
-                            Some(h) => Some(h),
-                            None => continue,
-                        },
-                        None => None,
-                    };
-                    ProcessorKind::Plugin { path: path.clone(), sha256 }
-                }
-                _ => {
-                    self.at(span, "a processor needs exactly one of `name` (built in) or `plugin` (a library path)");
-                    continue;
-                }
+            let what = "processor";
+            let Some(kind) = self.kind(span, what, &p.name, &p.plugin, &p.sha256) else {
+                continue;
             };
             out.push(ProcessorSpec { kind, options, line: self.source.line(entry.span().start) });
+        }
+        out
+    }
+}
+
+impl Checker<'_> {
+    /// `name` (built in) or `plugin` with an optional `sha256` pin: how processors and
+    /// validators (`what`) are written alike.
+    fn kind(
+        &mut self,
+        span: Range<usize>,
+        what: &str,
+        name: &Option<String>,
+        plugin: &Option<PathBuf>,
+        sha256: &Option<Spanned<String>>,
+    ) -> Option<ProcessorKind> {
+        match (name, plugin) {
+            (Some(name), None) => {
+                if sha256.is_some() {
+                    self.at(
+                        span,
+                        format!("`sha256` pins a plugin file; a built-in {what} has none"),
+                    );
+                    return None;
+                }
+                Some(ProcessorKind::Builtin(name.clone()))
+            }
+            (None, Some(path)) => {
+                let sha256 = match sha256 {
+                    Some(h) => Some(self.value(h, check_sha256)?),
+                    None => None,
+                };
+                Some(ProcessorKind::Plugin { path: path.clone(), sha256 })
+            }
+            _ => {
+                self.at(
+                    span,
+                    format!(
+                        "a {what} needs exactly one of `name` (built in) or `plugin` (a library \
+                         path)"
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// The `validators` of job `job`: built-in rules are built here, so that an unknown name
+    /// or a bad option is reported with the file's other mistakes; plugins are loaded later,
+    /// once, before any job runs.
+    fn validators(&mut self, job: &str, raw: &[Spanned<RawValidator>]) -> Vec<ValidatorSpec> {
+        let mut out = Vec::new();
+        for entry in raw {
+            let span = entry.span();
+            let (kind, options, severity) = match entry.get_ref() {
+                RawValidator::Rule(name) => {
+                    (ProcessorKind::Builtin(name.clone()), serde_json::json!({}), None)
+                }
+                RawValidator::Entry(e) => {
+                    let options = e.options.clone().unwrap_or_else(|| serde_json::json!({}));
+                    if !options.is_object() {
+                        let example = "options = { time_columns = [\"ts\"] }";
+                        self.at(span, format!("`options` must be a table, e.g. {example}"));
+                        continue;
+                    }
+                    let kind = self.kind(span.clone(), "validator", &e.name, &e.plugin, &e.sha256);
+                    let Some(kind) = kind else { continue };
+                    (kind, options, e.severity)
+                }
+            };
+            if let ProcessorKind::Builtin(rule) = &kind
+                && let Err(err) =
+                    flightline_plugins::validators::build_validator(rule, options.clone())
+            {
+                self.at(span, format!("job {job:?}: {err}"));
+                continue;
+            }
+            out.push(ValidatorSpec { kind, options, severity, line: self.source.line(span.start) });
         }
         out
     }

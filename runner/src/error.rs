@@ -102,6 +102,29 @@ pub enum RunnerError {
         /// Which.
         names: Vec<String>,
     },
+    /// A validator of a job could not be built (a plugin that does not load, options it
+    /// refuses).
+    #[error("job {job:?}: validator {validator}: {message}")]
+    Validator {
+        /// The job.
+        job: String,
+        /// The rule's name or the plugin's path.
+        validator: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A job's validators refused its SQL under `validation = "deny"`.
+    #[error(
+        "job {job:?}: refused by validation: {} (fix the SQL, or set the validator's `severity` \
+         or the job's `validation = \"warn\"`)",
+        denied.join("; ")
+    )]
+    ValidationDenied {
+        /// The job.
+        job: String,
+        /// Each denying finding, as `validator NAME: deny [code] message (recommendation)`.
+        denied: Vec<String>,
+    },
 }
 
 /// One problem in a job file: where it is, which key, what was written, what to do.

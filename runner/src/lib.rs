@@ -8,8 +8,9 @@
 //!    [`schedule`] for its next window and [`checkpoint`] for where it stopped.
 //! 3. [`connect`]: a client per server, from the same settings the CLI flags give; [`sql_time`]
 //!    renders `{begin}` / `{end}` for servers that ignore the time-range headers.
-//! 4. [`processors`]: a job's processor entries become `BatchProcessor`s (built-ins and
-//!    dynamic plugins), fed by `flightline_core`'s `QueryExecutor`.
+//! 4. [`validators`]: a job's validator entries (built-in rules and validator plugins), checked
+//!    before each run's query; [`processors`]: its processor entries become `BatchProcessor`s
+//!    (built-ins and dynamic plugins), fed by `flightline_core`'s `QueryExecutor`.
 //! 5. [`summary`]: what each job did, counted while it runs; [`metrics`] and [`progress`]
 //!    show the run to Prometheus and to a person (bars, then the summary table).
 //!
@@ -31,6 +32,7 @@ pub mod schedule;
 pub mod shutdown;
 pub mod sql_time;
 pub mod summary;
+pub mod validators;
 
 pub use error::{ConfigIssue, RunnerError};
 

@@ -22,8 +22,6 @@ use flightline_core::error::Chain;
 use flightline_core::exec::{
     ABORT_DEADLINE, CancellationToken, ExecOutcome, QueryExecutor, RunRequest,
 };
-use flightline_core::process::Report;
-use flightline_core::validate::{Policy, Severity, ValidationContext};
 use flightline_core::{FlightSqlClient, QueryOptions, TimeRange};
 use rand::Rng;
 use tokio::sync::{OnceCell, Semaphore};
@@ -31,7 +29,7 @@ use tokio::task::JoinSet;
 
 use crate::RunnerError;
 use crate::checkpoint::{OnMismatch, StateDir};
-use crate::config::{Config, JobConfig, RangeSpec, RetryPolicy, Schedule, ServerConfig};
+use crate::config::{Config, JobConfig, RetryPolicy, Schedule, ServerConfig};
 use crate::error::ConfigIssue;
 use crate::metrics::{self as m, RunStatus};
 use crate::processors;
@@ -39,6 +37,7 @@ use crate::progress::ProgressDisplay;
 use crate::schedule;
 use crate::sql_time;
 use crate::summary::{JobSummary, RunSummary};
+use crate::validators::JobValidators;
 
 /// How to run.
 #[derive(Debug, Clone, Default)]
@@ -92,6 +91,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<RunSummary, RunnerError> {
     check_processors(config)?;
+    let validators = crate::validators::build_all(config)?;
     let scheduled = config.jobs.iter().any(|j| j.schedule.is_some());
     let state =
         if scheduled { Some(Arc::new(StateDir::open(&config.runner.state_dir)?)) } else { None };
@@ -140,11 +140,12 @@ pub async fn run(
 
     let mut tasks = JoinSet::new();
     let mut ids = BTreeMap::new();
-    for (index, job) in config.jobs.iter().enumerate() {
+    for ((index, job), validators) in config.jobs.iter().enumerate().zip(validators) {
         let job = Arc::new(job.clone());
         let shared = Arc::clone(&shared);
         let start = starts.get(&job.name).copied().flatten();
-        let task = tasks.spawn(async move { (index, run_job(shared, job, start).await) });
+        let task =
+            tasks.spawn(async move { (index, run_job(shared, job, validators, start).await) });
         ids.insert(task.id(), index);
     }
     let mut jobs = join_jobs(&mut tasks, &ids, &config.jobs, cancel.clone()).await;
@@ -280,25 +281,21 @@ enum Attempt {
 async fn run_job(
     shared: Arc<Shared>,
     job: Arc<JobConfig>,
+    validators: JobValidators,
     start: Option<DateTime<Utc>>,
 ) -> JobSummary {
     let mut summary =
         JobSummary { name: job.name.clone(), server: job.server.clone(), ..Default::default() };
-    if let Err(err) = validate(&job).await {
-        tracing::error!(job = %job.name, error = %Chain(&err), "job refused by validation");
-        summary.last_error = Some(Chain(&err).to_string());
-        m::record_run(&job.name, &job.server, RunStatus::Failed);
-        summary.runs_failed += 1;
-        return summary;
-    }
     match job.schedule {
         None => match schedule::one_shot_range(&job) {
             Ok(window) => {
-                run_window(&shared, &job, window, &mut summary).await;
+                run_window(&shared, &job, &validators, window, &mut summary).await;
             }
             Err(err) => refuse(&job, err, &mut summary),
         },
-        Some(schedule) => run_scheduled(&shared, &job, schedule, start, &mut summary).await,
+        Some(schedule) => {
+            run_scheduled(&shared, &job, &validators, schedule, start, &mut summary).await
+        }
     }
     summary
 }
@@ -311,33 +308,10 @@ fn refuse(job: &JobConfig, err: RunnerError, summary: &mut JobSummary) {
     summary.runs_failed += 1;
 }
 
-/// Local validation of the SQL (the built-in rules, no server call) under the job's policy.
-async fn validate(job: &JobConfig) -> Result<(), RunnerError> {
-    if job.validation == Policy::Off {
-        return Ok(());
-    }
-    let pipeline = flightline_plugins::builtin_pipeline(job.validation);
-    let sample = TimeRange::last(chrono::Duration::hours(1)).ok();
-    let sql = match (&sample, job.time_range.uses_sql()) {
-        (Some(range), true) => sql_time::render(&job.sql, range),
-        _ => job.sql.clone(),
-    };
-    let mut ctx = ValidationContext::new(sql);
-    ctx.set_time_range(if job.range == RangeSpec::None && job.schedule.is_none() {
-        None
-    } else {
-        sample
-    });
-    let report = pipeline.run(&ctx).await;
-    for finding in report.findings.iter().filter(|f| f.severity >= Severity::Warn) {
-        tracing::warn!(job = %job.name, code = %finding.code, "{}", finding.message);
-    }
-    report.into_result().map(|_| ()).map_err(RunnerError::from)
-}
-
 async fn run_scheduled(
     shared: &Shared,
     job: &JobConfig,
+    validators: &JobValidators,
     schedule: Schedule,
     start: Option<DateTime<Utc>>,
     summary: &mut JobSummary,
@@ -357,7 +331,7 @@ async fn run_scheduled(
             if shared.stop.is_cancelled() {
                 break;
             }
-            if !run_window(shared, job, Some(*window), summary).await {
+            if !run_window(shared, job, validators, Some(*window), summary).await {
                 failed = true;
                 break;
             }
@@ -413,13 +387,22 @@ fn lag_gauge(job: &JobConfig, checkpoint: DateTime<Utc>) {
     m::checkpoint_lag(&job.name, &job.server, lag);
 }
 
-/// One run with its retries; true when it finished (and the caller may commit).
+/// One run with its retries, after its validators; true when it finished (and the caller may
+/// commit). A run the validators refuse is a failed run, not retried.
 async fn run_window(
     shared: &Shared,
     job: &JobConfig,
+    validators: &JobValidators,
     window: Option<TimeRange>,
     summary: &mut JobSummary,
 ) -> bool {
+    if let Err(err) = validators.screen(job, &job_sql(job, window.as_ref()), window).await {
+        tracing::error!(job = %job.name, window = ?window.map(|w| w.to_string()), error = %err, "run refused by validation");
+        m::record_run(&job.name, &job.server, RunStatus::Failed);
+        summary.runs_failed += 1;
+        summary.last_error = Some(err.to_string());
+        return false;
+    }
     match attempt(shared, job, window, summary).await {
         Attempt::Done(outcome) => {
             let stats = &outcome.stats;
@@ -512,6 +495,14 @@ async fn try_once(
     Some(run_once(shared, job, window, client).await)
 }
 
+/// The SQL sent for a run of `job` over `window` (and validated before it).
+fn job_sql(job: &JobConfig, window: Option<&TimeRange>) -> String {
+    match (window, job.time_range.uses_sql()) {
+        (Some(range), true) => sql_time::render(&job.sql, range),
+        _ => job.sql.clone(),
+    }
+}
+
 fn retryable(err: &RunnerError) -> bool {
     matches!(err, RunnerError::Core(e) if e.is_retryable())
 }
@@ -533,10 +524,7 @@ async fn run_once(
     client: FlightSqlClient,
 ) -> Result<ExecOutcome, RunnerError> {
     let processors = processors::build_all(job)?;
-    let sql = match (&window, job.time_range.uses_sql()) {
-        (Some(range), true) => sql_time::render(&job.sql, range),
-        _ => job.sql.clone(),
-    };
+    let sql = job_sql(job, window.as_ref());
     let executor = QueryExecutor::new(client)
         .job(job.name.as_str())
         .target_batch_bytes(job.target_batch_bytes)

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use flightline_runner::config::Config;
-use flightline_runner::orchestrate::{self, RunOptions, RunSummary};
-use flightline_runner::progress::{Display, ProgressMode};
+use flightline_runner::orchestrate::{self, RunOptions};
+use flightline_runner::progress::{ProgressDisplay, ProgressMode};
+use flightline_runner::summary::RunSummary;
 use flightline_server::{RunningServer, ServerBuilder};
 
 const USER: &str = "alice";
@@ -92,7 +93,7 @@ async fn run_once_signs_in_with_the_password_from_the_variable_named_in_the_job_
 
 async fn run(text: &str) -> RunSummary {
     let config = Config::parse(Path::new("login.toml"), text, &|_| None).unwrap();
-    let display = Display::new(ProgressMode::Never);
+    let display = ProgressDisplay::new(ProgressMode::Never);
     orchestrate::run(&config, RunOptions::default(), display, std::future::pending()).await.unwrap()
 }
 

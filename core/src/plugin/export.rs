@@ -316,7 +316,9 @@ unsafe fn finish_then(
 
 unsafe extern "C" fn commit(instance: *mut c_void, error: *mut FlightlineError) -> Status {
     unsafe {
-        guarded(instance, error, |this| block_on(processor(this)?.commit()).map_err(|e| internal(Chain(&e))))
+        guarded(instance, error, |this| {
+            block_on(processor(this)?.commit()).map_err(|e| internal(Chain(&e)))
+        })
     }
 }
 

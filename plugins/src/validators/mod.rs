@@ -1,5 +1,6 @@
 //! The built-in [`QueryValidator`]s. Each reads the statement sqlparser parsed (never the SQL
-//! text) and reports findings under a stable code listed in [`codes`].
+//! text) and reports findings under a stable code listed in [`codes`]. Job files name them
+//! as rules: [`build_validator`] lists the names and their options.
 //!
 //! | code | severity | fires when |
 //! |---|---|---|
@@ -22,6 +23,7 @@ mod join;
 mod order_by;
 mod parse;
 mod read_only;
+mod registry;
 mod select_star;
 mod time_filter;
 
@@ -35,6 +37,7 @@ pub use join::JoinConditionValidator;
 pub use order_by::OrderByLimitValidator;
 pub use parse::ParseValidator;
 pub use read_only::ReadOnlyValidator;
+pub use registry::{build_validator, validator_names};
 pub use select_star::SelectStarValidator;
 pub use time_filter::{TimeFilterValidator, is_time_column_name};
 

@@ -11,6 +11,7 @@ use crate::RunnerError;
 use crate::config::{Config, JobConfig};
 use crate::orchestrate::check_processors;
 use crate::sql_time;
+use crate::validators;
 
 /// Arguments of `flightline check`.
 #[derive(Debug, clap::Args)]
@@ -19,15 +20,24 @@ pub struct CheckArgs {
     pub jobs: PathBuf,
 }
 
-/// Parses the file, builds every processor, and asks each job's server to prepare its SQL
-/// (which checks tables and columns without running the query). Exit status 0 when all is
-/// well, 1 when a job's SQL is refused; a bad file is an error (status 2).
+/// Parses the file, builds every processor and validator, runs each job's validators on its
+/// SQL (as a run over the last hour would send it) and prints their findings, and asks each
+/// job's server to prepare its SQL (which checks tables and columns without running the
+/// query). Exit status 0 when all is well, 1 when a job's SQL is refused (by a denying
+/// validator under `validation = "deny"`, or by the server); a bad file is an error (status 2).
 pub async fn run(args: CheckArgs) -> Result<ExitCode, RunnerError> {
     let config = Config::load(&args.jobs)?;
     check_processors(&config)?;
+    let validators = validators::build_all(&config)?;
     let mut bad = 0;
-    for job in &config.jobs {
-        match check_job(&config, job).await {
+    for (job, validators) in config.jobs.iter().zip(&validators) {
+        let (sql, range) = validators::sample(job);
+        let findings = validators.run(&sql, range).await;
+        let checked = match validators.judge(&job.name, &findings) {
+            Ok(()) => check_job(&config, job).await,
+            Err(err) => Err(err),
+        };
+        match checked {
             Ok(columns) => {
                 print_stdout(&format!("ok      {} ({columns} result columns)", job.name))?
             }
@@ -35,6 +45,9 @@ pub async fn run(args: CheckArgs) -> Result<ExitCode, RunnerError> {
                 bad += 1;
                 print_stdout(&format!("FAILED  {}: {}", job.name, Chain(&err)))?;
             }
+        }
+        for finding in &findings {
+            print_stdout(&format!("        {finding}"))?;
         }
     }
     print_stdout(&format!("{} jobs checked, {bad} failed", config.jobs.len()))?;

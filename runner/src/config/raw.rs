@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use flightline_core::validate::Policy;
+use flightline_core::validate::{Override, Policy};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -87,6 +87,7 @@ pub(crate) struct RawJob {
     pub retries: Option<RawRetries>,
     #[serde(default)]
     pub processors: Vec<Spanned<RawProcessor>>,
+    pub validators: Option<Vec<Spanned<RawValidator>>>,
 }
 
 /// `retries = { max = 3, initial_backoff = "200ms", max_backoff = "10s" }`.
@@ -107,6 +108,59 @@ pub(crate) struct RawProcessor {
     pub sha256: Option<Spanned<String>>,
     #[serde(default)]
     pub options: Option<serde_json::Value>,
+}
+
+/// A `validators` entry: `"read_only"`, `{ name = "time_filter", options = {...}, severity =
+/// "deny" }` or `{ plugin = "lib.so", sha256 = "...", options = {...} }`.
+#[derive(Debug)]
+pub(crate) enum RawValidator {
+    /// A built-in rule by name, default options.
+    Rule(String),
+    /// A table, as a processor entry is written.
+    Entry(RawValidatorEntry),
+}
+
+/// The table form of a `validators` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawValidatorEntry {
+    pub name: Option<String>,
+    pub plugin: Option<PathBuf>,
+    pub sha256: Option<Spanned<String>>,
+    #[serde(default)]
+    pub options: Option<serde_json::Value>,
+    pub severity: Option<Override>,
+}
+
+impl<'de> Deserialize<'de> for RawValidator {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(RawValidatorVisitor)
+    }
+}
+
+/// A string or a table; the table goes through `RawValidatorEntry`'s derived impl, so unknown
+/// keys are named as they are for processors.
+struct RawValidatorVisitor;
+
+impl<'de> serde::de::Visitor<'de> for RawValidatorVisitor {
+    type Value = RawValidator;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(
+            "a rule name like \"read_only\", or a table like { name = \"time_filter\", options = \
+             { ... } } or { plugin = \"path/lib.so\", sha256 = \"...\" }",
+        )
+    }
+
+    fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<RawValidator, E> {
+        Ok(RawValidator::Rule(name.to_string()))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawValidator, A::Error> {
+        let entry =
+            RawValidatorEntry::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+        Ok(RawValidator::Entry(entry))
+    }
 }
 
 /// How a job's time range reaches the server.
