@@ -10,8 +10,12 @@ use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Timelike, Utc};
 use flightline_core::atomic_file::{AtomicFile, Publish};
 use flightline_core::process::{BatchProcessor, ProcessContext, ProcessError, Report, async_trait};
+use flightline_core::time::placeholders::{BEGIN, END, NoWindow, Template};
 
 use crate::error::PluginsError;
+
+/// The placeholder of the job's name.
+const JOB: &str = "job";
 
 /// A file path with placeholders, rendered in `open` from the run's context: `{begin}` and
 /// `{end}` (the window's instants, e.g. `20240101T120000Z`), `{job}` (the job name with
@@ -20,6 +24,7 @@ use crate::error::PluginsError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathTemplate {
     template: String,
+    parsed: Template,
 }
 
 impl PathTemplate {
@@ -30,47 +35,29 @@ impl PathTemplate {
         if template.trim().is_empty() {
             return Err(refuse("empty; give a file path".into()));
         }
-        let mut rest = template;
-        while let Some(start) = rest.find('{') {
-            let end =
-                rest[start..].find('}').ok_or_else(|| refuse("a `{` is never closed".into()))?;
-            let name = &rest[start + 1..start + end];
-            if !matches!(name, "begin" | "end" | "job") {
-                return Err(refuse(format!(
-                    "unknown placeholder {{{name}}}; use {{begin}}, {{end}} or {{job}}"
-                )));
-            }
-            rest = &rest[start + end + 1..];
-        }
-        if rest.contains('}') {
-            return Err(refuse("a `}` without its `{`".into()));
-        }
-        Ok(Self { template: template.to_string() })
+        let parsed = Template::parse(template, &[BEGIN, END, JOB])
+            .map_err(|problem| refuse(problem.to_string()))?;
+        Ok(Self { template: template.to_string(), parsed })
     }
 
     /// True when the path names a file per time window (it has `{begin}` or `{end}`), so that a
     /// scheduled job's windows each get their own file.
     pub fn is_per_window(&self) -> bool {
-        self.template.contains("{begin}") || self.template.contains("{end}")
+        self.parsed.uses(BEGIN) || self.parsed.uses(END)
     }
 
     /// The path for this run.
     pub fn render(&self, ctx: &ProcessContext) -> Result<PathBuf, ProcessError> {
-        let mut path = self.template.replace("{job}", &safe_name(&ctx.job));
-        for (placeholder, instant) in
-            [("{begin}", ctx.window.map(|w| w.begin)), ("{end}", ctx.window.map(|w| w.end))]
-        {
-            if path.contains(placeholder) {
-                let instant = instant.ok_or_else(|| {
-                    ProcessError::new(format!(
-                        "the path {:?} uses {placeholder} but the run has no time range; give the \
-                         query a time range or remove the placeholder",
-                        self.template
-                    ))
-                })?;
-                path = path.replace(placeholder, &safe_instant(&instant));
-            }
-        }
+        let job = |name: &str| (name == JOB).then(|| safe_name(&ctx.job));
+        let path = self.parsed.render(ctx.window.as_ref(), safe_instant, job).map_err(
+            |NoWindow { placeholder }| {
+                ProcessError::new(format!(
+                    "the path {:?} uses {placeholder} but the run has no time range; give the \
+                     query a time range or remove the placeholder",
+                    self.template
+                ))
+            },
+        )?;
         Ok(PathBuf::from(path))
     }
 }
