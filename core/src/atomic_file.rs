@@ -400,7 +400,7 @@ mod tests {
         let parts = ["first", "second"].map(String::from).into_iter();
         let file = AtomicFile::create_named(target.clone(), Publish::Replace, parts).unwrap();
         assert_eq!(file.temp_path(), dir.path().join(format!(".out.csv{TEMP_MARKER}{pid}-second")));
-        (&*file.file()).write_all(b"mine").unwrap();
+        file.file().write_all(b"mine").unwrap();
         file.commit().unwrap();
         assert_eq!(std::fs::read_to_string(&taken).unwrap(), "someone else's");
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "mine");

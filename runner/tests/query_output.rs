@@ -229,3 +229,37 @@ fn a_killed_query_leaves_no_output_file() {
     child.wait().unwrap();
     assert!(!path.exists(), "the output file appeared");
 }
+
+#[test]
+fn the_table_cap_stops_reading_a_never_ending_result() {
+    let server = Server::start();
+    let endless = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT n FROM r";
+    let started = Instant::now();
+    let capped = query(&server, endless, &["--table-rows", "3"]);
+    assert_ok(&capped);
+    let text = String::from_utf8_lossy(&capped.stdout);
+    assert!(text.contains("| 3 |") && !text.contains("| 4 |"), "{text}");
+    assert!(text.trim_end().ends_with("for the whole result"), "{text}");
+    assert_eq!(rows_line(&capped), "3 rows");
+    assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
+}
+
+#[test]
+fn a_reader_that_goes_away_is_not_an_error_in_any_format() {
+    let server = Server::start();
+    // Bigger than every buffer on the way, so the closed pipe is met mid-stream.
+    let sql = "SELECT * FROM log_entries";
+    for format in ["table", "csv", "json"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_flightline"))
+            .args(["query", sql, "--uri", &server.uri(), "--format", format])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("error") && !stderr.contains("panicked"), "{format}: {stderr}");
+        assert_eq!(output.status.code(), Some(0), "{format}: {stderr}");
+    }
+}

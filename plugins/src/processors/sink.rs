@@ -2,7 +2,7 @@
 //! the whole file or none ([`flightline_core::atomic_file`]: an exclusive temporary file in the
 //! same directory, fsync, rename or no-replace link, directory fsync).
 
-use std::fs::File;
+use std::io::Write;
 use std::path::PathBuf;
 
 use arrow::datatypes::SchemaRef;
@@ -107,16 +107,25 @@ pub struct FileSink<F: SinkFormat> {
     rows: u64,
 }
 
-/// A file format a [`FileSink`] writes. Every method runs on a blocking thread.
+/// Where a [`SinkFormat`] writes: a file, or standard output ([`super::WriteSink`]).
+pub type SinkOutput = Box<dyn Write + Send>;
+
+/// A file format a [`FileSink`] (or a [`super::WriteSink`]) writes. Every method runs on a
+/// blocking thread.
 pub trait SinkFormat: Clone + Send + 'static {
     /// The open writer.
     type Writer: Send + 'static;
-    /// Starts writing `schema`'d batches into `file`.
-    fn open(&self, file: File, schema: &SchemaRef) -> Result<Self::Writer, ProcessError>;
+    /// Starts writing `schema`'d batches into `out`.
+    fn open(&self, out: SinkOutput, schema: &SchemaRef) -> Result<Self::Writer, ProcessError>;
     /// Writes one batch.
     fn write(writer: &mut Self::Writer, batch: &RecordBatch) -> Result<(), ProcessError>;
-    /// Ends the file (footer, buffers), flushing everything to the file.
-    fn close(writer: Self::Writer) -> Result<File, ProcessError>;
+    /// Ends the output (footer, buffers), flushing everything into it.
+    fn close(writer: Self::Writer) -> Result<SinkOutput, ProcessError>;
+    /// True when the writer wants no more batches (a table at its row cap).
+    fn is_full(writer: &Self::Writer) -> bool {
+        let _ = writer;
+        false
+    }
 }
 
 impl<F: SinkFormat> FileSink<F> {
@@ -143,7 +152,7 @@ impl<F: SinkFormat> FileSink<F> {
 }
 
 /// Runs `work` on a blocking thread.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ProcessError> + Send + 'static,
 ) -> Result<T, ProcessError> {
     tokio::task::spawn_blocking(work)
@@ -152,7 +161,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// The sink's error for a failure of the atomic file, keeping the typed error as its source.
-fn file_error(err: flightline_core::Error) -> ProcessError {
+pub(super) fn file_error(err: flightline_core::Error) -> ProcessError {
     let message = match &err {
         flightline_core::Error::FileExists { path } => {
             format!("{} exists; set `overwrite = true` to replace it", path.display())
@@ -174,7 +183,7 @@ fn start<F: SinkFormat>(
         return Err(file_error(flightline_core::Error::FileExists { path: target }));
     }
     let file = AtomicFile::create(target, publish).map_err(file_error)?;
-    let writer = format.open(file.try_clone_file().map_err(file_error)?, schema)?;
+    let writer = format.open(Box::new(file.try_clone_file().map_err(file_error)?), schema)?;
     Ok((file, writer))
 }
 
