@@ -4,8 +4,9 @@
 //!
 //! 1. [`AtomicFile::create`] removes temporary files of the same target left by processes that
 //!    died (see [`remove_stale_temps`]), then creates an exclusive temporary file beside the
-//!    target, `.NAME.flightline-tmp-PID-N`: `create_new`, so never through a symlink planted at
-//!    that name and never over another file.
+//!    target, `.NAME.flightline-tmp-PID-RANDOM`: `create_new`, so never through a symlink
+//!    planted at that name and never over another file, and under a name nobody can predict
+//!    to plant something there first. A name that is taken anyway is skipped for a fresh one.
 //! 2. The caller writes through [`AtomicFile::file`] (or an owned handle from
 //!    [`AtomicFile::try_clone_file`]).
 //! 3. [`AtomicFile::commit`] fsyncs the file, publishes it and fsyncs the directory, so the new
@@ -43,7 +44,8 @@ use std::fmt;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+
+use rand::Rng;
 
 use crate::error::{Error, Result};
 
@@ -87,10 +89,12 @@ impl fmt::Display for FileStep {
     }
 }
 
-/// The marker in every temporary file name: `.NAME.flightline-tmp-PID-N`.
+/// The marker in every temporary file name: `.NAME.flightline-tmp-PID-RANDOM`.
 const TEMP_MARKER: &str = ".flightline-tmp-";
 
-static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+/// Most names tried for a temporary file before giving up: with 64 random bits, each name taken
+/// is a file someone put there on purpose.
+const TEMP_NAME_TRIES: usize = 16;
 
 /// A file being written under a temporary name beside its target. See the [module](self).
 #[derive(Debug)]
@@ -106,17 +110,25 @@ impl AtomicFile {
     /// Creates the target's directory if needed, removes stale temporary files of this target,
     /// and creates the exclusive temporary file.
     pub fn create(target: impl Into<PathBuf>, publish: Publish) -> Result<Self> {
-        let target = target.into();
+        let random = std::iter::repeat_with(|| format!("{:016x}", rand::rng().random::<u64>()));
+        Self::create_named(target.into(), publish, random)
+    }
+
+    /// [`create`](Self::create) with the random parts of the temporary names given, so that a
+    /// taken name can be tested.
+    fn create_named(
+        target: PathBuf,
+        publish: Publish,
+        random: impl Iterator<Item = String>,
+    ) -> Result<Self> {
         let fail = |step, cause| Error::File { path: target.clone(), step, cause };
         let (dir, name) = split(&target).map_err(|cause| fail(FileStep::CreateTemp, cause))?;
         std::fs::create_dir_all(&dir).map_err(|cause| fail(FileStep::CreateDir, cause))?;
         remove_stale_temps(&target);
-        let n = SEQUENCE.fetch_add(1, Ordering::Relaxed);
-        let mut temp_name = std::ffi::OsString::from(".");
-        temp_name.push(&name);
-        temp_name.push(format!("{TEMP_MARKER}{}-{n}", std::process::id()));
-        let temp = dir.join(temp_name);
-        let file = File::create_new(&temp).map_err(|cause| fail(FileStep::CreateTemp, cause))?;
+        let pid = std::process::id();
+        let names = random.map(|part| dir.join(format!(".{name}{TEMP_MARKER}{pid}-{part}")));
+        let (temp, file) =
+            create_exclusive(names, &name).map_err(|cause| fail(FileStep::CreateTemp, cause))?;
         Ok(Self { target, temp, file, publish, done: false })
     }
 
@@ -213,19 +225,64 @@ pub fn write(target: impl Into<PathBuf>, bytes: &[u8], publish: Publish) -> Resu
     file.commit()
 }
 
-/// Removes the temporary files of `target` (`.NAME.flightline-tmp-PID-N`, and the sinks' older
-/// `.NAME.PID-N.tmp`) whose process is gone: a run killed mid-write leaves one behind. Files of
-/// live processes, this one included, are kept. On Linux a process is gone when `/proc/PID` is;
-/// elsewhere a file untouched for a day counts as stale. Returns how many were removed; a file
-/// that cannot be removed is logged and skipped.
+/// Creates the first of `paths` that does not exist yet (`O_CREAT | O_EXCL`: an existing file
+/// or symlink there is never opened, followed or truncated), trying at most
+/// [`TEMP_NAME_TRIES`].
+fn create_exclusive(
+    paths: impl Iterator<Item = PathBuf>,
+    name: &str,
+) -> io::Result<(PathBuf, File)> {
+    for temp in paths.take(TEMP_NAME_TRIES) {
+        match File::create_new(&temp) {
+            Ok(file) => return Ok((temp, file)),
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(err) => return Err(err),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!(
+            "every temporary name tried exists already; remove the stray \
+             .{name}{TEMP_MARKER}* files beside it"
+        ),
+    ))
+}
+
+/// Whose temporary files [`remove_temps_in`] removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TempOwners {
+    /// Only those of processes that are gone (see [`remove_stale_temps`]).
+    Gone,
+    /// Every one: for a directory only the caller writes (it holds a lock on it), where any
+    /// temporary file was left by a writer that died.
+    Any,
+}
+
+/// Removes the temporary files of `target` whose process is gone: a run killed mid-write leaves
+/// one behind. Files of live processes, this one included, are kept. On Linux a process is gone
+/// when `/proc/PID` is; elsewhere a file untouched for a day counts as stale. Returns how many
+/// were removed; see [`remove_temps_in`].
 pub fn remove_stale_temps(target: &Path) -> usize {
     let Ok((dir, name)) = split(target) else { return 0 };
-    let Ok(entries) = std::fs::read_dir(&dir) else { return 0 };
+    remove_temps_in(&dir, |of| of == name, TempOwners::Gone)
+}
+
+/// Removes the temporary files in `dir` of the targets `is_target` accepts (by file name), of
+/// the `owners` given: `.NAME.flightline-tmp-PID-RANDOM`, and the older `.NAME.PID-N.tmp` (file
+/// sinks) and `.NAME.PID.RANDOM.tmp` (checkpoints). Only regular files: a symlink at such a name
+/// is not ours and stays. Returns how many were removed; a file that cannot be removed is logged
+/// and skipped.
+pub fn remove_temps_in(dir: &Path, is_target: impl Fn(&str) -> bool, owners: TempOwners) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
     let mut removed = 0;
     for entry in entries.flatten() {
         let file_name = entry.file_name();
-        let Some(pid) = temp_owner(&file_name, &name) else { continue };
-        if pid == std::process::id() || !is_stale(pid, &entry) {
+        let Some((target, pid)) = file_name.to_str().and_then(temp_parts) else { continue };
+        if !is_target(target) || !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let gone = || pid != std::process::id() && is_stale(pid, &entry);
+        if owners == TempOwners::Gone && !gone() {
             continue;
         }
         match std::fs::remove_file(entry.path()) {
@@ -237,19 +294,34 @@ pub fn remove_stale_temps(target: &Path) -> usize {
         }
     }
     if removed > 0 {
-        tracing::info!(removed, "removed temporary files of {} left by runs that died", name);
+        tracing::info!(
+            removed,
+            "removed temporary files in {} left by runs that died",
+            dir.display()
+        );
     }
     removed
 }
 
-/// The PID in a temporary file name of target `name`, if `file_name` is one.
-fn temp_owner(file_name: &OsStr, name: &str) -> Option<u32> {
-    let rest = file_name.to_str()?.strip_prefix('.')?.strip_prefix(name)?;
-    let (pid, _n) = match rest.strip_prefix(TEMP_MARKER) {
-        Some(ours) => ours.split_once('-')?,
-        None => rest.strip_prefix('.')?.strip_suffix(".tmp")?.split_once('-')?,
+/// The target's file name and the writer's PID in a temporary file name, if `file_name` is one.
+fn temp_parts(file_name: &str) -> Option<(&str, u32)> {
+    let rest = file_name.strip_prefix('.')?;
+    if let Some((target, tail)) = rest.rsplit_once(TEMP_MARKER) {
+        let (pid, _random) = tail.split_once('-')?;
+        return Some((target, pid.parse().ok()?));
+    }
+    let stem = rest.strip_suffix(".tmp")?;
+    let (head, last) = stem.rsplit_once('.')?;
+    let (target, pid) = match last.split_once('-') {
+        // A sink's `.NAME.PID-N.tmp`.
+        Some((pid, _n)) => (head, pid),
+        // A checkpoint's `.NAME.PID.RANDOM.tmp`, RANDOM 16 hex digits.
+        None if last.len() == 16 && last.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            head.rsplit_once('.')?
+        }
+        None => return None,
     };
-    pid.parse().ok()
+    Some((target, pid.parse().ok()?))
 }
 
 #[cfg(target_os = "linux")]
@@ -283,6 +355,8 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
 
     #[test]
@@ -302,12 +376,73 @@ mod tests {
     }
 
     #[test]
-    fn temp_names_are_recognised_only_for_their_target() {
-        let owner = |f: &str| temp_owner(OsStr::new(f), "out.csv");
-        assert_eq!(owner(".out.csv.flightline-tmp-42-7"), Some(42));
-        assert_eq!(owner(".out.csv.42-7.tmp"), Some(42));
-        assert_eq!(owner(".out.csv.bak.flightline-tmp-42-7"), None);
-        assert_eq!(owner("out.csv"), None);
-        assert_eq!(owner(".other.csv.flightline-tmp-42-7"), None);
+    fn temp_names_are_recognised_with_their_target_and_owner() {
+        assert_eq!(temp_parts(".out.csv.flightline-tmp-42-00ff"), Some(("out.csv", 42)));
+        assert_eq!(temp_parts(".out.csv.42-7.tmp"), Some(("out.csv", 42)));
+        assert_eq!(
+            temp_parts(".j.checkpoint.json.42.0123456789abcdef.tmp"),
+            Some(("j.checkpoint.json", 42))
+        );
+        assert_eq!(temp_parts(".out.csv.bak.flightline-tmp-42-7"), Some(("out.csv.bak", 42)));
+        assert_eq!(temp_parts("out.csv"), None);
+        assert_eq!(temp_parts(".out.csv.tmp"), None);
+        assert_eq!(temp_parts(".a.1.2.tmp"), None);
+        assert_eq!(temp_parts(".out.csv.flightline-tmp-x-7"), None);
+    }
+
+    #[test]
+    fn a_taken_temp_name_is_skipped_for_the_next_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.csv");
+        let pid = std::process::id();
+        let taken = dir.path().join(format!(".out.csv{TEMP_MARKER}{pid}-first"));
+        std::fs::write(&taken, "someone else's").unwrap();
+        let parts = ["first", "second"].map(String::from).into_iter();
+        let file = AtomicFile::create_named(target.clone(), Publish::Replace, parts).unwrap();
+        assert_eq!(file.temp_path(), dir.path().join(format!(".out.csv{TEMP_MARKER}{pid}-second")));
+        file.file().write_all(b"mine").unwrap();
+        file.commit().unwrap();
+        assert_eq!(std::fs::read_to_string(&taken).unwrap(), "someone else's");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "mine");
+    }
+
+    #[test]
+    fn when_every_temp_name_is_taken_the_error_says_which_files_to_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.csv");
+        let pid = std::process::id();
+        std::fs::write(dir.path().join(format!(".out.csv{TEMP_MARKER}{pid}-same")), "x").unwrap();
+        let parts = std::iter::repeat_with(|| "same".to_string());
+        let err = AtomicFile::create_named(target, Publish::Replace, parts).unwrap_err();
+        match &err {
+            Error::File { step: FileStep::CreateTemp, cause, .. } => {
+                assert_eq!(cause.kind(), io::ErrorKind::AlreadyExists);
+            }
+            other => panic!("{other:?}"),
+        }
+        let text = err.to_string();
+        assert!(text.contains(".out.csv.flightline-tmp-*"), "{text}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn removing_every_temp_in_a_directory_keeps_symlinks_and_other_targets() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid = std::process::id();
+        let ours = [
+            format!(".j.checkpoint.json{TEMP_MARKER}{pid}-00ff"),
+            ".j.checkpoint.json.1.0123456789abcdef.tmp".to_string(),
+        ];
+        for name in &ours {
+            std::fs::write(dir.path().join(name), "half").unwrap();
+        }
+        let link = dir.path().join(format!(".k.checkpoint.json{TEMP_MARKER}1-2"));
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), &link).unwrap();
+        let other = dir.path().join(format!(".out.csv{TEMP_MARKER}1-2"));
+        std::fs::write(&other, "half").unwrap();
+        let is_checkpoint = |t: &str| t.ends_with(".checkpoint.json");
+        assert_eq!(remove_temps_in(dir.path(), is_checkpoint, TempOwners::Any), 2);
+        assert!(ours.iter().all(|name| !dir.path().join(name).exists()));
+        assert!(link.is_symlink() && other.exists());
     }
 }

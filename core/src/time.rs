@@ -1,7 +1,10 @@
-//! Time ranges for queries (`TimeRange`).
+//! Time ranges for queries (`TimeRange`), and the `{begin}` / `{end}` placeholders that put a
+//! range's instants into a text ([`placeholders`]).
 //!
 //! A range travels to the server per call as the Micromegas headers `query_range_begin` and
 //! `query_range_end`, and the server keeps the rows with `begin <= time < end`.
+
+pub mod placeholders;
 
 use std::fmt;
 

@@ -2,11 +2,12 @@
 //! runner uses it.
 //!
 //! A checkpoint says "every window up to `end` is committed" and carries the hash of the job
-//! configuration that wrote it. It is replaced atomically: written to a new temporary file
-//! (created exclusively under an unpredictable name, never through a planted symlink), flushed
-//! to disk, renamed over the old one, and the directory flushed so the rename itself survives
-//! a power cut. A crash at any point leaves either the old or the new checkpoint. A failed
-//! write is retried with backoff ([`StateDir::commit_retrying`]).
+//! configuration that wrote it. It is replaced atomically ([`flightline_core::atomic_file`]):
+//! written to a new temporary file (created exclusively under an unpredictable name, never
+//! through a planted symlink), flushed to disk, renamed over the old one, and the directory
+//! flushed so the rename itself survives a power cut. A crash at any point leaves either the old
+//! or the new checkpoint. A failed write is retried with backoff
+//! ([`StateDir::commit_retrying`]).
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
@@ -14,12 +15,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use flightline_core::atomic_file::{self, Publish, TempOwners};
 use flightline_core::exec::CancellationToken;
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::RunnerError;
 use crate::config::JobConfig;
+
+/// The end of every checkpoint file's name: `JOB.checkpoint.json`.
+const CHECKPOINT_SUFFIX: &str = ".checkpoint.json";
 
 /// What the operator said to do with a checkpoint written under another job configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -89,7 +93,9 @@ impl StateDir {
             .and_then(|()| lock.rewind())
             .and_then(|()| lock.write_all(stamp.as_bytes()))
             .map_err(io(&lock_path))?;
-        remove_stale_temps(dir);
+        // Under the lock nobody else writes here: every temporary checkpoint is a dead runner's.
+        let is_checkpoint = |target: &str| target.ends_with(CHECKPOINT_SUFFIX);
+        atomic_file::remove_temps_in(dir, is_checkpoint, TempOwners::Any);
         Ok(Self { dir: dir.to_path_buf(), _lock: lock })
     }
 
@@ -100,7 +106,7 @@ impl StateDir {
 
     /// The checkpoint file of `job`.
     pub fn checkpoint_path(&self, job: &str) -> PathBuf {
-        self.dir.join(format!("{job}.checkpoint.json"))
+        self.dir.join(format!("{job}{CHECKPOINT_SUFFIX}"))
     }
 
     /// Where `job` stands: `None` when it has no checkpoint (or `on_mismatch` is `Reset` and
@@ -154,10 +160,9 @@ impl StateDir {
     pub fn commit(&self, job: &JobConfig, end: DateTime<Utc>) -> Result<(), RunnerError> {
         let checkpoint =
             Checkpoint { job: job.name.clone(), end, config_hash: job.config_hash.clone() };
-        let path = self.checkpoint_path(&job.name);
         let body = serde_json::to_vec_pretty(&checkpoint).unwrap_or_default();
-        replace_file(&self.dir, &path, &body, temp_names(&job.name))
-            .map_err(|source| RunnerError::Io { path: path.display().to_string(), source })
+        atomic_file::write(self.checkpoint_path(&job.name), &body, Publish::Replace)?;
+        Ok(())
     }
 
     /// [`commit`](Self::commit), retried after a failure (a full disk, a directory briefly
@@ -193,75 +198,6 @@ impl StateDir {
     }
 }
 
-/// Most names tried for a temporary file before giving up (each collision is a file someone
-/// else put there).
-const TEMP_NAME_TRIES: usize = 16;
-
-/// Unpredictable temporary names for `job`'s checkpoint, so nobody can plant a file or a
-/// symlink where the next write will go.
-fn temp_names(job: &str) -> impl Iterator<Item = String> {
-    let pid = std::process::id();
-    std::iter::repeat_with(move || {
-        format!(".{job}.checkpoint.json.{pid}.{:016x}.tmp", rand::rng().random::<u64>())
-    })
-}
-
-/// Removes the temporary checkpoint files a killed runner left behind. Safe under the lock:
-/// no other runner writes here. Only regular files go; a symlink is never followed or removed.
-fn remove_stale_temps(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let ours =
-            name.starts_with('.') && name.contains(".checkpoint.json.") && name.ends_with(".tmp");
-        if ours && entry.file_type().is_ok_and(|t| t.is_file()) {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-}
-
-/// Writes `body` to a new temporary file in `dir`, flushes it, renames it over `path` and
-/// flushes `dir` so the rename survives a power cut. A failed write removes its temporary
-/// file.
-fn replace_file(
-    dir: &Path,
-    path: &Path,
-    body: &[u8],
-    names: impl IntoIterator<Item = String>,
-) -> std::io::Result<()> {
-    let (temp, mut file) = create_exclusive(dir, names)?;
-    let written = file.write_all(body).and_then(|()| file.sync_all());
-    drop(file);
-    if let Err(err) = written.and_then(|()| std::fs::rename(&temp, path)) {
-        let _ = std::fs::remove_file(&temp);
-        return Err(err);
-    }
-    File::open(dir)?.sync_all()
-}
-
-/// Creates the first of `names` in `dir` that does not exist yet (`O_CREAT | O_EXCL`: an
-/// existing file or symlink there is never opened, followed or truncated).
-fn create_exclusive(
-    dir: &Path,
-    names: impl IntoIterator<Item = String>,
-) -> std::io::Result<(PathBuf, File)> {
-    for name in names.into_iter().take(TEMP_NAME_TRIES) {
-        let temp = dir.join(name);
-        match OpenOptions::new().write(true).create_new(true).open(&temp) {
-            Ok(file) => return Ok((temp, file)),
-            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(err) => return Err(err),
-        }
-    }
-    Err(std::io::Error::new(
-        std::io::ErrorKind::AlreadyExists,
-        format!(
-            "every temporary name tried in {} already exists; remove stray .*.tmp files there",
-            dir.display()
-        ),
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,6 +229,28 @@ mod tests {
         assert!(matches!(err, RunnerError::Io { .. }), "{err}");
     }
 
+    /// The directory's file names, sorted.
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_commit_leaves_the_checkpoint_and_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::open(dir.path()).unwrap();
+        let job = scheduled_test_job();
+        state.commit(&job, at("2024-01-01T00:05:00Z")).unwrap();
+        state.commit(&job, at("2024-01-01T00:10:00Z")).unwrap();
+        let checkpoint = format!("{}.checkpoint.json", job.name);
+        assert_eq!(names(dir.path()), [checkpoint, "runner.lock".to_string()]);
+        assert_eq!(state.load(&job, OnMismatch::Refuse).unwrap(), Some(at("2024-01-01T00:10:00Z")));
+    }
+
     #[cfg(unix)]
     #[test]
     fn a_planted_symlink_at_a_temp_name_is_neither_followed_nor_touched() {
@@ -300,20 +258,24 @@ mod tests {
         let outside = tempfile::tempdir().unwrap();
         let target = outside.path().join("victim");
         std::fs::write(&target, "precious").unwrap();
-        let state = StateDir::open(dir.path()).unwrap();
         let job = scheduled_test_job();
-        // The name older versions used, and the first name this write will try.
-        let planted = [".j.checkpoint.json.tmp", ".j.checkpoint.json.planted.tmp"];
-        for name in planted {
+        // The name older versions used, and names of this process's temporary files.
+        let pid = std::process::id();
+        let planted = [
+            format!(".{}.checkpoint.json.tmp", job.name),
+            format!(".{}.checkpoint.json.flightline-tmp-{pid}-0000000000000000", job.name),
+            format!(".{}.checkpoint.json.{pid}.0000000000000000.tmp", job.name),
+        ];
+        for name in &planted {
             std::os::unix::fs::symlink(&target, dir.path().join(name)).unwrap();
         }
-        let names = planted.iter().map(|n| n.to_string()).chain(temp_names(&job.name));
-        let path = state.checkpoint_path(&job.name);
-        replace_file(dir.path(), &path, b"{}", names).unwrap();
+        let state = StateDir::open(dir.path()).unwrap();
         state.commit(&job, at("2024-01-01T00:05:00Z")).unwrap();
+        drop(state);
+        let state = StateDir::open(dir.path()).unwrap();
 
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious");
-        for name in planted {
+        for name in &planted {
             let link = std::fs::read_link(dir.path().join(name)).unwrap();
             assert_eq!(link, target, "{name} was replaced");
         }
@@ -325,28 +287,25 @@ mod tests {
     #[test]
     fn stale_temp_files_go_at_open_but_planted_symlinks_stay() {
         let dir = tempfile::tempdir().unwrap();
-        let stale = dir.path().join(".j.checkpoint.json.123.00ff.tmp");
-        std::fs::write(&stale, "half a checkpoint").unwrap();
-        let link = dir.path().join(".k.checkpoint.json.1.2.tmp");
+        // An older runner's name, and one of a process that is alive (pid 1) but cannot be
+        // writing here: the state directory's lock was free.
+        let stale = [
+            dir.path().join(".j.checkpoint.json.123.00000000000000ff.tmp"),
+            dir.path().join(".j.checkpoint.json.flightline-tmp-1-00ff"),
+        ];
+        for path in &stale {
+            std::fs::write(path, "half a checkpoint").unwrap();
+        }
+        let link = dir.path().join(".k.checkpoint.json.flightline-tmp-1-2");
         std::os::unix::fs::symlink(dir.path().join("elsewhere"), &link).unwrap();
+        let other = dir.path().join(".notes.txt.flightline-tmp-1-2");
+        std::fs::write(&other, "not a checkpoint").unwrap();
         let _state = StateDir::open(dir.path()).unwrap();
-        assert!(!stale.exists());
+        for path in &stale {
+            assert!(!path.exists(), "{} stayed", path.display());
+        }
         assert!(std::fs::symlink_metadata(&link).is_ok());
-    }
-
-    #[test]
-    fn temp_names_are_unpredictable_and_taken_names_are_skipped() {
-        let a: Vec<String> = temp_names("j").take(2).collect();
-        assert_ne!(a[0], a[1]);
-        assert!(a[0].starts_with(".j.checkpoint.json.") && a[0].ends_with(".tmp"), "{}", a[0]);
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("taken"), "keep").unwrap();
-        let names = ["taken".to_string(), "free".to_string()];
-        let (path, _) = create_exclusive(dir.path(), names).unwrap();
-        assert_eq!(path, dir.path().join("free"));
-        assert_eq!(std::fs::read_to_string(dir.path().join("taken")).unwrap(), "keep");
-        let err = create_exclusive(dir.path(), std::iter::repeat("taken".to_string()));
-        assert_eq!(err.unwrap_err().kind(), std::io::ErrorKind::AlreadyExists);
+        assert!(other.exists());
     }
 
     #[tokio::test]
@@ -377,12 +336,9 @@ mod tests {
         assert!(failures[0].0.contains("checkpoint.json"), "names the file: {failures:?}");
         assert_eq!(failures[0].1, Duration::from_millis(10));
         assert_eq!(state.load(&job, OnMismatch::Refuse).unwrap(), Some(end));
-        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
-            .collect();
-        assert!(leftovers.is_empty(), "the failed attempt's temp file stayed: {leftovers:?}");
+        let checkpoint = format!("{}.checkpoint.json", job.name);
+        let left = names(dir.path());
+        assert_eq!(left, [checkpoint, "runner.lock".to_string()], "a temporary file stayed");
     }
 
     #[tokio::test]
@@ -407,7 +363,11 @@ mod tests {
                 &cancel,
             )
             .await;
-        assert!(matches!(result, Err(RunnerError::Io { .. })), "{result:?}");
+        let failed_publish = |err: &RunnerError| {
+            matches!(err, RunnerError::Core(flightline_core::Error::File { step, .. })
+                if *step == atomic_file::FileStep::Publish)
+        };
+        assert!(result.as_ref().is_err_and(failed_publish), "{result:?}");
         assert_eq!(failures, 3);
     }
 }

@@ -568,7 +568,7 @@ impl Checker<'_> {
 
     fn placeholders(&mut self, sql: &Spanned<String>, mode: TimeRangeMode, has_range: bool) {
         let text = sql.get_ref();
-        let has = |p: &str| text.contains(p);
+        let has = |p: &str| crate::sql_time::uses(text, p);
         if mode.uses_sql() {
             if !has("{begin}") || !has("{end}") {
                 self.at(

@@ -1,6 +1,5 @@
 //! `csv_sink`: the result as one CSV file, written atomically.
 
-use std::fs::File;
 use std::io::BufWriter;
 
 use arrow::csv::{Writer, WriterBuilder};
@@ -9,7 +8,7 @@ use arrow::record_batch::RecordBatch;
 use flightline_core::process::ProcessError;
 use serde::Deserialize;
 
-use super::sink::{FileSink, SinkFormat};
+use super::sink::{FileSink, SinkFormat, SinkOutput};
 use crate::error::PluginsError;
 
 /// Options of `csv_sink`.
@@ -44,6 +43,13 @@ pub struct CsvFormat {
     delimiter: u8,
 }
 
+/// A header line and `,` between fields.
+impl Default for CsvFormat {
+    fn default() -> Self {
+        Self { header: true, delimiter: b',' }
+    }
+}
+
 /// The `csv_sink` processor.
 pub type CsvSink = FileSink<CsvFormat>;
 
@@ -63,20 +69,20 @@ impl CsvSink {
 }
 
 impl SinkFormat for CsvFormat {
-    type Writer = Writer<BufWriter<File>>;
+    type Writer = Writer<BufWriter<SinkOutput>>;
 
-    fn open(&self, file: File, _schema: &SchemaRef) -> Result<Self::Writer, ProcessError> {
+    fn open(&self, out: SinkOutput, _schema: &SchemaRef) -> Result<Self::Writer, ProcessError> {
         Ok(WriterBuilder::new()
             .with_header(self.header)
             .with_delimiter(self.delimiter)
-            .build(BufWriter::new(file)))
+            .build(BufWriter::new(out)))
     }
 
     fn write(writer: &mut Self::Writer, batch: &RecordBatch) -> Result<(), ProcessError> {
         writer.write(batch).map_err(|err| ProcessError::with_source("cannot write CSV", err))
     }
 
-    fn close(writer: Self::Writer) -> Result<File, ProcessError> {
+    fn close(writer: Self::Writer) -> Result<SinkOutput, ProcessError> {
         writer
             .into_inner()
             .into_inner()

@@ -31,23 +31,29 @@ mod cells;
 mod count_by;
 mod csv_sink;
 mod grouping;
+mod json_array;
 mod ndjson_sink;
 mod parquet_sink;
 mod print;
 mod prometheus_gauges;
 mod sink;
+mod table;
+mod write_sink;
 
 use flightline_core::process::BatchProcessor;
 use serde::de::DeserializeOwned;
 
 pub use aggregate::{Aggregate, AggregateFunction, AggregateOptions};
 pub use count_by::{CountBy, CountByOptions};
-pub use csv_sink::{CsvSink, CsvSinkOptions};
-pub use ndjson_sink::{NdjsonSink, NdjsonSinkOptions};
-pub use parquet_sink::{ParquetCompression, ParquetSink, ParquetSinkOptions};
+pub use csv_sink::{CsvFormat, CsvSink, CsvSinkOptions};
+pub use json_array::JsonArrayFormat;
+pub use ndjson_sink::{NdjsonFormat, NdjsonSink, NdjsonSinkOptions};
+pub use parquet_sink::{ParquetCompression, ParquetFormat, ParquetSink, ParquetSinkOptions};
 pub use print::{Print, PrintOptions};
 pub use prometheus_gauges::{PrometheusGauges, PrometheusGaugesOptions};
-pub use sink::{PathTemplate, sink_path};
+pub use sink::{FileSink, PathTemplate, SinkFormat, SinkOutput, sink_path};
+pub use table::{TableFormat, TableWriter};
+pub use write_sink::WriteSink;
 
 use crate::error::PluginsError;
 

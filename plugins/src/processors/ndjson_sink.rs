@@ -1,6 +1,5 @@
 //! `ndjson_sink`: the result as newline-delimited JSON, one object per row, written atomically.
 
-use std::fs::File;
 use std::io::BufWriter;
 
 use arrow::datatypes::SchemaRef;
@@ -9,7 +8,7 @@ use arrow::record_batch::RecordBatch;
 use flightline_core::process::ProcessError;
 use serde::Deserialize;
 
-use super::sink::{FileSink, SinkFormat};
+use super::sink::{FileSink, SinkFormat, SinkOutput};
 use crate::error::PluginsError;
 
 /// Options of `ndjson_sink`.
@@ -38,17 +37,17 @@ impl NdjsonSink {
 }
 
 impl SinkFormat for NdjsonFormat {
-    type Writer = LineDelimitedWriter<BufWriter<File>>;
+    type Writer = LineDelimitedWriter<BufWriter<SinkOutput>>;
 
-    fn open(&self, file: File, _schema: &SchemaRef) -> Result<Self::Writer, ProcessError> {
-        Ok(LineDelimitedWriter::new(BufWriter::new(file)))
+    fn open(&self, out: SinkOutput, _schema: &SchemaRef) -> Result<Self::Writer, ProcessError> {
+        Ok(LineDelimitedWriter::new(BufWriter::new(out)))
     }
 
     fn write(writer: &mut Self::Writer, batch: &RecordBatch) -> Result<(), ProcessError> {
         writer.write(batch).map_err(|err| ProcessError::with_source("cannot write NDJSON", err))
     }
 
-    fn close(mut writer: Self::Writer) -> Result<File, ProcessError> {
+    fn close(mut writer: Self::Writer) -> Result<SinkOutput, ProcessError> {
         writer.finish().map_err(|err| ProcessError::with_source("cannot finish NDJSON", err))?;
         writer.into_inner().into_inner().map_err(|err| {
             ProcessError::with_source("cannot flush the NDJSON file", err.into_error())

@@ -1,7 +1,5 @@
 //! `parquet_sink`: the result as one Parquet file, written atomically.
 
-use std::fs::File;
-
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use flightline_core::process::ProcessError;
@@ -10,7 +8,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use serde::Deserialize;
 
-use super::sink::{FileSink, SinkFormat};
+use super::sink::{FileSink, SinkFormat, SinkOutput};
 use crate::error::PluginsError;
 
 /// Parquet column compression.
@@ -48,6 +46,13 @@ pub struct ParquetFormat {
     compression: ParquetCompression,
 }
 
+impl ParquetFormat {
+    /// Parquet with `compression` and the writer's defaults otherwise.
+    pub fn new(compression: ParquetCompression) -> Self {
+        Self { compression }
+    }
+}
+
 /// The `parquet_sink` processor.
 pub type ParquetSink = FileSink<ParquetFormat>;
 
@@ -60,9 +65,9 @@ impl ParquetSink {
 }
 
 impl SinkFormat for ParquetFormat {
-    type Writer = ArrowWriter<File>;
+    type Writer = ArrowWriter<SinkOutput>;
 
-    fn open(&self, file: File, schema: &SchemaRef) -> Result<Self::Writer, ProcessError> {
+    fn open(&self, out: SinkOutput, schema: &SchemaRef) -> Result<Self::Writer, ProcessError> {
         let compression = match self.compression {
             ParquetCompression::Zstd => Compression::ZSTD(ZstdLevel::default()),
             ParquetCompression::Snappy => Compression::SNAPPY,
@@ -70,7 +75,7 @@ impl SinkFormat for ParquetFormat {
             ParquetCompression::None => Compression::UNCOMPRESSED,
         };
         let properties = WriterProperties::builder().set_compression(compression).build();
-        ArrowWriter::try_new(file, schema.clone(), Some(properties))
+        ArrowWriter::try_new(out, schema.clone(), Some(properties))
             .map_err(|err| ProcessError::with_source("cannot start the Parquet file", err))
     }
 
@@ -78,7 +83,7 @@ impl SinkFormat for ParquetFormat {
         writer.write(batch).map_err(|err| ProcessError::with_source("cannot write Parquet", err))
     }
 
-    fn close(writer: Self::Writer) -> Result<File, ProcessError> {
+    fn close(writer: Self::Writer) -> Result<SinkOutput, ProcessError> {
         writer
             .into_inner()
             .map_err(|err| ProcessError::with_source("cannot finish the Parquet file", err))

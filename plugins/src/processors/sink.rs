@@ -2,7 +2,7 @@
 //! the whole file or none ([`flightline_core::atomic_file`]: an exclusive temporary file in the
 //! same directory, fsync, rename or no-replace link, directory fsync).
 
-use std::fs::File;
+use std::io::Write;
 use std::path::PathBuf;
 
 use arrow::datatypes::SchemaRef;
@@ -10,8 +10,12 @@ use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Timelike, Utc};
 use flightline_core::atomic_file::{AtomicFile, FileStep, Publish};
 use flightline_core::process::{BatchProcessor, ProcessContext, ProcessError, Report, async_trait};
+use flightline_core::time::placeholders::{BEGIN, END, NoWindow, Template};
 
 use crate::error::PluginsError;
+
+/// The placeholder of the job's name.
+const JOB: &str = "job";
 
 /// A file path with placeholders, rendered in `open` from the run's context: `{begin}` and
 /// `{end}` (the window's instants, e.g. `20240101T120000Z`), `{job}` (the job name with
@@ -20,6 +24,7 @@ use crate::error::PluginsError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathTemplate {
     template: String,
+    parsed: Template,
 }
 
 impl PathTemplate {
@@ -30,47 +35,29 @@ impl PathTemplate {
         if template.trim().is_empty() {
             return Err(refuse("empty; give a file path".into()));
         }
-        let mut rest = template;
-        while let Some(start) = rest.find('{') {
-            let end =
-                rest[start..].find('}').ok_or_else(|| refuse("a `{` is never closed".into()))?;
-            let name = &rest[start + 1..start + end];
-            if !matches!(name, "begin" | "end" | "job") {
-                return Err(refuse(format!(
-                    "unknown placeholder {{{name}}}; use {{begin}}, {{end}} or {{job}}"
-                )));
-            }
-            rest = &rest[start + end + 1..];
-        }
-        if rest.contains('}') {
-            return Err(refuse("a `}` without its `{`".into()));
-        }
-        Ok(Self { template: template.to_string() })
+        let parsed = Template::parse(template, &[BEGIN, END, JOB])
+            .map_err(|problem| refuse(problem.to_string()))?;
+        Ok(Self { template: template.to_string(), parsed })
     }
 
     /// True when the path names a file per time window (it has `{begin}` or `{end}`), so that a
     /// scheduled job's windows each get their own file.
     pub fn is_per_window(&self) -> bool {
-        self.template.contains("{begin}") || self.template.contains("{end}")
+        self.parsed.uses(BEGIN) || self.parsed.uses(END)
     }
 
     /// The path for this run.
     pub fn render(&self, ctx: &ProcessContext) -> Result<PathBuf, ProcessError> {
-        let mut path = self.template.replace("{job}", &safe_name(&ctx.job));
-        for (placeholder, instant) in
-            [("{begin}", ctx.window.map(|w| w.begin)), ("{end}", ctx.window.map(|w| w.end))]
-        {
-            if path.contains(placeholder) {
-                let instant = instant.ok_or_else(|| {
-                    ProcessError::new(format!(
-                        "the path {:?} uses {placeholder} but the run has no time range; give the \
-                         query a time range or remove the placeholder",
-                        self.template
-                    ))
-                })?;
-                path = path.replace(placeholder, &safe_instant(&instant));
-            }
-        }
+        let job = |name: &str| (name == JOB).then(|| safe_name(&ctx.job));
+        let path = self.parsed.render(ctx.window.as_ref(), safe_instant, job).map_err(
+            |NoWindow { placeholder }| {
+                ProcessError::new(format!(
+                    "the path {:?} uses {placeholder} but the run has no time range; give the \
+                     query a time range or remove the placeholder",
+                    self.template
+                ))
+            },
+        )?;
         Ok(PathBuf::from(path))
     }
 }
@@ -121,16 +108,25 @@ pub struct FileSink<F: SinkFormat> {
     rows: u64,
 }
 
-/// A file format a [`FileSink`] writes. Every method runs on a blocking thread.
+/// Where a [`SinkFormat`] writes: a file, or standard output ([`super::WriteSink`]).
+pub type SinkOutput = Box<dyn Write + Send>;
+
+/// A file format a [`FileSink`] (or a [`super::WriteSink`]) writes. Every method runs on a
+/// blocking thread.
 pub trait SinkFormat: Clone + Send + 'static {
     /// The open writer.
     type Writer: Send + 'static;
-    /// Starts writing `schema`'d batches into `file`.
-    fn open(&self, file: File, schema: &SchemaRef) -> Result<Self::Writer, ProcessError>;
+    /// Starts writing `schema`'d batches into `out`.
+    fn open(&self, out: SinkOutput, schema: &SchemaRef) -> Result<Self::Writer, ProcessError>;
     /// Writes one batch.
     fn write(writer: &mut Self::Writer, batch: &RecordBatch) -> Result<(), ProcessError>;
-    /// Ends the file (footer, buffers), flushing everything to the file.
-    fn close(writer: Self::Writer) -> Result<File, ProcessError>;
+    /// Ends the output (footer, buffers), flushing everything into it.
+    fn close(writer: Self::Writer) -> Result<SinkOutput, ProcessError>;
+    /// True when the writer wants no more batches (a table at its row cap).
+    fn is_full(writer: &Self::Writer) -> bool {
+        let _ = writer;
+        false
+    }
 }
 
 impl<F: SinkFormat> FileSink<F> {
@@ -157,7 +153,7 @@ impl<F: SinkFormat> FileSink<F> {
 }
 
 /// Runs `work` on a blocking thread.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ProcessError> + Send + 'static,
 ) -> Result<T, ProcessError> {
     tokio::task::spawn_blocking(work)
@@ -167,7 +163,7 @@ async fn blocking<T: Send + 'static>(
 
 /// The sink's error for a failure of the atomic file, keeping the typed error as its source
 /// (which names the file, so the message does not).
-fn file_error(err: flightline_core::Error) -> ProcessError {
+pub(super) fn file_error(err: flightline_core::Error) -> ProcessError {
     let message = match &err {
         flightline_core::Error::FileExists { .. } => {
             "the output file exists; set `overwrite = true` to replace it"
@@ -189,7 +185,7 @@ fn start<F: SinkFormat>(
         return Err(file_error(flightline_core::Error::FileExists { path: target }));
     }
     let file = AtomicFile::create(target, publish).map_err(file_error)?;
-    let writer = format.open(file.try_clone_file().map_err(file_error)?, schema)?;
+    let writer = format.open(Box::new(file.try_clone_file().map_err(file_error)?), schema)?;
     Ok((file, writer))
 }
 

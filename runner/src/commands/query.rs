@@ -1,16 +1,22 @@
 //! `flightline query`: run one SQL query and print it as a table or write CSV, JSON or
 //! Parquet.
+//!
+//! The query runs through the executor ([`QueryExecutor`]) with one processor from
+//! flightline-plugins: a [`WriteSink`] in the format asked for, the same writers the job file
+//! sinks use, to standard output or to an [`AtomicFile`] that replaces `--output` only once the
+//! whole result is written (a failed query leaves no file, and an existing one unchanged).
 
-use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use arrow::datatypes::{Schema, SchemaRef};
-use arrow::record_batch::RecordBatch;
 use flightline_core::atomic_file::{AtomicFile, Publish};
 use flightline_core::client::QueryOptions;
-use futures::StreamExt;
-use parquet::arrow::ArrowWriter;
+use flightline_core::exec::{CancellationToken, QueryExecutor, RunRequest};
+use flightline_core::process::BatchProcessor;
+use flightline_plugins::processors::{
+    CsvFormat, JsonArrayFormat, ParquetCompression, ParquetFormat, SinkFormat, TableFormat,
+    WriteSink,
+};
 
 use crate::RunnerError;
 use crate::connect::{ConnectArgs, RangeArgs};
@@ -79,120 +85,67 @@ pub async fn run(args: QueryArgs) -> Result<ExitCode, RunnerError> {
         direct_ticket: args.direct_ticket,
         headers: Vec::new(),
     };
-    let mut stream = client.query_stream_with(&args.sql, range, &options).await?;
-    // Dropped on every early return below, which deletes the unfinished temporary file.
-    let (target, out) = Target::open(args.output.as_deref())?;
-    let mut sink = Sink::new(args.format, out, stream.schema().cloned(), args.table_rows);
-    while let Some(batch) = stream.next().await {
-        match sink.write(batch?) {
-            Ok(Flow::More) => {}
-            Ok(Flow::Stop) => break,
-            Err(err) => return broken_pipe_is_success(target.io_error(err)),
-        }
-    }
-    let rows = sink.rows();
-    let finished = sink.finish().map_err(|err| target.io_error(err));
-    if let Err(err) = finished.and_then(|()| target.commit()) {
-        return broken_pipe_is_success(err);
-    }
+    // Cancelled only by the table once it holds --table-rows rows: the rest is not read.
+    let full = CancellationToken::new();
+    let sink = sink(args.format, args.table_rows, args.output.as_deref(), &full)?;
+    let executor = QueryExecutor::new(client).job("query").query_options(options);
+    let request = RunRequest::new(args.sql).range(range).processors(vec![sink]).cancel(full);
+    let outcome = match executor.run(request).await {
+        Ok(outcome) => outcome,
+        Err(err) => return broken_pipe_is_success(err.into()),
+    };
+    let rows = if outcome.stats.cancelled {
+        args.table_rows as u64
+    } else {
+        rows_written(&outcome.reports)
+    };
     eprintln!("{rows} row{}", if rows == 1 { "" } else { "s" });
     Ok(ExitCode::SUCCESS)
 }
 
 /// `flightline query ... | head` closing the pipe early is not a failure.
 fn broken_pipe_is_success(err: RunnerError) -> Result<ExitCode, RunnerError> {
-    match &err {
-        RunnerError::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe => {
-            Ok(ExitCode::SUCCESS)
-        }
-        _ => Err(err),
-    }
+    if err.is_broken_pipe() { Ok(ExitCode::SUCCESS) } else { Err(err) }
 }
 
-/// Where the output goes: standard output, or an [`AtomicFile`] that replaces `--output` only
-/// once the whole result is written, flushed to disk and renamed, so a failed query never
-/// leaves a truncated file behind: until [`commit`](Self::commit) succeeds, dropping the target
-/// deletes the temporary file.
-struct Target {
-    name: String,
+/// The plugins' writer of `format`, to `output` or standard output.
+fn sink(
+    format: Format,
+    table_rows: usize,
+    output: Option<&Path>,
+    full: &CancellationToken,
+) -> Result<Box<dyn BatchProcessor>, RunnerError> {
+    // Created before the query runs, so an unwritable path fails fast.
+    let file = output.map(|path| AtomicFile::create(path, Publish::Replace)).transpose()?;
+    Ok(match format {
+        Format::Table => {
+            let table = TableFormat::capped(table_rows, truncation_note(table_rows));
+            Box::new(write_sink("table", table, file).stop_when_full(full.clone()))
+        }
+        Format::Csv => Box::new(write_sink("csv", CsvFormat::default(), file)),
+        Format::Json => Box::new(write_sink("json", JsonArrayFormat, file)),
+        // The writer's defaults: no compression.
+        Format::Parquet => {
+            let parquet = ParquetFormat::new(ParquetCompression::None);
+            Box::new(write_sink("parquet", parquet, file))
+        }
+    })
+}
+
+fn write_sink<F: SinkFormat>(
+    name: &'static str,
+    format: F,
     file: Option<AtomicFile>,
-}
-
-impl Target {
-    fn open(output: Option<&Path>) -> Result<(Self, Output), RunnerError> {
-        let Some(path) = output else {
-            let target = Self { name: "<stdout>".into(), file: None };
-            return Ok((target, Box::new(BufWriter::new(io::stdout()))));
-        };
-        // Created before any row is read, so an unwritable path fails fast.
-        let file = AtomicFile::create(path, Publish::Replace)?;
-        let out = file.try_clone_file()?;
-        let target = Self { name: path.display().to_string(), file: Some(file) };
-        Ok((target, Box::new(BufWriter::new(out))))
-    }
-
-    /// Flushes the finished file to disk and renames it into place; on failure it is removed.
-    fn commit(mut self) -> Result<(), RunnerError> {
-        if let Some(file) = self.file.take() {
-            file.commit()?;
-        }
-        Ok(())
-    }
-
-    fn io_error(&self, source: io::Error) -> RunnerError {
-        RunnerError::Io { path: self.name.clone(), source }
+) -> WriteSink<F> {
+    match file {
+        Some(file) => WriteSink::file(name, format, file),
+        None => WriteSink::stdout(name, format),
     }
 }
 
-type Output = Box<dyn Write + Send>;
-
-/// Whether the sink wants more batches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Flow {
-    More,
-    Stop,
-}
-
-/// The rows kept for `--format table`, at most `cap`.
-struct TableRows {
-    out: Output,
-    schema: Option<SchemaRef>,
-    batches: Vec<RecordBatch>,
-    rows: usize,
-    cap: usize,
-    truncated: bool,
-}
-
-impl TableRows {
-    fn write(&mut self, batch: RecordBatch) -> Flow {
-        let room = self.cap - self.rows;
-        if batch.num_rows() > room {
-            self.truncated = true;
-        }
-        let kept = batch.num_rows().min(room);
-        if kept > 0 {
-            self.batches.push(batch.slice(0, kept));
-            self.rows += kept;
-        }
-        if self.truncated { Flow::Stop } else { Flow::More }
-    }
-
-    fn finish(mut self) -> io::Result<()> {
-        let table = match (self.schema, self.batches.is_empty()) {
-            (Some(schema), true) => {
-                arrow::util::pretty::pretty_format_batches_with_schema(schema, &self.batches)
-                    .map(|table| table.to_string())
-            }
-            _ => arrow::util::pretty::pretty_format_batches(&self.batches)
-                .map(|table| table.to_string()),
-        }
-        .map_err(io::Error::other)?;
-        writeln!(self.out, "{table}")?;
-        if self.truncated {
-            writeln!(self.out, "{}", truncation_note(self.cap))?;
-        }
-        self.out.flush()
-    }
+/// The rows the sink wrote, from its report.
+fn rows_written(reports: &[(String, flightline_core::process::Report)]) -> u64 {
+    reports.iter().filter_map(|(_, report)| report.counts.get("rows_written")).sum()
 }
 
 /// The line under a table that stopped at `cap` rows.
@@ -203,101 +156,11 @@ fn truncation_note(cap: usize) -> String {
     )
 }
 
-/// Renders batches as they arrive (the table keeps up to its cap to size its columns).
-enum Sink {
-    Table(TableRows),
-    Csv(arrow::csv::Writer<Output>, usize),
-    Json(arrow::json::ArrayWriter<Output>, usize),
-    Parquet {
-        out: Option<Output>,
-        schema: Option<SchemaRef>,
-        writer: Option<ArrowWriter<Output>>,
-        rows: usize,
-    },
-}
-
-impl Sink {
-    fn new(format: Format, out: Output, schema: Option<SchemaRef>, table_rows: usize) -> Self {
-        match format {
-            Format::Table => Sink::Table(TableRows {
-                out,
-                schema,
-                batches: Vec::new(),
-                rows: 0,
-                cap: table_rows,
-                truncated: false,
-            }),
-            Format::Csv => Sink::Csv(arrow::csv::Writer::new(out), 0),
-            Format::Json => Sink::Json(arrow::json::ArrayWriter::new(out), 0),
-            Format::Parquet => Sink::Parquet { out: Some(out), schema, writer: None, rows: 0 },
-        }
-    }
-
-    /// Rows written (for the table: rows kept).
-    fn rows(&self) -> usize {
-        match self {
-            Sink::Table(table) => table.rows,
-            Sink::Csv(_, rows) | Sink::Json(_, rows) | Sink::Parquet { rows, .. } => *rows,
-        }
-    }
-
-    fn write(&mut self, batch: RecordBatch) -> io::Result<Flow> {
-        let count = batch.num_rows();
-        match self {
-            Sink::Table(table) => return Ok(table.write(batch)),
-            Sink::Csv(writer, rows) => {
-                writer.write(&batch).map_err(io::Error::other)?;
-                *rows += count;
-            }
-            Sink::Json(writer, rows) => {
-                writer.write(&batch).map_err(io::Error::other)?;
-                *rows += count;
-            }
-            Sink::Parquet { out, writer, rows, .. } => {
-                if writer.is_none() {
-                    *writer = Some(parquet_writer(out, batch.schema())?);
-                }
-                if let Some(writer) = writer {
-                    writer.write(&batch).map_err(io::Error::other)?;
-                }
-                *rows += count;
-            }
-        }
-        Ok(Flow::More)
-    }
-
-    fn finish(self) -> io::Result<()> {
-        match self {
-            Sink::Table(table) => table.finish(),
-            Sink::Csv(writer, _) => writer.into_inner().flush(),
-            Sink::Json(mut writer, _) => {
-                writer.finish().map_err(io::Error::other)?;
-                writer.into_inner().flush()
-            }
-            Sink::Parquet { mut out, schema, writer, .. } => {
-                // An empty result still makes a valid Parquet file with the announced schema.
-                let writer = match writer {
-                    Some(writer) => writer,
-                    None => parquet_writer(
-                        &mut out,
-                        schema.unwrap_or_else(|| std::sync::Arc::new(Schema::empty())),
-                    )?,
-                };
-                writer.into_inner().map_err(io::Error::other)?.flush()
-            }
-        }
-    }
-}
-
-fn parquet_writer(out: &mut Option<Output>, schema: SchemaRef) -> io::Result<ArrowWriter<Output>> {
-    let out = out.take().ok_or_else(|| io::Error::other("the Parquet output was already used"))?;
-    ArrowWriter::try_new(out, schema, None).map_err(io::Error::other)
-}
-
 #[cfg(test)]
 mod tests {
     use std::fs::File;
 
+    use arrow::record_batch::RecordBatch;
     use flightline_server::{RunningServer, ServerBuilder};
 
     use super::*;
@@ -423,14 +286,20 @@ mod tests {
         std::fs::create_dir(&path).unwrap();
         std::fs::write(path.join("keep"), "x").unwrap();
         let err = run(args(&server, SQL, Format::Csv, &path)).await.unwrap_err();
+        let RunnerError::Core(flightline_core::Error::Processor { source, .. }) = &err else {
+            panic!("{err:?}");
+        };
+        let file = std::error::Error::source(source)
+            .and_then(|cause| cause.downcast_ref::<flightline_core::Error>());
         assert!(
             matches!(
-                &err,
-                RunnerError::Core(flightline_core::Error::File { path: name, step, .. })
+                file,
+                Some(flightline_core::Error::File { path: name, step, .. })
                     if name == &path && *step == flightline_core::atomic_file::FileStep::Publish
             ),
             "{err:?}"
         );
+        assert!(err.to_string().contains("out.csv"), "{err}");
         let mut left: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
@@ -465,32 +334,5 @@ mod tests {
         assert_eq!(table_lines(&text), 25, "{text}");
         assert!(!text.contains("more rows"), "{text}");
         server.shutdown().await.unwrap();
-    }
-
-    #[test]
-    fn the_table_keeps_exactly_cap_rows_across_batches() {
-        use arrow::array::Int32Array;
-        let schema =
-            std::sync::Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
-                "n",
-                arrow::datatypes::DataType::Int32,
-                false,
-            )]));
-        let batch = |n: i32| {
-            RecordBatch::try_new(
-                schema.clone(),
-                vec![std::sync::Arc::new(Int32Array::from((0..n).collect::<Vec<_>>()))],
-            )
-            .unwrap()
-        };
-        let out: Output = Box::new(io::sink());
-        let mut sink = Sink::new(Format::Table, out, None, 7);
-        assert_eq!(sink.write(batch(4)).unwrap(), Flow::More);
-        assert_eq!(sink.write(batch(3)).unwrap(), Flow::More);
-        assert_eq!(sink.rows(), 7);
-        assert_eq!(sink.write(batch(0)).unwrap(), Flow::More);
-        assert_eq!(sink.write(batch(2)).unwrap(), Flow::Stop);
-        assert_eq!(sink.rows(), 7);
-        assert!(matches!(&sink, Sink::Table(table) if table.truncated));
     }
 }
