@@ -104,8 +104,9 @@ pub use report::{Report, ReportTable};
 ///   run is cancelled or another processor fails; `abort` follows. Keep state consistent
 ///   across awaits, or put it right in `abort`.
 /// - **Dropping the run**: when the future of [`QueryExecutor::run`](crate::exec::QueryExecutor::run)
-///   is dropped, the processors are dropped without `abort` (nothing can be awaited in a drop):
-///   `Drop` must discard partial output too, as the built-in sinks do.
+///   is dropped, its workers are cancelled and aborted and the processors dropped; `abort` may
+///   get to run first, but nothing can wait for it in a drop: `Drop` must discard partial
+///   output too, as the built-in sinks do.
 #[async_trait]
 pub trait BatchProcessor: Send {
     /// Stable name, used in errors, metric labels and reports.

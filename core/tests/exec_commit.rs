@@ -196,7 +196,8 @@ async fn a_failed_commit_aborts_those_after_it() {
             if processor == "second"),
         "{err:?}"
     );
-    assert!(err.to_string().contains("commit refused on purpose"), "{err}");
+    let text = flightline_core::error::Chain(&err).to_string();
+    assert!(text.contains("commit refused on purpose"), "{text}");
     assert_eq!(calls(&journal, "first"), ["open", "finish", "commit", "drop"]);
     assert_eq!(calls(&journal, "second"), ["open", "finish", "commit", "abort", "drop"]);
     assert_eq!(calls(&journal, "third"), ["open", "finish", "abort", "drop"]);
@@ -263,5 +264,8 @@ async fn dropping_the_run_drops_its_workers_and_their_processors() {
         assert!(dropped.elapsed() < Duration::from_secs(5), "a worker outlived its run");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    assert_eq!(calls(&journal, "stuck"), ["open", "drop"], "no abort can be awaited in a drop");
+    // Whether `abort` ran depends on which comes first on the worker's thread, the
+    // cancellation or the task's abort: best effort, never relied on.
+    let stuck = calls(&journal, "stuck");
+    assert!(stuck == ["open", "drop"] || stuck == ["open", "abort", "drop"], "{stuck:?}");
 }

@@ -7,7 +7,7 @@
 //! taken with another type is dropped and counted instead
 //! ([`crate::metrics::admit_sample`]): one bad name must not break the scrape.
 
-use std::ffi::{CStr, c_char, c_void};
+use std::ffi::{c_char, c_void};
 use std::sync::{Mutex, PoisonError};
 
 use metrics::Label;
@@ -54,7 +54,7 @@ pub(crate) fn host_table(data: &HostData) -> Box<FlightlineHost> {
 /// # Safety
 /// `ptr` is NULL or a NUL-terminated string valid for the call.
 unsafe fn text<'a>(ptr: *const c_char) -> std::borrow::Cow<'a, str> {
-    if ptr.is_null() { "".into() } else { unsafe { CStr::from_ptr(ptr) }.to_string_lossy() }
+    unsafe { super::cstr::borrow_lossy(ptr) }.unwrap_or_default()
 }
 
 unsafe extern "C" fn log(host_data: *mut c_void, level: i32, message: *const c_char) {

@@ -1,6 +1,6 @@
 //! [`ProcessContext`] to and from `struct FlightlineContext`.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 
 use chrono::DateTime;
 
@@ -20,7 +20,7 @@ unsafe impl Send for OwnedContext {}
 
 impl OwnedContext {
     pub(crate) fn new(ctx: &ProcessContext) -> Self {
-        let job = CString::new(ctx.job.replace('\0', " ")).unwrap_or_default();
+        let job = super::cstr::lossy(&ctx.job);
         let (has_window, begin, end) = match &ctx.window {
             Some(w) => (
                 1,
@@ -56,11 +56,8 @@ pub(crate) unsafe fn read(ctx: *const FlightlineContext) -> ProcessContext {
     if (raw.size as usize) < std::mem::size_of::<FlightlineContext>() {
         return ProcessContext::new("");
     }
-    let job = if raw.job.is_null() {
-        String::new()
-    } else {
-        unsafe { CStr::from_ptr(raw.job) }.to_string_lossy().into_owned()
-    };
+    // SAFETY: the header: `job` is NULL or a NUL-terminated string valid for the call.
+    let job = unsafe { super::cstr::read_lossy(raw.job) }.unwrap_or_default();
     let estimate = u64::try_from(raw.estimate_rows).map(RowEstimate::Exact).unwrap_or_default();
     let window = (raw.has_window != 0).then(|| TimeRange {
         begin: DateTime::from_timestamp_nanos(raw.window_begin_ns),

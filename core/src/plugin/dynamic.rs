@@ -17,9 +17,10 @@ use arrow::array::{Array, RecordBatch, StructArray};
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::ffi::{FFI_ArrowArray, FFI_ArrowSchema};
 
+use super::call::CallError;
 use super::context::OwnedContext;
 use super::error::PluginErrorKind;
-use super::instance::{CallError, Instance};
+use super::instance::Instance;
 use super::library::Plugin;
 use crate::error::Result;
 use crate::process::{BatchProcessor, ProcessContext, ProcessError, Report, async_trait};

@@ -8,7 +8,7 @@
 //! use the host's (it has its own copy of tokio's statics, with no runtime in them).
 
 use std::any::Any;
-use std::ffi::{CStr, CString, c_char, c_void};
+use std::ffi::{CString, c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
@@ -71,7 +71,7 @@ pub struct Exports {
 impl Exports {
     /// A plugin called `name`, at `version`, exporting nothing yet.
     pub fn new(name: &str, version: &str) -> Self {
-        let c = |s: &str| CString::new(s.replace('\0', " ")).unwrap_or_default();
+        let c = super::cstr::lossy;
         Self { name: c(name), version: c(version), processor: None, validator: None }
     }
 
@@ -199,11 +199,8 @@ fn make<S: Spec>(
     host: *const FlightlineHost,
 ) -> Result<Exported, (Status, String)> {
     let refused = |m: String| (abi::STATUS_INVALID_ARGUMENT, m);
-    let text = if options_json.is_null() {
-        "{}".into()
-    } else {
-        unsafe { CStr::from_ptr(options_json) }.to_string_lossy()
-    };
+    // SAFETY: the header: NULL or a NUL-terminated string valid for the call.
+    let text = unsafe { super::cstr::borrow_lossy(options_json) }.unwrap_or("{}".into());
     let options: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| refused(format!("options are not JSON: {e}")))?;
     let exports = S::exports();
@@ -348,10 +345,10 @@ unsafe extern "C" fn validate(
                     "this plugin exports no validator".into(),
                 ));
             };
-            if sql.is_null() {
+            let Some(sql) = super::cstr::borrow_lossy(sql) else {
                 return Err((abi::STATUS_INVALID_ARGUMENT, "sql is NULL".into()));
-            }
-            let mut ctx = ValidationContext::new(CStr::from_ptr(sql).to_string_lossy());
+            };
+            let mut ctx = ValidationContext::new(sql);
             if !schema.is_null() {
                 let schema = import_schema(schema)?;
                 ctx =
@@ -444,7 +441,7 @@ fn report(outcome: Outcome, error: *mut FlightlineError, this: Option<&mut Expor
         }
         Err(e) => e,
     };
-    let text = CString::new(message.replace('\0', " ")).unwrap_or_default();
+    let text = super::cstr::lossy(&message);
     if let Some(this) = this {
         this.last_error = Some(text.clone());
     }

@@ -58,7 +58,7 @@ pub fn log(level: Level, message: &str) {
     if let Some(host) = unsafe { host.as_ref() }
         && let Some(log) = host.log
     {
-        let text = CString::new(message.replace('\0', " ")).unwrap_or_default();
+        let text = super::cstr::lossy(message);
         unsafe { log(host.host_data, level_code(level), text.as_ptr()) };
         return;
     }
@@ -113,7 +113,7 @@ fn send(kind: i32, name: &str, labels: &[(&str, &str)], value: f64) -> bool {
     let host = current();
     // SAFETY: as in `log`.
     let Some(metric) = (unsafe { host.as_ref() }).and_then(|h| h.metric) else { return false };
-    let c = |s: &str| CString::new(s.replace('\0', " ")).unwrap_or_default();
+    let c = super::cstr::lossy;
     let name = c(name);
     let owned: Vec<(CString, CString)> = labels.iter().map(|(k, v)| (c(k), c(v))).collect();
     let raw: Vec<FlightlineLabel> =

@@ -1,48 +1,16 @@
-//! One plugin instance on the host side: made by `create`, freed by `destroy`, and the error
-//! protocol of every call in between.
+//! One plugin instance on the host side: made by `create`, freed by `destroy`; every call in
+//! between goes through [`super::call`].
 
-use std::ffi::{CStr, CString, c_char, c_void};
+use std::ffi::{CString, c_char, c_void};
 use std::sync::Arc;
 
 use super::abi::{self, FlightlineError, FlightlineHost, Status};
+use super::call::{CallError, call};
 use super::callbacks::{HostData, host_table};
+use super::cstr;
 use super::error::PluginErrorKind;
 use super::library::Plugin;
 use crate::error::Result;
-
-/// A failed ABI call: its status and the plugin's message.
-#[derive(Debug, Clone)]
-pub(crate) struct CallError {
-    pub(crate) call: &'static str,
-    pub(crate) status: Status,
-    pub(crate) message: String,
-}
-
-impl CallError {
-    /// The error kind for calls outside a processor run (create, validate).
-    pub(crate) fn into_kind(self) -> PluginErrorKind {
-        match self.status {
-            abi::STATUS_PANICKED => {
-                PluginErrorKind::Panicked { call: self.call, message: self.message }
-            }
-            _ => PluginErrorKind::CallFailed {
-                call: self.call,
-                status: abi::status_name(self.status),
-                message: self.message,
-            },
-        }
-    }
-}
-
-impl std::fmt::Display for CallError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.status == abi::STATUS_PANICKED {
-            write!(f, "the plugin panicked in {}: {}", self.call, self.message)
-        } else {
-            write!(f, "{} failed ({}): {}", self.call, abi::status_name(self.status), self.message)
-        }
-    }
-}
 
 /// A live instance. Dropping it calls `destroy`.
 ///
@@ -121,8 +89,8 @@ impl Instance {
         let last_error = self.plugin.table.last_error?;
         // SAFETY: the header: NULL or a string owned by the instance, valid until the next call.
         let message = unsafe { last_error(self.ptr) };
-        (!message.is_null())
-            .then(|| unsafe { CStr::from_ptr(message) }.to_string_lossy().into_owned())
+        // SAFETY: as above.
+        unsafe { cstr::read_lossy(message) }
     }
 
     /// Takes a string the plugin returned and frees it with `release_string`.
@@ -130,10 +98,8 @@ impl Instance {
     /// # Safety
     /// `ptr` is NULL or a string returned by this plugin's `finish` / `validate`.
     pub(crate) unsafe fn take_string(&self, ptr: *mut c_char) -> Option<String> {
-        if ptr.is_null() {
-            return None;
-        }
-        let text = unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned();
+        // SAFETY: the caller's promise.
+        let text = unsafe { cstr::read_lossy(ptr) }?;
         if let Some(release) = self.plugin.table.release_string {
             unsafe { release(ptr) };
         }
@@ -155,33 +121,4 @@ fn missing(plugin: &Plugin, function: &str) -> crate::Error {
         version: plugin.abi_version(),
         message: format!("`{function}` is NULL"),
     })
-}
-
-/// Runs `f` with a zeroed error; maps a non-OK status to [`CallError`] with the plugin's message.
-pub(crate) fn call(
-    name: &'static str,
-    f: impl FnOnce(*mut FlightlineError) -> Status,
-) -> Result<(), CallError> {
-    let mut error = FlightlineError::empty();
-    let status = f(&mut error);
-    // SAFETY: the plugin filled `error` per the header, or left it zeroed.
-    let message = unsafe { take_error(&mut error) };
-    if status == abi::STATUS_OK {
-        return Ok(());
-    }
-    Err(CallError { call: name, status, message: message.unwrap_or_default() })
-}
-
-/// Copies the message out of `error` and releases it.
-///
-/// # Safety
-/// `error` was zeroed before the call and filled per the header.
-pub(crate) unsafe fn take_error(error: &mut FlightlineError) -> Option<String> {
-    let message = (!error.message.is_null())
-        .then(|| unsafe { CStr::from_ptr(error.message) }.to_string_lossy().into_owned());
-    if let Some(release) = error.release {
-        unsafe { release(error) };
-    }
-    *error = FlightlineError::empty();
-    message
 }

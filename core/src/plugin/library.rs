@@ -2,7 +2,7 @@
 //! and the process-wide registry that keeps every library loaded.
 
 use std::collections::BTreeMap;
-use std::ffi::{CStr, c_void};
+use std::ffi::c_void;
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -11,8 +11,9 @@ use std::sync::{Arc, Mutex};
 use sha2::{Digest, Sha256};
 
 use super::abi::{self, FlightlineError, InitFn, PluginTable};
+use super::call::take_error;
+use super::cstr;
 use super::error::PluginErrorKind;
-use super::instance::take_error;
 use crate::error::{Error, Result};
 
 /// What a plugin declares it implements (the table's `kind` bits).
@@ -395,7 +396,7 @@ fn describe(
 /// # Safety
 /// `ptr` is NULL or a NUL-terminated string that outlives the call.
 unsafe fn static_str(ptr: *const std::ffi::c_char) -> Option<String> {
-    (!ptr.is_null()).then(|| unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned())
+    unsafe { cstr::read_lossy(ptr) }
 }
 
 #[cfg(test)]

@@ -299,7 +299,8 @@ mod tests {
             ),
             "{err:?}"
         );
-        assert!(err.to_string().contains("out.csv"), "{err}");
+        let text = flightline_core::error::Chain(&err).to_string();
+        assert!(text.contains("out.csv"), "{text}");
         let mut left: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
