@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 
 use flightline_core::client::DEFAULT_CONNECT_TIMEOUT;
 
+use super::check::{Checker, check_uri};
+use super::env;
 use super::raw::{RawFile, RawServer, TimeRangeMode};
-use super::{Checker, check_uri, env};
 use crate::connect::{Login, PASSWORD_ENV, PasswordSource, ServerSettings, TokenSource};
 
 /// A Flight SQL server jobs query: `[server]` or `[servers.NAME]` in the job file, whose keys

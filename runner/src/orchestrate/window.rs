@@ -1,0 +1,95 @@
+//! One run of a job: one window of a scheduled job, or the single run of a one-shot job.
+
+use flightline_core::error::Chain;
+use flightline_core::exec::{ExecOutcome, QueryExecutor, RunRequest};
+use flightline_core::{FlightSqlClient, QueryOptions, TimeRange};
+
+use super::Shared;
+use super::retry::{Attempt, attempt};
+use crate::RunnerError;
+use crate::config::JobConfig;
+use crate::metrics::{self as m, RunStatus};
+use crate::processors;
+use crate::sql_time;
+use crate::summary::JobSummary;
+use crate::validators::JobValidators;
+
+/// One run with its retries, after its validators; true when it finished (and the caller may
+/// commit). A run the validators refuse is a failed run, not retried.
+pub(super) async fn run_window(
+    shared: &Shared,
+    job: &JobConfig,
+    validators: &JobValidators,
+    window: Option<TimeRange>,
+    summary: &mut JobSummary,
+) -> bool {
+    if let Err(err) = validators.screen(job, &job_sql(job, window.as_ref()), window).await {
+        tracing::error!(job = %job.name, window = ?window.map(|w| w.to_string()), error = %err, "run refused by validation");
+        m::record_run(&job.name, &job.server, RunStatus::Failed);
+        summary.runs_failed += 1;
+        summary.last_error = Some(err.to_string());
+        return false;
+    }
+    match attempt(shared, job, window, summary).await {
+        Attempt::Done(outcome) => {
+            let stats = &outcome.stats;
+            summary.runs_ok += 1;
+            summary.rows += stats.rows;
+            summary.batches += stats.batches;
+            summary.bytes += stats.bytes;
+            summary.busy += stats.total;
+            summary.windows.extend(window);
+            summary.reports = outcome.reports;
+            true
+        }
+        Attempt::Cancelled => {
+            summary.runs_cancelled += 1;
+            false
+        }
+        Attempt::Failed(err) => {
+            tracing::error!(job = %job.name, window = ?window.map(|w| w.to_string()), error = %Chain(&err), "run failed");
+            summary.runs_failed += 1;
+            summary.last_error = Some(Chain(&err).to_string());
+            false
+        }
+    }
+}
+
+/// The SQL sent for a run of `job` over `window` (and validated before it).
+fn job_sql(job: &JobConfig, window: Option<&TimeRange>) -> String {
+    match (window, job.time_range.uses_sql()) {
+        (Some(range), true) => sql_time::render(&job.sql, range),
+        _ => job.sql.clone(),
+    }
+}
+
+pub(super) async fn run_once(
+    shared: &Shared,
+    job: &JobConfig,
+    window: Option<TimeRange>,
+    client: FlightSqlClient,
+) -> Result<ExecOutcome, RunnerError> {
+    let processors = processors::build_all(job)?;
+    let sql = job_sql(job, window.as_ref());
+    let executor = QueryExecutor::new(client)
+        .job(job.name.as_str())
+        .target_batch_bytes(job.target_batch_bytes)
+        .estimate(job.estimate)
+        .query_options(QueryOptions::default())
+        .metric_labels(vec![(
+            flightline_core::metrics::LABEL_SERVER.to_string(),
+            job.server.clone(),
+        )]);
+    // One-shot jobs are named alone; a scheduled job's bar says which window it is on.
+    let shown = if job.schedule.is_some() { window.as_ref() } else { None };
+    let progress = shared.display.run(&job.name, shown);
+    let header_range = if job.time_range.uses_headers() { window } else { None };
+    let request = RunRequest::new(sql)
+        .range(header_range)
+        .window(window)
+        .processors(processors)
+        .progress(&progress)
+        .cancel(shared.cancel.child_token());
+    let outcome = executor.run(request).await?;
+    Ok(outcome)
+}
