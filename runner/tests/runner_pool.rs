@@ -16,19 +16,22 @@ use flightline_runner::orchestrate::{self, RunOptions};
 use flightline_runner::progress::{ProgressDisplay, ProgressMode};
 use flightline_runner::summary::{JobSummary, RunSummary};
 use flightline_server::{RunningServer, ServerBuilder};
+use futures::StreamExt;
 
 /// Generous bound on what takes well under a second when nothing holds it up.
 const PATIENCE: Duration = Duration::from_secs(60);
 
-/// A query that never ends on its own: an unbounded recursive CTE, counted.
-const NEVER_ENDING: &str =
-    "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r";
+/// A query whose rows (10^9 of them) keep coming: a stream of it that is opened and then not
+/// read holds its server's slot for as long as the stream lives.
+const ENDLESS_ROWS: &str = "SELECT a.level FROM log_entries a, log_entries b, log_entries c";
 
 async fn demo_server(slots: usize) -> RunningServer {
     ServerBuilder::new()
         .demo_rows(1_000)
         .max_concurrent_queries(slots)
         .queue_timeout(Duration::ZERO)
+        // A stream the test holds unread must keep its slot for the whole test.
+        .send_stall_timeout(None)
         .spawn(([127, 0, 0, 1], 0).into())
         .await
         .unwrap()
@@ -135,20 +138,15 @@ async fn a_job_waiting_out_its_backoff_does_not_hold_the_only_slot() {
     // A server with one slot, held by a query that never ends: every other query is told
     // "busy" (Unavailable), which the runner retries after a backoff.
     let busy = demo_server(1).await;
+    // Planning and execution take a slot each, so the slot is surely held only once the
+    // hog's first batch has arrived: from then on every other query is refused.
     let hog = flightline_core::FlightSqlClient::builder(busy.uri()).connect().await.unwrap();
-    let hog_task = tokio::spawn(async move { hog.query(NEVER_ENDING, None).await });
+    let mut hog_stream = hog.query_stream(ENDLESS_ROWS, None).await.unwrap();
+    let first = tokio::time::timeout(PATIENCE, hog_stream.next()).await.unwrap();
+    assert!(first.unwrap().unwrap().num_rows() > 0);
     let probe = flightline_core::FlightSqlClient::builder(busy.uri()).connect().await.unwrap();
-    let deadline = Instant::now() + PATIENCE;
-    let refused = loop {
-        assert!(Instant::now() < deadline, "the never-ending query never took the slot");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(!hog_task.is_finished(), "the never-ending query ended");
-        if let Err(err) = probe.query("SELECT 1", None).await
-            && err.is_retryable()
-        {
-            break err;
-        }
-    };
+    let refused = probe.query("SELECT 1", None).await.unwrap_err();
+    assert!(refused.is_retryable(), "{refused}");
     assert!(refused.to_string().contains("busy"), "{refused}");
 
     let dir = tempfile::tempdir().unwrap();
@@ -192,7 +190,7 @@ processors = [{{ name = "csv_sink", options = {{ path = "{out}" }} }}]
         out = out_template.display(),
     );
     let (summary, appeared) = run_until_written(&text, &out).await;
-    hog_task.abort();
+    drop(hog_stream);
     assert!(appeared, "the healthy job waited for the slot of a job in backoff: {summary:#?}");
     assert_eq!(job(&summary, "healthy").runs_ok, 1, "{summary:#?}");
     let retrying = job(&summary, "retrying");
