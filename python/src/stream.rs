@@ -1,0 +1,170 @@
+//! `BatchStream`: a query's record batches, read one at a time from Python (`for batch in
+//! stream`) or handed whole to any Arrow consumer through the C stream interface
+//! (`__arrow_c_stream__`). Either way a batch's buffers are the ones Rust received: nothing is
+//! copied.
+
+use std::sync::{Arc, Mutex, TryLockError};
+use std::time::Duration;
+
+use arrow::array::{Array, RecordBatchReader};
+use arrow::datatypes::SchemaRef;
+use arrow::error::ArrowError;
+use arrow::ffi_stream::FFI_ArrowArrayStream;
+use arrow::record_batch::RecordBatch;
+use arrow_pyarrow::ToPyArrow;
+use flightline_core::QueryStream;
+use futures::StreamExt;
+use pyo3::exceptions::{PyRuntimeError, PyStopIteration};
+use pyo3::prelude::*;
+use pyo3::types::PyCapsule;
+use tokio::runtime::Runtime;
+
+use crate::errors::to_py;
+use crate::runtime::{runtime, wait};
+
+/// The record batches of one query, in arrival order.
+#[pyclass(module = "flightline._native")]
+pub struct BatchStream {
+    schema: SchemaRef,
+    /// `None` once the stream ended or was handed to a consumer.
+    inner: Mutex<Option<QueryStream>>,
+    /// The data buffers of the last batch handed out, per column (see `_buffer_addresses`).
+    last: Mutex<Vec<Vec<usize>>>,
+}
+
+impl BatchStream {
+    /// Wraps `stream`; its schema comes from the server's answer, else from the first batch.
+    pub fn new(stream: QueryStream) -> PyResult<Self> {
+        let schema =
+            stream.schema().cloned().unwrap_or_else(|| Arc::new(arrow::datatypes::Schema::empty()));
+        Ok(Self { schema, inner: Mutex::new(Some(stream)), last: Mutex::new(Vec::new()) })
+    }
+}
+
+#[pymethods]
+impl BatchStream {
+    /// The schema of the batches, as a `pyarrow.Schema`.
+    #[getter]
+    fn schema<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.schema.as_ref().to_pyarrow(py)
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    /// The next batch as a `pyarrow.RecordBatch`; waits without the GIL, and Ctrl-C interrupts
+    /// the wait (the stream stays usable).
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let mut guard = match self.inner.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                return Err(PyRuntimeError::new_err(
+                    "this stream is being read by another thread; read each stream from one \
+                     thread at a time",
+                ));
+            }
+        };
+        let Some(stream) = guard.as_mut() else {
+            return Err(PyStopIteration::new_err(()));
+        };
+        match wait(py, stream.next())? {
+            Some(Ok(batch)) => {
+                *self.last.lock().unwrap_or_else(|p| p.into_inner()) = buffer_addresses(&batch);
+                batch.to_pyarrow(py)
+            }
+            Some(Err(err)) => {
+                *guard = None;
+                Err(to_py(err))
+            }
+            None => {
+                *guard = None;
+                Err(PyStopIteration::new_err(()))
+            }
+        }
+    }
+
+    /// The Arrow PyCapsule stream interface: hands the rest of the stream to the consumer
+    /// (pyarrow, polars, DuckDB), which then reads it directly from Rust. The stream can be
+    /// handed out once.
+    #[pyo3(signature = (requested_schema=None))]
+    fn __arrow_c_stream__<'py>(
+        &self,
+        py: Python<'py>,
+        requested_schema: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyCapsule>> {
+        // The schema is the server's; a consumer that wanted another one casts it itself.
+        let _ = requested_schema;
+        let stream =
+            self.inner.lock().unwrap_or_else(|p| p.into_inner()).take().ok_or_else(|| {
+                PyRuntimeError::new_err("this stream was already read to its end or handed out")
+            })?;
+        let reader = BlockingReader { schema: self.schema.clone(), stream, runtime: runtime()? };
+        let ffi = FFI_ArrowArrayStream::new(Box::new(reader));
+        PyCapsule::new_with_value(py, ffi, c"arrow_array_stream")
+    }
+
+    /// For tests and diagnostics: the addresses of the data buffers of the last batch
+    /// `__next__` returned, one list per column, as Rust holds them. A consumer's buffers at
+    /// the same addresses show that nothing was copied.
+    fn _buffer_addresses(&self) -> Vec<Vec<usize>> {
+        self.last.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+fn buffer_addresses(batch: &RecordBatch) -> Vec<Vec<usize>> {
+    batch
+        .columns()
+        .iter()
+        .map(|column| column.to_data().buffers().iter().map(|b| b.as_ptr() as usize).collect())
+        .collect()
+}
+
+/// The stream as a synchronous reader, for consumers on the other side of the C interface.
+/// They call it without the GIL from their own threads, never from the runtime's.
+struct BlockingReader {
+    schema: SchemaRef,
+    stream: QueryStream,
+    runtime: Arc<Runtime>,
+}
+
+/// How long a consumer's read waits before it looks for Ctrl-C.
+const SIGNAL_SLICE: Duration = Duration::from_millis(50);
+
+impl Iterator for BlockingReader {
+    type Item = Result<RecordBatch, ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Some(Err(ArrowError::ExternalError(
+                "a flightline stream cannot be read from flightline's own threads".into(),
+            )));
+        }
+        loop {
+            let next = self
+                .runtime
+                .block_on(async { tokio::time::timeout(SIGNAL_SLICE, self.stream.next()).await });
+            match next {
+                Ok(item) => {
+                    return item.map(|r| r.map_err(|e| ArrowError::ExternalError(Box::new(e))));
+                }
+                Err(_) => {
+                    if let Err(interrupted) = Python::attach(|py| py.check_signals()) {
+                        // Put the KeyboardInterrupt back for the consumer's caller to raise.
+                        Python::attach(|py| interrupted.restore(py));
+                        return Some(Err(ArrowError::ExternalError(
+                            "interrupted (KeyboardInterrupt)".into(),
+                        )));
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl RecordBatchReader for BlockingReader {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+}

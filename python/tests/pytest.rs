@@ -1,0 +1,110 @@
+//! The Python package's tests (python/tests/test_*.py, pytest) against two embedded servers on
+//! loopback: one open, one with a bearer token and a user for the Flight handshake. The
+//! package is assembled from python/flightline/ and the extension module this build made, so
+//! the tests exercise exactly the code the build produced; the venv (pytest, pyarrow, pandas,
+//! the Micromegas client to compare with) comes from interop/setup_venv.sh.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use flightline_server::{RunningServer, ServerBuilder};
+
+const DEMO_ROWS: u64 = 20_000;
+const DEMO_END: &str = "2024-06-01T00:00:00Z";
+const SEED: u64 = 7;
+const TOKEN: &str = "python-secret-token";
+const USER: &str = "python-user";
+const PASSWORD: &str = "python:pass word";
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("python/ has a parent").to_path_buf()
+}
+
+fn show(output: &Output) -> String {
+    format!(
+        "status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn setup_venv(root: &Path) -> PathBuf {
+    let output = Command::new("bash")
+        .arg(root.join("interop/setup_venv.sh"))
+        .current_dir(root)
+        .output()
+        .expect("run bash interop/setup_venv.sh");
+    assert!(output.status.success(), "interop/setup_venv.sh failed\n{}", show(&output));
+    root.join(".venv/bin/python")
+}
+
+/// The extension module cargo built for this test: beside the test binary, in `deps/`.
+fn extension_module() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let deps = exe.parent().expect("the deps directory");
+    [deps.join("libflightline_native.so"), deps.join("../libflightline_native.so")]
+        .into_iter()
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("no libflightline_native.so near {}", exe.display()))
+}
+
+/// `flightline/` with its Python sources and the extension module, in `dir`.
+fn assemble_package(root: &Path, dir: &Path) {
+    let package = dir.join("flightline");
+    std::fs::create_dir_all(&package).unwrap();
+    for entry in std::fs::read_dir(root.join("python/flightline")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "py" || e == "pyi" || e == "typed") {
+            std::fs::copy(&path, package.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::copy(extension_module(), package.join("_native.abi3.so")).unwrap();
+}
+
+fn demo(builder: ServerBuilder) -> ServerBuilder {
+    builder.demo_rows(DEMO_ROWS).seed(SEED).demo_end(DEMO_END.parse().expect("an RFC 3339 instant"))
+}
+
+async fn start(builder: ServerBuilder) -> RunningServer {
+    builder.spawn(([127, 0, 0, 1], 0).into()).await.expect("start an embedded server")
+}
+
+#[test]
+fn the_python_package_passes_its_tests() {
+    let root = repo_root();
+    let python = setup_venv(&root);
+    let dir = tempfile::tempdir().unwrap();
+    assemble_package(&root, dir.path());
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let open = runtime.block_on(start(demo(ServerBuilder::new())));
+    let authed =
+        runtime.block_on(start(demo(ServerBuilder::new()).token(TOKEN).user(USER, PASSWORD)));
+
+    let output = Command::new(&python)
+        .args(["-m", "pytest", "python/tests", "-q", "-p", "no:cacheprovider"])
+        .current_dir(&root)
+        .env("PYTHONPATH", dir.path())
+        .env("FLIGHTLINE_TEST_URI", open.uri())
+        .env("FLIGHTLINE_TEST_AUTH_URI", authed.uri())
+        .env("FLIGHTLINE_TEST_TOKEN", TOKEN)
+        .env("FLIGHTLINE_TEST_USER", USER)
+        .env("FLIGHTLINE_TEST_PASSWORD", PASSWORD)
+        .env("FLIGHTLINE_TEST_DEMO_END", DEMO_END)
+        .env("FLIGHTLINE_TEST_ROWS", DEMO_ROWS.to_string())
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("no_proxy", "127.0.0.1,localhost")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run pytest in the interop venv");
+
+    assert!(output.status.success(), "python/tests failed\n{}", show(&output));
+    let summary = String::from_utf8_lossy(&output.stdout);
+    assert!(summary.contains(" passed"), "pytest reported no passed test\n{}", show(&output));
+    runtime.block_on(async {
+        open.shutdown().await.unwrap();
+        authed.shutdown().await.unwrap();
+    });
+}
