@@ -64,6 +64,27 @@ def adbc_compute(uri: str, sql: str) -> dict:
     return measurement(rows, nbytes, batches, started, errors_by_target)
 
 
+def flightline_guide(uri: str, sql: str) -> dict:
+    """The guide's loop with the `flightline` package: query_stream (batches arrive from Rust
+    without a copy), the filter and the count done by pyarrow.compute."""
+    import flightline
+    import pyarrow.compute as pc
+
+    started = time.perf_counter()
+    client = flightline.connect(uri)
+    rows = nbytes = batches = 0
+    errors_by_target: dict = {}
+    for batch in client.query_stream(sql):
+        targets = pc.filter(batch.column("target"), pc.less_equal(batch.column("level"), 2))
+        for entry in pc.value_counts(targets).to_pylist():
+            target = entry["values"]
+            errors_by_target[target] = errors_by_target.get(target, 0) + entry["counts"]
+        rows += batch.num_rows
+        nbytes += batch.get_total_buffer_size()
+        batches += 1
+    return measurement(rows, nbytes, batches, started, errors_by_target)
+
+
 def measurement(rows, nbytes, batches, started, errors_by_target) -> dict:
     return {
         "rows": rows,
@@ -74,7 +95,12 @@ def measurement(rows, nbytes, batches, started, errors_by_target) -> dict:
     }
 
 
-LINES = {"micromegas-guide": micromegas_guide, "micromegas-query": micromegas_query, "adbc": adbc_compute}
+LINES = {
+    "micromegas-guide": micromegas_guide,
+    "micromegas-query": micromegas_query,
+    "adbc": adbc_compute,
+    "flightline-guide": flightline_guide,
+}
 
 
 def main() -> int:

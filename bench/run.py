@@ -225,6 +225,15 @@ class Bench:
         self.python = self.venv / "bin/python"
         self.lines: dict = {}
         self.tmp = Path(tempfile.mkdtemp(prefix="flightline-bench-"))
+        self.python_package()
+
+    def python_package(self):
+        """The `flightline` package of this build (python/flightline + the extension module),
+        on PYTHONPATH for the Python lines: the same code `pip install ./python` installs."""
+        package = self.tmp / "python" / "flightline"
+        shutil.copytree(ROOT / "python/flightline", package)
+        shutil.copy(self.bin / "libflightline_native.so", package / "_native.abi3.so")
+        os.environ["PYTHONPATH"] = str(package.parent)
 
     def line(self, key: str, title: str, note: str = "") -> Line:
         return self.lines.setdefault(key, Line(key, title, note=note))
@@ -264,6 +273,7 @@ class Bench:
             ),
             "6": ("Micromegas Python, the guide's loop", self.python_line("micromegas-guide", uri)),
             "7": ("ADBC Python + pyarrow.compute", self.python_line("adbc", uri)),
+            "6f": ("flightline Python, the guide's loop (pyarrow.compute)", self.python_line("flightline-guide", uri)),
         }
         for copies in (1, 2, 4, 8):
             commands[f"8x{copies}"] = (
@@ -278,6 +288,7 @@ class Bench:
         commands["F3"] = ("full scan: QueryExecutor + count_by", self.rust("job", uri, full))
         commands["F6"] = ("full scan: Micromegas guide loop", self.python_line("micromegas-guide", uri, full))
         commands["F7"] = ("full scan: ADBC + pyarrow.compute", self.python_line("adbc", uri, full))
+        commands["F6f"] = ("full scan: flightline Python guide loop", self.python_line("flightline-guide", uri, full))
         return commands
 
     def repeat(self, commands: dict, server: Server, reps: int):
@@ -458,6 +469,9 @@ class Report:
             ("full scan: line 3 / line 1 CPU-s (F3 / F1)", r("F3", "F1", "cpu"), "<=", 1.10),
             ("full scan: line 3 / line 6 CPU-s (F3 / F6)", r("F3", "F6", "cpu"), "<=", 0.20),
             ("full scan: line 3 / line 6 rows/s (F3 / F6)", r("F3", "F6"), ">=", 10.0),
+            ("full scan: flightline Python / Micromegas rows/s (F6f / F6)", r("F6f", "F6"), ">=", 3.0),
+            ("full scan: flightline Python / Micromegas CPU-s (F6f / F6)", r("F6f", "F6", "cpu"), "<=", 1 / 3),
+            ("full scan: flightline Python / Rust guide job CPU-s (F6f / F3)", r("F6f", "F3", "cpu"), "<=", 1.3),
             ("metrics on / off rows/s (4a / 4b)", r("4a", "4b"), ">=", 0.98),
             ("dynamic / static rows/s (5 / 3b)", r("5", "3b"), ">=", 0.97),
             ("4 concurrent / 1 job, aggregate rows/s", r("8x4", "8x1"), ">=", 1.7),

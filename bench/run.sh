@@ -27,7 +27,7 @@ if [ "${quick:-0}" = 1 ] && [[ " $* " != *" --profile"* ]]; then
 fi
 
 bash interop/setup_venv.sh
-packages=(-p flightline-runner -p flightline-bench -p flightline-top-targets)
+packages=(-p flightline-runner -p flightline-bench -p flightline-top-targets -p flightline-python)
 started=$(date +%s)
 cargo build --profile "$profile" "${packages[@]}"
 built=$(( $(date +%s) - started ))
