@@ -287,6 +287,63 @@ fn sigterm_with_a_plugin_blocked_in_process_exits_soon_after_the_grace() {
     assert_eq!(checkpoint(&dir.path().join("state"), "week"), None, "{stderr}");
 }
 
+/// A built-in processor stuck in a blocking write: `print` renders its table into a standard
+/// output that nobody reads, so its `finish` blocks once the pipe is full, holding the stdout
+/// lock the runner's own summary needs. Shutdown must still end, and commit nothing.
+#[test]
+fn sigterm_with_a_built_in_processor_blocked_on_a_full_stdout_exits_soon_after_the_grace() {
+    let server = Server::start(10_000);
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = week_job(
+        &server,
+        dir.path(),
+        "1s",
+        r#"processors = [{ name = "print", options = { rows = 10000 } }]"#,
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_flightline"))
+        .arg("run")
+        .arg(&jobs)
+        .args(["--progress", "never"])
+        .env("RUST_LOG", "info")
+        // Held and never read: the pipe fills with the first 64 KiB of the table.
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    let state = dir.path().join("state");
+    // 10,000 rows are read and printed in well under this when stdout is read; here the window
+    // cannot finish, so its checkpoint must not appear.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(checkpoint(&state, "week"), None, "the window finished: stdout did not block");
+    assert!(child.try_wait().unwrap().is_none(), "the runner exited on its own");
+
+    let signalled = Instant::now();
+    let killed = std::process::Command::new("kill")
+        .arg(format!("-{SIGTERM}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Duration::from_secs(1) + STOP_DEADLINE + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if signalled.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still running {deadline:?} after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    eprintln!("flightline run exited {:?} after SIGTERM with print blocked", signalled.elapsed());
+    let stderr = stderr.join().unwrap();
+    assert_eq!(status.code(), Some(EXIT_CUT.into()), "{stderr}");
+    assert_eq!(checkpoint(&state, "week"), None, "{stderr}");
+}
+
 #[test]
 fn a_second_sigterm_exits_at_once_whatever_the_grace() {
     let server = Server::start(10_000);
