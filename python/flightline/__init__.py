@@ -16,8 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
+import os
 import sys
-from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Protocol, Sequence, Union
+
+if TYPE_CHECKING:
+    import pandas
+    import pyarrow
 
 from . import _native
 from ._native import (
@@ -44,12 +49,30 @@ __all__ = [
     "ValidationError",
     "ConfigError",
     "processor_names",
+    "AuthProvider",
+    "TimeArg",
 ]
 
 BatchStream = _native.BatchStream
 
+#: What `begin` and `end` accept: None, an RFC 3339 string, a span back from `end` (or from now)
+#: like "7d" (begin only), or a timezone-aware `datetime` / pandas `Timestamp`.
+TimeArg = Union[None, str, _dt.datetime]
 
-def processor_names() -> list:
+
+class AuthProvider(Protocol):
+    """What `connect(auth_provider=...)` takes: any object with `get_token()` (the Micromegas
+    client's providers qualify). It is called before every request, on a worker thread."""
+
+    def get_token(self) -> str: ...
+
+
+#: One of `execute`'s processors: a built-in's name, a `(name, options)` pair, a dict
+#: `{"name": ..., "options": {...}}`, or an object with `process(batch)`.
+ProcessorSpec = Any
+
+
+def processor_names() -> List[str]:
     """The names of the built-in processors `Client.execute` accepts."""
     return _native.processor_names()
 
@@ -59,10 +82,10 @@ def connect(
     *,
     headers: Optional[Mapping[str, str]] = None,
     token: Optional[str] = None,
-    auth_provider: Any = None,
+    auth_provider: Optional["AuthProvider"] = None,
     user: Optional[str] = None,
     password: Optional[str] = None,
-    tls_ca_file: Optional[str] = None,
+    tls_ca_file: Union[str, "os.PathLike[str]", None] = None,
     tls_domain: Optional[str] = None,
     connect_timeout: Optional[float] = None,
     request_timeout: Optional[float] = None,
@@ -99,7 +122,7 @@ def connect(
     return Client(_native.connect(args))
 
 
-def _instant(value: Any, name: str) -> Optional[str]:
+def _instant(value: TimeArg, name: str) -> Optional[str]:
     """`begin` / `end` as text: `None`, an RFC 3339 string, a span like `"7d"` (begin only), a
     timezone-aware `datetime` or a pandas `Timestamp`."""
     if value is None or isinstance(value, str):
@@ -125,7 +148,7 @@ def _instant(value: Any, name: str) -> Optional[str]:
 class PreparedStatement:
     """A query's result schema, learnt without running it (Micromegas's `PreparedStatement`)."""
 
-    def __init__(self, query: str, dataset_schema: Any) -> None:
+    def __init__(self, query: str, dataset_schema: "pyarrow.Schema") -> None:
         self.query = query
         self.dataset_schema = dataset_schema
 
@@ -134,27 +157,63 @@ class PreparedStatement:
 
 
 class AsyncBatchStream:
-    """`async for batch in client.query_stream_async(...)`: each wait for a batch runs on a
-    worker thread with the GIL released, so the event loop keeps running meanwhile."""
+    """`async for batch in client.query_stream_async(...)`: starting the query and each wait for
+    a batch run on a worker thread with the GIL released, so the event loop keeps running
+    meanwhile. The query starts at the first batch asked for, or at `await stream.start()`."""
 
-    def __init__(self, stream: "BatchStream") -> None:
-        self._stream = stream
+    def __init__(self, start: Callable[[], "_native.BatchStream"]) -> None:
+        self._start = start
+        self._stream: Optional[_native.BatchStream] = None
+        self._closed = False
+
+    async def start(self) -> "AsyncBatchStream":
+        """Starts the query, if not yet started: a wrong query raises here. Returns the stream."""
+        if self._stream is None and not self._closed:
+            self._stream = await asyncio.get_running_loop().run_in_executor(None, self._start)
+        return self
 
     @property
-    def schema(self) -> Any:
+    def schema(self) -> "pyarrow.Schema":
+        """The schema of the batches, once the query started (see `start`)."""
+        if self._stream is None:
+            raise RuntimeError("the query has not started yet: `await stream.start()` first")
         return self._stream.schema
 
     def __aiter__(self) -> "AsyncBatchStream":
         return self
 
-    async def __anext__(self) -> Any:
-        batch = await asyncio.get_running_loop().run_in_executor(None, _next_or_none, self._stream)
+    async def __anext__(self) -> "pyarrow.RecordBatch":
+        await self.start()
+        stream = self._stream
+        if stream is None:
+            raise StopAsyncIteration
+        waiting = asyncio.get_running_loop().run_in_executor(None, _next_or_none, stream)
+        try:
+            batch = await waiting
+        except asyncio.CancelledError:
+            # The worker thread is still waiting on the network: closing the stream ends that
+            # wait, so that a cancelled task (Ctrl-C under asyncio.run) does not leave the
+            # loop's executor blocked until the next batch arrives.
+            stream.close()
+            raise
         if batch is None:
             raise StopAsyncIteration
         return batch
 
+    def close(self) -> None:
+        """Stops the query (or keeps it from starting); see `BatchStream.close`."""
+        self._closed = True
+        if self._stream is not None:
+            self._stream.close()
 
-def _next_or_none(stream: Iterator[Any]) -> Any:
+    async def __aenter__(self) -> "AsyncBatchStream":
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        self.close()
+
+
+def _next_or_none(stream: "_native.BatchStream") -> Optional["pyarrow.RecordBatch"]:
     return next(stream, None)
 
 
@@ -162,44 +221,52 @@ class Client:
     """A connection to a Flight SQL server; made by `connect`. Safe to share between threads;
     after `os.fork()` the child connects again."""
 
-    def __init__(self, native: Any) -> None:
+    def __init__(self, native: "_native.Client") -> None:
         self._native = native
 
     @property
     def uri(self) -> str:
         return self._native.uri
 
-    def query(self, sql: str, begin: Any = None, end: Any = None) -> Any:
+    def query(self, sql: str, begin: TimeArg = None, end: TimeArg = None) -> "pandas.DataFrame":
         """Runs `sql` over `[begin, end)` and returns a pandas DataFrame."""
         return self.query_arrow(sql, begin, end).to_pandas()
 
-    def query_arrow(self, sql: str, begin: Any = None, end: Any = None) -> Any:
+    def query_arrow(
+        self, sql: str, begin: TimeArg = None, end: TimeArg = None
+    ) -> "pyarrow.Table":
         """Runs `sql` over `[begin, end)` and returns a `pyarrow.Table`."""
         return self._native.query_arrow(sql, _instant(begin, "begin"), _instant(end, "end"))
 
-    def query_stream(self, sql: str, begin: Any = None, end: Any = None) -> "BatchStream":
+    def query_stream(
+        self, sql: str, begin: TimeArg = None, end: TimeArg = None
+    ) -> "_native.BatchStream":
         """Runs `sql` over `[begin, end)`; returns an iterator of `pyarrow.RecordBatch` that
         also implements `__arrow_c_stream__` (so `pyarrow.table(stream)`,
         `polars.from_arrow(stream)` or DuckDB read it directly)."""
         return self._native.query_stream(sql, _instant(begin, "begin"), _instant(end, "end"))
 
-    def query_stream_async(self, sql: str, begin: Any = None, end: Any = None) -> AsyncBatchStream:
-        """`query_stream` for asyncio code: `async for batch in ...`.
-
-        Starting the query waits on the network too, so call it through
-        `await asyncio.to_thread(...)` in code where even that wait matters."""
-        return AsyncBatchStream(self.query_stream(sql, begin, end))
+    def query_stream_async(
+        self, sql: str, begin: TimeArg = None, end: TimeArg = None
+    ) -> AsyncBatchStream:
+        """`query_stream` for asyncio code: `async for batch in ...`. Nothing blocks the event
+        loop: the query starts on a worker thread at the first batch asked for (so a wrong
+        query raises there, or at `await stream.start()`)."""
+        begin_text, end_text = _instant(begin, "begin"), _instant(end, "end")
+        return AsyncBatchStream(lambda: self._native.query_stream(sql, begin_text, end_text))
 
     def prepare_statement(self, sql: str) -> PreparedStatement:
         """The result schema of `sql`, asked of the server without running the query."""
         return PreparedStatement(sql, self._native.prepare_schema(sql))
 
-    def analyze_schema(self, sql: str) -> dict:
+    def analyze_schema(self, sql: str) -> Dict[str, Any]:
         """Column names, types, nullability and estimated sizes of the result of `sql`, and the
         estimated bytes per row, without running it."""
         return self._native.analyze_schema(sql)
 
-    def validate(self, sql: str, policy: str = "warn", begin: Any = None, end: Any = None) -> dict:
+    def validate(
+        self, sql: str, policy: str = "warn", begin: TimeArg = None, end: TimeArg = None
+    ) -> Dict[str, Any]:
         """Runs the built-in validators over `sql` (and over its result schema, which the
         server reports without running it). Returns `{"policy", "denied", "findings"}`; each
         finding has `severity`, `code`, `message` and `recommendation`. `policy` is "off",
@@ -209,14 +276,14 @@ class Client:
     def execute(
         self,
         sql: str,
-        processors: Sequence[Any],
-        begin: Any = None,
-        end: Any = None,
+        processors: Sequence[ProcessorSpec],
+        begin: TimeArg = None,
+        end: TimeArg = None,
         *,
-        progress: Any = False,
+        progress: Union[bool, None, Callable[[Dict[str, Any]], Any]] = False,
         estimate: bool = False,
         target_batch_bytes: Optional[int] = None,
-    ) -> dict:
+    ) -> Dict[str, Any]:
         """Streams the result of `sql` into `processors`, batch by batch, and returns
         `{"stats": {...}, "reports": [...]}`.
 
@@ -248,7 +315,9 @@ class Client:
                 close()
 
 
-def _progress_callback(progress: Any) -> Any:
+def _progress_callback(
+    progress: Union[bool, None, Callable[[Dict[str, Any]], Any]],
+) -> Optional[Callable[[Dict[str, Any]], Any]]:
     if progress is None or progress is False:
         return None
     if callable(progress):
@@ -263,7 +332,7 @@ class _ProgressBar:
     rewritten line on stderr when it is a terminal, else nothing."""
 
     def __init__(self) -> None:
-        self._bar = None
+        self._bar: Any = None
         self._rows = 0
         try:
             from tqdm.auto import tqdm
@@ -273,7 +342,7 @@ class _ProgressBar:
             self._bar = tqdm(unit=" rows", unit_scale=True, desc="flightline")
         self._tty = self._bar is None and sys.stderr.isatty()
 
-    def __call__(self, update: dict) -> None:
+    def __call__(self, update: Dict[str, Any]) -> None:
         if self._bar is not None:
             if update.get("estimated_rows") and self._bar.total is None:
                 self._bar.total = update["estimated_rows"]

@@ -62,6 +62,19 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("ProcessorError", py.get_type::<ProcessorError>())?;
     module.add("ValidationError", py.get_type::<ValidationError>())?;
     module.add("ConfigError", py.get_type::<ConfigError>())?;
+    class_defaults(py)
+}
+
+/// Attributes every instance has, also when raised without an SDK error behind it (a malformed
+/// argument caught before any request): `to_py` overrides them with the error's own values.
+fn class_defaults(py: Python<'_>) -> PyResult<()> {
+    py.get_type::<FlightlineError>().setattr("retryable", false)?;
+    py.get_type::<TransportError>().setattr("retryable", true)?;
+    let processor = py.get_type::<ProcessorError>();
+    for name in ["processor", "stage", "batch", "reason"] {
+        processor.setattr(name, py.None())?;
+    }
+    py.get_type::<ValidationError>().setattr("findings", pyo3::types::PyTuple::empty(py))?;
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! `Client.execute`: one run of the streaming executor, its statistics and reports as dicts.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use flightline_core::exec::{ExecStats, ProgressEvent, QueryExecutor, RunRequest};
@@ -116,11 +117,13 @@ impl From<&ExecStats> for StatsOut {
 struct Progress {
     callback: Option<Py<PyAny>>,
     last: Mutex<Option<Instant>>,
+    /// Set when the callback raised: it is not called again, not even for the final update.
+    broken: AtomicBool,
 }
 
 impl Progress {
     fn new(callback: Option<Py<PyAny>>) -> Self {
-        Self { callback, last: Mutex::new(None) }
+        Self { callback, last: Mutex::new(None), broken: AtomicBool::new(false) }
     }
 
     fn due(&self) -> bool {
@@ -135,12 +138,14 @@ impl Progress {
 
     fn send(&self, update: Update) {
         let Some(callback) = &self.callback else { return };
+        if self.broken.load(Ordering::Relaxed) {
+            return;
+        }
         Python::attach(|py| {
             let sent = to_python(py, &update).and_then(|dict| callback.call1(py, (dict,)));
             if let Err(err) = sent {
                 err.print(py);
-                *self.last.lock().unwrap_or_else(|p| p.into_inner()) =
-                    Some(Instant::now() + Duration::from_secs(86_400 * 365));
+                self.broken.store(true, Ordering::Relaxed);
             }
         });
     }

@@ -18,8 +18,9 @@ use pyo3::exceptions::{PyRuntimeError, PyStopIteration};
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
 use tokio::runtime::Runtime;
+use tokio_util::sync::CancellationToken;
 
-use crate::errors::to_py;
+use crate::errors::{ConfigError, to_py};
 use crate::runtime::{runtime, wait};
 
 /// The record batches of one query, in arrival order.
@@ -30,6 +31,11 @@ pub struct BatchStream {
     inner: Mutex<Option<QueryStream>>,
     /// The data buffers of the last batch handed out, per column (see `_buffer_addresses`).
     last: Mutex<Vec<Vec<usize>>>,
+    /// Cancelled by `close()`: ends a wait in `__next__` on another thread (an asyncio
+    /// worker's, when its task was cancelled), which holds `inner` meanwhile.
+    closed: CancellationToken,
+    /// The process that started the query: its connection does not survive a fork.
+    pid: u32,
 }
 
 impl BatchStream {
@@ -37,7 +43,24 @@ impl BatchStream {
     pub fn new(stream: QueryStream) -> PyResult<Self> {
         let schema =
             stream.schema().cloned().unwrap_or_else(|| Arc::new(arrow::datatypes::Schema::empty()));
-        Ok(Self { schema, inner: Mutex::new(Some(stream)), last: Mutex::new(Vec::new()) })
+        Ok(Self {
+            schema,
+            inner: Mutex::new(Some(stream)),
+            last: Mutex::new(Vec::new()),
+            closed: CancellationToken::new(),
+            pid: std::process::id(),
+        })
+    }
+
+    /// Refuses a stream started before the process forked: its connection stayed in the parent.
+    fn check_process(&self) -> PyResult<()> {
+        if self.pid != std::process::id() {
+            return Err(ConfigError::new_err(
+                "this stream was started before the process forked; call flightline.connect \
+                 again in the child and run the query there",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -56,6 +79,7 @@ impl BatchStream {
     /// The next batch as a `pyarrow.RecordBatch`; waits without the GIL, and Ctrl-C interrupts
     /// the wait (the stream stays usable).
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.check_process()?;
         let mut guard = match self.inner.try_lock() {
             Ok(guard) => guard,
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
@@ -69,7 +93,16 @@ impl BatchStream {
         let Some(stream) = guard.as_mut() else {
             return Err(PyStopIteration::new_err(()));
         };
-        match wait(py, stream.next())? {
+        let closed = self.closed.clone();
+        let next = wait(py, async {
+            tokio::select! {
+                // A closed stream yields nothing more, even when a batch is ready too.
+                biased;
+                () = closed.cancelled() => None,
+                item = stream.next() => item,
+            }
+        })?;
+        match next {
             Some(Ok(batch)) => {
                 *self.last.lock().unwrap_or_else(|p| p.into_inner()) = buffer_addresses(&batch);
                 batch.to_pyarrow(py)
@@ -96,6 +129,7 @@ impl BatchStream {
     ) -> PyResult<Bound<'py, PyCapsule>> {
         // The schema is the server's; a consumer that wanted another one casts it itself.
         let _ = requested_schema;
+        self.check_process()?;
         let stream =
             self.inner.lock().unwrap_or_else(|p| p.into_inner()).take().ok_or_else(|| {
                 PyRuntimeError::new_err("this stream was already read to its end or handed out")
@@ -103,6 +137,26 @@ impl BatchStream {
         let reader = BlockingReader { schema: self.schema.clone(), stream, runtime: runtime()? };
         let ffi = FFI_ArrowArrayStream::new(Box::new(reader));
         PyCapsule::new_with_value(py, ffi, c"arrow_array_stream")
+    }
+
+    /// Stops the query: the server is told to stop sending, a read waiting on another thread
+    /// ends, and the stream yields no more batches. Closing twice is harmless.
+    fn close(&self) {
+        self.closed.cancel();
+        if let Ok(mut guard) = self.inner.try_lock() {
+            *guard = None;
+        }
+    }
+
+    fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    /// Leaving a `with` block closes the stream.
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, _args: &Bound<'_, pyo3::types::PyTuple>) -> bool {
+        self.close();
+        false
     }
 
     /// For tests and diagnostics: the addresses of the data buffers of the last batch
@@ -150,12 +204,16 @@ impl Iterator for BlockingReader {
                     return item.map(|r| r.map_err(|e| ArrowError::ExternalError(Box::new(e))));
                 }
                 Err(_) => {
-                    if let Err(interrupted) = Python::attach(|py| py.check_signals()) {
-                        // Put the KeyboardInterrupt back for the consumer's caller to raise.
-                        Python::attach(|py| interrupted.restore(py));
-                        return Some(Err(ArrowError::ExternalError(
-                            "interrupted (KeyboardInterrupt)".into(),
-                        )));
+                    if Python::attach(|py| py.check_signals()).is_err() {
+                        // Ctrl-C. An error would become the consumer's own exception, and
+                        // pyarrow fails (SystemError) when it finds the KeyboardInterrupt
+                        // already set while it builds it. So the stream ends here and the
+                        // signal is pending again: Python raises KeyboardInterrupt as soon as
+                        // the consumer returns, before its (partial) result can be used.
+                        // SAFETY: PyErr_SetInterrupt only marks SIGINT as tripped; it is
+                        // async-signal-safe and needs no GIL.
+                        unsafe { pyo3::ffi::PyErr_SetInterrupt() };
+                        return None;
                     }
                 }
             }

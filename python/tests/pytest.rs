@@ -103,6 +103,8 @@ fn the_python_package_passes_its_tests() {
     assert!(output.status.success(), "python/tests failed\n{}", show(&output));
     let summary = String::from_utf8_lossy(&output.stdout);
     assert!(summary.contains(" passed"), "pytest reported no passed test\n{}", show(&output));
+    // The count of passed tests, in the test's output (shown with --no-capture).
+    println!("pytest: {}", summary.lines().last().unwrap_or_default());
     runtime.block_on(async {
         open.shutdown().await.unwrap();
         authed.shutdown().await.unwrap();
