@@ -1,20 +1,8 @@
-"""Shared fixtures of the `flightline` package's tests: the servers, the two clients compared
+"""Shared fixtures of the `flightline` package's tests: the servers python/tests/pytest.rs
+started (what it passes is described in interop/demo_servers.py), the two clients compared
 (flightline and the Micromegas client, the reference), and helpers to compare their results.
-
-The servers are started by python/tests/pytest.rs (`cargo nextest run --workspace -E
-'binary(pytest)'`), which passes:
-  FLIGHTLINE_TEST_URI       grpc://127.0.0.1:PORT of a server without auth
-  FLIGHTLINE_TEST_AUTH_URI  grpc://127.0.0.1:PORT of a server that wants a token or a user
-  FLIGHTLINE_TEST_TOKEN     that token
-  FLIGHTLINE_TEST_USER      a user it accepts by handshake
-  FLIGHTLINE_TEST_PASSWORD  that user's password
-  FLIGHTLINE_TEST_DEMO_END  the end of both servers' demo window (RFC 3339)
-  FLIGHTLINE_TEST_ROWS      rows in log_entries and measures
-Both servers hold the same demo data (same seed).
 """
 
-import dataclasses
-import datetime
 import os
 import socket
 from typing import List
@@ -25,8 +13,7 @@ import pytest
 from micromegas.flightsql.client import FlightSQLClient
 
 import flightline
-
-DEMO_WINDOW = datetime.timedelta(days=7)
+from demo_servers import Servers, Window, middle_window, servers_from_env, sql_timestamp  # noqa: F401
 
 #: The guide's queries, and the other shapes a user runs: wide rows with nested lists, another
 #: table, an aggregate, a table without a time column.
@@ -42,75 +29,14 @@ QUERIES = [
 ]
 
 
-@dataclasses.dataclass(frozen=True)
-class Servers:
-    """The two running servers and the demo data they were started with."""
-
-    uri: str
-    auth_uri: str
-    token: str
-    user: str
-    password: str
-    demo_end: datetime.datetime
-    rows: int
-
-    @property
-    def demo_begin(self) -> datetime.datetime:
-        return self.demo_end - DEMO_WINDOW
-
-
-@dataclasses.dataclass(frozen=True)
-class Window:
-    """A time range strictly inside the demo window, with odd sub-second bounds."""
-
-    begin: pd.Timestamp
-    end: pd.Timestamp
-
-    def count_sql(self, table: str) -> str:
-        """The reference: the filter a time range means, written in SQL, sent without a range."""
-        return (
-            f"SELECT count(*) AS n FROM {table} "
-            f"WHERE time >= {sql_timestamp(self.begin)} AND time < {sql_timestamp(self.end)}"
-        )
-
-
-def sql_timestamp(value) -> str:
-    """A SQL timestamp literal in UTC, keeping nanoseconds."""
-    ts = pd.Timestamp(value).tz_convert("UTC")
-    return f"TIMESTAMP '{ts.isoformat()}'"
-
-
-def _env(name: str) -> str:
-    value = os.environ.get(name)
-    if not value:
-        raise pytest.UsageError(
-            f"{name} is not set: these tests need running servers; run them through "
-            "`cargo nextest run --workspace -E 'binary(pytest)'`, which starts them"
-        )
-    return value
-
-
 @pytest.fixture(scope="session")
 def servers() -> Servers:
-    demo_end = datetime.datetime.fromisoformat(_env("FLIGHTLINE_TEST_DEMO_END").replace("Z", "+00:00"))
-    assert demo_end.tzinfo is not None, "FLIGHTLINE_TEST_DEMO_END must carry an offset"
-    return Servers(
-        uri=_env("FLIGHTLINE_TEST_URI"),
-        auth_uri=_env("FLIGHTLINE_TEST_AUTH_URI"),
-        token=_env("FLIGHTLINE_TEST_TOKEN"),
-        user=_env("FLIGHTLINE_TEST_USER"),
-        password=_env("FLIGHTLINE_TEST_PASSWORD"),
-        demo_end=demo_end,
-        rows=int(_env("FLIGHTLINE_TEST_ROWS")),
-    )
+    return servers_from_env("cargo nextest run --workspace -E 'binary(pytest)'")
 
 
 @pytest.fixture(scope="session")
 def window(servers: Servers) -> Window:
-    """About two days in the middle of the demo week."""
-    end = pd.Timestamp(servers.demo_end) - pd.Timedelta(days=1, microseconds=654321)
-    begin = end - pd.Timedelta(days=2, hours=5, minutes=17, microseconds=250)
-    return Window(begin=begin, end=end)
+    return middle_window(servers)
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,11 @@
 //! the tests exercise exactly the code the build produced; the venv (pytest, pyarrow, pandas,
 //! the Micromegas client to compare with) comes from interop/setup_venv.sh.
 
+#[path = "../../interop/venv.rs"]
+mod venv;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use flightline_server::{RunningServer, ServerBuilder};
 
@@ -15,29 +18,6 @@ const SEED: u64 = 7;
 const TOKEN: &str = "python-secret-token";
 const USER: &str = "python-user";
 const PASSWORD: &str = "python:pass word";
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("python/ has a parent").to_path_buf()
-}
-
-fn show(output: &Output) -> String {
-    format!(
-        "status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn setup_venv(root: &Path) -> PathBuf {
-    let output = Command::new("bash")
-        .arg(root.join("interop/setup_venv.sh"))
-        .current_dir(root)
-        .output()
-        .expect("run bash interop/setup_venv.sh");
-    assert!(output.status.success(), "interop/setup_venv.sh failed\n{}", show(&output));
-    root.join(".venv/bin/python")
-}
 
 /// The extension module cargo built for this test: beside the test binary, in `deps/`.
 fn extension_module() -> PathBuf {
@@ -72,8 +52,8 @@ async fn start(builder: ServerBuilder) -> RunningServer {
 
 #[test]
 fn the_python_package_passes_its_tests() {
-    let root = repo_root();
-    let python = setup_venv(&root);
+    let root = venv::repo_root();
+    let python = venv::setup_venv().join("bin/python");
     let dir = tempfile::tempdir().unwrap();
     assemble_package(&root, dir.path());
 
@@ -85,7 +65,8 @@ fn the_python_package_passes_its_tests() {
     let output = Command::new(&python)
         .args(["-m", "pytest", "python/tests", "-q", "-p", "no:cacheprovider"])
         .current_dir(&root)
-        .env("PYTHONPATH", dir.path())
+        // The package, and interop/ for the fixtures both Python suites share.
+        .env("PYTHONPATH", std::env::join_paths([dir.path(), &root.join("interop")]).unwrap())
         .env("FLIGHTLINE_TEST_URI", open.uri())
         .env("FLIGHTLINE_TEST_AUTH_URI", authed.uri())
         .env("FLIGHTLINE_TEST_TOKEN", TOKEN)
@@ -100,9 +81,9 @@ fn the_python_package_passes_its_tests() {
         .output()
         .expect("run pytest in the interop venv");
 
-    assert!(output.status.success(), "python/tests failed\n{}", show(&output));
+    assert!(output.status.success(), "python/tests failed\n{}", venv::show(&output));
     let summary = String::from_utf8_lossy(&output.stdout);
-    assert!(summary.contains(" passed"), "pytest reported no passed test\n{}", show(&output));
+    assert!(summary.contains(" passed"), "pytest reported no passed test\n{}", venv::show(&output));
     // The count of passed tests, in the test's output (shown with --no-capture).
     println!("pytest: {}", summary.lines().last().unwrap_or_default());
     runtime.block_on(async {

@@ -2,9 +2,12 @@
 //! Flight SQL driver (interop/*.py) query two real `flightline serve` processes, one open and one
 //! with a bearer token and a user for the Flight handshake. The Python venv comes from interop/setup_venv.sh (PyPI).
 
+#[path = "../../interop/venv.rs"]
+mod venv;
+
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
@@ -31,34 +34,6 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("runner/ has a parent directory")
-        .to_path_buf()
-}
-
-fn show(output: &Output) -> String {
-    format!(
-        "status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn setup_venv(root: &Path) -> PathBuf {
-    let output = Command::new("bash")
-        .arg(root.join("interop/setup_venv.sh"))
-        .current_dir(root)
-        .output()
-        .expect("run bash interop/setup_venv.sh");
-    assert!(output.status.success(), "interop/setup_venv.sh failed\n{}", show(&output));
-    let python = root.join(".venv/bin/python");
-    assert!(python.exists(), "setup_venv.sh did not create {}", python.display());
-    python
 }
 
 fn start_server(extra: &[&str], users: Option<&str>) -> ServerProcess {
@@ -108,8 +83,8 @@ fn read_listen_uri(stdout: std::process::ChildStdout, extra: &[&str]) -> String 
 
 #[test]
 fn python_flight_sql_clients_interoperate() {
-    let root = repo_root();
-    let python = setup_venv(&root);
+    let root = venv::repo_root();
+    let python = venv::setup_venv().join("bin/python");
     let open = start_server(&[], None);
     let authed = start_server(&["--token", TOKEN], Some(&format!("{USER}:{PASSWORD}")));
 
@@ -131,9 +106,9 @@ fn python_flight_sql_clients_interoperate() {
         .output()
         .expect("run pytest in the interop venv");
 
-    assert!(output.status.success(), "interop pytest failed\n{}", show(&output));
+    assert!(output.status.success(), "interop pytest failed\n{}", venv::show(&output));
     let summary = String::from_utf8_lossy(&output.stdout);
-    assert!(summary.contains(" passed"), "pytest reported no passed test\n{}", show(&output));
+    assert!(summary.contains(" passed"), "pytest reported no passed test\n{}", venv::show(&output));
     drop(open);
     drop(authed);
 }

@@ -4,6 +4,8 @@
 //! `time_range = "sql"`; each window's rows must be processed exactly once.
 
 mod common;
+#[path = "../../interop/venv.rs"]
+mod venv;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
@@ -36,19 +38,8 @@ impl Drop for Roapi {
     }
 }
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
 fn roapi_binary() -> PathBuf {
-    let root = repo_root();
-    let output = Command::new("bash")
-        .arg(root.join("interop/setup_venv.sh"))
-        .current_dir(&root)
-        .output()
-        .expect("run interop/setup_venv.sh");
-    assert!(output.status.success(), "setup_venv.sh: {}", String::from_utf8_lossy(&output.stderr));
-    let binary = root.join(".venv/bin/roapi");
+    let binary = venv::setup_venv().join("bin/roapi");
     assert!(binary.exists(), "the roapi wheel did not install {}", binary.display());
     binary
 }

@@ -244,7 +244,10 @@ fn sigterm_cancels_an_unfinished_window_without_advancing_it_and_says_work_was_c
 
 #[test]
 fn sigterm_lets_an_in_flight_window_finish_within_the_grace() {
-    let server = Server::start(1_000_000);
+    // Long enough to be in flight when the signal lands (4 KiB batches into a Parquet sink),
+    // short enough to finish well inside the harness's patience on a loaded machine: at 1M
+    // rows the window alone took 108 s on 2 cores.
+    let server = Server::start(200_000);
     let dir = tempfile::tempdir().unwrap();
     let jobs = slow_job(&server, dir.path(), "5m");
     let mut runner = RunnerProcess::start(&jobs, &[]);
