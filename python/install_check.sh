@@ -3,7 +3,8 @@
 # outside the source tree and queries a `flightline serve` started here, then stops it.
 #   python/install_check.sh PYTHON
 set -euo pipefail
-python="$1"
+# Absolute, without resolving the venv's symlink: the check runs from another directory.
+python="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 log="$(mktemp)"
 "$root/target/debug/flightline" serve --listen 127.0.0.1:0 --demo-rows 1000 >"$log" 2>&1 &

@@ -10,6 +10,7 @@
 //! |---|---|
 //! | `client` | `Client`: connecting, queries, schemas, validation |
 //! | `stream` | `BatchStream`: batches one by one, or through `__arrow_c_stream__` |
+//! | `read_ahead` | a query's batches read ahead of Python by a task on the runtime |
 //! | `execute` | `Client.execute`: the streaming executor, its statistics and progress |
 //! | `processor` | built-in processors by name, and processors written in Python |
 //! | `errors` | the exception classes and the mapping from the SDK's errors |
@@ -24,6 +25,7 @@ mod convert;
 mod errors;
 mod execute;
 mod processor;
+mod read_ahead;
 mod runtime;
 mod stream;
 

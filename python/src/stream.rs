@@ -13,7 +13,6 @@ use arrow::ffi_stream::FFI_ArrowArrayStream;
 use arrow::record_batch::RecordBatch;
 use arrow_pyarrow::ToPyArrow;
 use flightline_core::QueryStream;
-use futures::StreamExt;
 use pyo3::exceptions::{PyRuntimeError, PyStopIteration};
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
@@ -21,6 +20,7 @@ use tokio::runtime::Runtime;
 use tokio_util::sync::CancellationToken;
 
 use crate::errors::{ConfigError, to_py};
+use crate::read_ahead::ReadAhead;
 use crate::runtime::{runtime, wait};
 
 /// The record batches of one query, in arrival order.
@@ -28,7 +28,7 @@ use crate::runtime::{runtime, wait};
 pub struct BatchStream {
     schema: SchemaRef,
     /// `None` once the stream ended or was handed to a consumer.
-    inner: Mutex<Option<QueryStream>>,
+    inner: Mutex<Option<ReadAhead>>,
     /// The data buffers of the last batch handed out, per column (see `_buffer_addresses`).
     last: Mutex<Vec<Vec<usize>>>,
     /// Cancelled by `close()`: ends a wait in `__next__` on another thread (an asyncio
@@ -39,13 +39,14 @@ pub struct BatchStream {
 }
 
 impl BatchStream {
-    /// Wraps `stream`; its schema comes from the server's answer, else from the first batch.
+    /// Starts reading `stream` ahead; its schema comes from the server's answer.
     pub fn new(stream: QueryStream) -> PyResult<Self> {
         let schema =
             stream.schema().cloned().unwrap_or_else(|| Arc::new(arrow::datatypes::Schema::empty()));
+        let batches = ReadAhead::spawn(&*runtime()?, stream);
         Ok(Self {
             schema,
-            inner: Mutex::new(Some(stream)),
+            inner: Mutex::new(Some(batches)),
             last: Mutex::new(Vec::new()),
             closed: CancellationToken::new(),
             pid: std::process::id(),
@@ -99,7 +100,7 @@ impl BatchStream {
                 // A closed stream yields nothing more, even when a batch is ready too.
                 biased;
                 () = closed.cancelled() => None,
-                item = stream.next() => item,
+                item = stream.recv() => item,
             }
         })?;
         match next {
@@ -179,7 +180,7 @@ fn buffer_addresses(batch: &RecordBatch) -> Vec<Vec<usize>> {
 /// They call it without the GIL from their own threads, never from the runtime's.
 struct BlockingReader {
     schema: SchemaRef,
-    stream: QueryStream,
+    stream: ReadAhead,
     runtime: Arc<Runtime>,
 }
 
@@ -198,7 +199,7 @@ impl Iterator for BlockingReader {
         loop {
             let next = self
                 .runtime
-                .block_on(async { tokio::time::timeout(SIGNAL_SLICE, self.stream.next()).await });
+                .block_on(async { tokio::time::timeout(SIGNAL_SLICE, self.stream.recv()).await });
             match next {
                 Ok(item) => {
                     return item.map(|r| r.map_err(|e| ArrowError::ExternalError(Box::new(e))));
