@@ -8,7 +8,6 @@
 mod venv;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use flightline_server::{RunningServer, ServerBuilder};
 
@@ -53,7 +52,6 @@ async fn start(builder: ServerBuilder) -> RunningServer {
 #[test]
 fn the_python_package_passes_its_tests() {
     let root = venv::repo_root();
-    let python = venv::setup_venv().join("bin/python");
     let dir = tempfile::tempdir().unwrap();
     assemble_package(&root, dir.path());
 
@@ -62,30 +60,18 @@ fn the_python_package_passes_its_tests() {
     let authed =
         runtime.block_on(start(demo(ServerBuilder::new()).token(TOKEN).user(USER, PASSWORD)));
 
-    let output = Command::new(&python)
-        .args(["-m", "pytest", "python/tests", "-q", "-p", "no:cacheprovider"])
-        .current_dir(&root)
-        // The package, and interop/ for the fixtures both Python suites share.
-        .env("PYTHONPATH", std::env::join_paths([dir.path(), &root.join("interop")]).unwrap())
-        .env("FLIGHTLINE_TEST_URI", open.uri())
-        .env("FLIGHTLINE_TEST_AUTH_URI", authed.uri())
-        .env("FLIGHTLINE_TEST_TOKEN", TOKEN)
-        .env("FLIGHTLINE_TEST_USER", USER)
-        .env("FLIGHTLINE_TEST_PASSWORD", PASSWORD)
-        .env("FLIGHTLINE_TEST_DEMO_END", DEMO_END)
-        .env("FLIGHTLINE_TEST_ROWS", DEMO_ROWS.to_string())
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .env("no_proxy", "127.0.0.1,localhost")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run pytest in the interop venv");
-
-    assert!(output.status.success(), "python/tests failed\n{}", venv::show(&output));
-    let summary = String::from_utf8_lossy(&output.stdout);
-    assert!(summary.contains(" passed"), "pytest reported no passed test\n{}", venv::show(&output));
+    let (uri, auth_uri) = (open.uri(), authed.uri());
+    let servers = venv::SuiteServers {
+        uri: &uri,
+        auth_uri: &auth_uri,
+        token: TOKEN,
+        user: USER,
+        password: PASSWORD,
+        demo_end: DEMO_END,
+        rows: &DEMO_ROWS.to_string(),
+    };
     // The count of passed tests, in the test's output (shown with --no-capture).
-    println!("pytest: {}", summary.lines().last().unwrap_or_default());
+    println!("pytest: {}", venv::run_pytest("python/tests", &servers, &[dir.path()]));
     runtime.block_on(async {
         open.shutdown().await.unwrap();
         authed.shutdown().await.unwrap();

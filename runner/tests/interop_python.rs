@@ -83,32 +83,19 @@ fn read_listen_uri(stdout: std::process::ChildStdout, extra: &[&str]) -> String 
 
 #[test]
 fn python_flight_sql_clients_interoperate() {
-    let root = venv::repo_root();
-    let python = venv::setup_venv().join("bin/python");
     let open = start_server(&[], None);
     let authed = start_server(&["--token", TOKEN], Some(&format!("{USER}:{PASSWORD}")));
 
-    let output = Command::new(&python)
-        .args(["-m", "pytest", "interop", "-q", "-p", "no:cacheprovider"])
-        .current_dir(&root)
-        .env("FLIGHTLINE_TEST_URI", &open.uri)
-        .env("FLIGHTLINE_TEST_AUTH_URI", &authed.uri)
-        .env("FLIGHTLINE_TEST_TOKEN", TOKEN)
-        .env("FLIGHTLINE_TEST_USER", USER)
-        .env("FLIGHTLINE_TEST_PASSWORD", PASSWORD)
-        .env("FLIGHTLINE_TEST_DEMO_END", DEMO_END)
-        .env("FLIGHTLINE_TEST_ROWS", DEMO_ROWS)
-        // Nothing written into the repo, and gRPC never sent through a proxy for 127.0.0.1.
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .env("no_proxy", "127.0.0.1,localhost")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run pytest in the interop venv");
-
-    assert!(output.status.success(), "interop pytest failed\n{}", venv::show(&output));
-    let summary = String::from_utf8_lossy(&output.stdout);
-    assert!(summary.contains(" passed"), "pytest reported no passed test\n{}", venv::show(&output));
+    let servers = venv::SuiteServers {
+        uri: &open.uri,
+        auth_uri: &authed.uri,
+        token: TOKEN,
+        user: USER,
+        password: PASSWORD,
+        demo_end: DEMO_END,
+        rows: DEMO_ROWS,
+    };
+    venv::run_pytest("interop", &servers, &[]);
     drop(open);
     drop(authed);
 }
