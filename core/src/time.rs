@@ -49,8 +49,13 @@ impl TimeRange {
     /// length ending now. A span too long to subtract from now (`999999999d`) is an
     /// [`Error::TimeRange`], not a panic.
     pub fn parse_relative(input: &str) -> Result<Self> {
+        Self::span_ending_at(input, Utc::now())
+    }
+
+    /// The relative span `input` (`7d`) ending at `end` instead of now; the same refusals as
+    /// [`Self::parse_relative`].
+    pub fn span_ending_at(input: &str, end: DateTime<Utc>) -> Result<Self> {
         let duration = parse_span(input)?;
-        let end = Utc::now();
         let begin = begin_before(end, duration).ok_or_else(|| too_far_back(input))?;
         Self::new(begin, end).map_err(|_| Error::TimeRange {
             input: input.to_string(),

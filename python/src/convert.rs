@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 use flightline_core::TimeRange;
-use flightline_core::time::{parse_instant, parse_span};
+use flightline_core::time::parse_instant;
 use pyo3::prelude::*;
 use serde::Serialize;
 
@@ -44,18 +44,12 @@ pub fn time_range(begin: Option<&str>, end: Option<&str>) -> PyResult<Option<Tim
             })),
         };
     };
-    let begin_instant = if begin.trim_start().starts_with(|c: char| c.is_ascii_digit())
-        && parse_instant(begin).is_err()
-    {
-        let span = parse_span(begin).map_err(to_py)?;
-        end_instant.checked_sub_signed(span).ok_or_else(|| {
-            to_py(flightline_core::Error::TimeRange {
-                input: begin.to_string(),
-                reason: "the span reaches back beyond any representable instant".into(),
-            })
-        })?
+    let is_span = begin.trim_start().starts_with(|c: char| c.is_ascii_digit())
+        && parse_instant(begin).is_err();
+    let range = if is_span {
+        TimeRange::span_ending_at(begin, end_instant)
     } else {
-        parse_instant(begin).map_err(to_py)?
+        parse_instant(begin).and_then(|begin| TimeRange::new(begin, end_instant))
     };
-    TimeRange::new(begin_instant, end_instant).map(Some).map_err(to_py)
+    range.map(Some).map_err(to_py)
 }

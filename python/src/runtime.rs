@@ -51,14 +51,36 @@ where
 {
     refuse_inside_runtime()?;
     let runtime = runtime()?;
-    let mut future = Box::pin(future);
+    let mut signal = None;
+    let output = py.detach(|| {
+        block_in_slices(&runtime, future, || {
+            signal = Python::attach(|py| py.check_signals()).err();
+            signal.is_some()
+        })
+    });
+    match (output, signal) {
+        (Some(output), _) => Ok(output),
+        (None, Some(signal)) => Err(signal),
+        (None, None) => Err(PyRuntimeError::new_err("a wait ended without its result")),
+    }
+}
+
+/// Blocks this (non-runtime) thread on `future`, asking `interrupted` every [`SIGNAL_SLICE`]
+/// whether to give up; `None` when it did, and the future is dropped. The GIL is taken only
+/// then, never per item, so other Python threads keep running.
+pub fn block_in_slices<F: Future>(
+    runtime: &Runtime,
+    future: F,
+    mut interrupted: impl FnMut() -> bool,
+) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
     loop {
-        let polled = py.detach(|| {
-            runtime.block_on(async { tokio::time::timeout(SIGNAL_SLICE, &mut future).await })
-        });
+        let polled =
+            runtime.block_on(async { tokio::time::timeout(SIGNAL_SLICE, &mut future).await });
         match polled {
-            Ok(output) => return Ok(output),
-            Err(_) => py.check_signals()?,
+            Ok(output) => return Some(output),
+            Err(_) if interrupted() => return None,
+            Err(_) => {}
         }
     }
 }

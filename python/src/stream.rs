@@ -4,7 +4,6 @@
 //! copied.
 
 use std::sync::{Arc, Mutex, TryLockError};
-use std::time::Duration;
 
 use arrow::array::{Array, RecordBatchReader};
 use arrow::datatypes::SchemaRef;
@@ -21,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::errors::{ConfigError, to_py};
 use crate::read_ahead::ReadAhead;
-use crate::runtime::{runtime, wait};
+use crate::runtime::{block_in_slices, runtime, wait};
 
 /// The record batches of one query, in arrival order.
 #[pyclass(module = "flightline._native")]
@@ -29,8 +28,9 @@ pub struct BatchStream {
     schema: SchemaRef,
     /// `None` once the stream ended or was handed to a consumer.
     inner: Mutex<Option<ReadAhead>>,
-    /// The data buffers of the last batch handed out, per column (see `_buffer_addresses`).
-    last: Mutex<Vec<Vec<usize>>>,
+    /// The last batch handed out, for `_buffer_addresses` (an Arc per column: nothing is
+    /// copied, and it is freed when the next batch replaces it).
+    last: Mutex<Option<RecordBatch>>,
     /// Cancelled by `close()`: ends a wait in `__next__` on another thread (an asyncio
     /// worker's, when its task was cancelled), which holds `inner` meanwhile.
     closed: CancellationToken,
@@ -47,7 +47,7 @@ impl BatchStream {
         Ok(Self {
             schema,
             inner: Mutex::new(Some(batches)),
-            last: Mutex::new(Vec::new()),
+            last: Mutex::new(None),
             closed: CancellationToken::new(),
             pid: std::process::id(),
         })
@@ -105,8 +105,9 @@ impl BatchStream {
         })?;
         match next {
             Some(Ok(batch)) => {
-                *self.last.lock().unwrap_or_else(|p| p.into_inner()) = buffer_addresses(&batch);
-                batch.to_pyarrow(py)
+                let converted = batch.to_pyarrow(py);
+                *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(batch);
+                converted
             }
             Some(Err(err)) => {
                 *guard = None;
@@ -164,7 +165,11 @@ impl BatchStream {
     /// `__next__` returned, one list per column, as Rust holds them. A consumer's buffers at
     /// the same addresses show that nothing was copied.
     fn _buffer_addresses(&self) -> Vec<Vec<usize>> {
-        self.last.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.last
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map_or_else(Vec::new, buffer_addresses)
     }
 }
 
@@ -184,9 +189,6 @@ struct BlockingReader {
     runtime: Arc<Runtime>,
 }
 
-/// How long a consumer's read waits before it looks for Ctrl-C.
-const SIGNAL_SLICE: Duration = Duration::from_millis(50);
-
 impl Iterator for BlockingReader {
     type Item = Result<RecordBatch, ArrowError>;
 
@@ -196,27 +198,19 @@ impl Iterator for BlockingReader {
                 "a flightline stream cannot be read from flightline's own threads".into(),
             )));
         }
-        loop {
-            let next = self
-                .runtime
-                .block_on(async { tokio::time::timeout(SIGNAL_SLICE, self.stream.recv()).await });
-            match next {
-                Ok(item) => {
-                    return item.map(|r| r.map_err(|e| ArrowError::ExternalError(Box::new(e))));
-                }
-                Err(_) => {
-                    if Python::attach(|py| py.check_signals()).is_err() {
-                        // Ctrl-C. An error would become the consumer's own exception, and
-                        // pyarrow fails (SystemError) when it finds the KeyboardInterrupt
-                        // already set while it builds it. So the stream ends here and the
-                        // signal is pending again: Python raises KeyboardInterrupt as soon as
-                        // the consumer returns, before its (partial) result can be used.
-                        // SAFETY: PyErr_SetInterrupt only marks SIGINT as tripped; it is
-                        // async-signal-safe and needs no GIL.
-                        unsafe { pyo3::ffi::PyErr_SetInterrupt() };
-                        return None;
-                    }
-                }
+        let interrupted = || Python::attach(|py| py.check_signals()).is_err();
+        match block_in_slices(&self.runtime, self.stream.recv(), interrupted) {
+            Some(item) => item.map(|r| r.map_err(|e| ArrowError::ExternalError(Box::new(e)))),
+            None => {
+                // Ctrl-C. An error would become the consumer's own exception, and pyarrow
+                // fails (SystemError) when it finds the KeyboardInterrupt already set while it
+                // builds it. So the stream ends here and the signal is pending again: Python
+                // raises KeyboardInterrupt as soon as the consumer returns, before its
+                // (partial) result can be used.
+                // SAFETY: PyErr_SetInterrupt only marks SIGINT as tripped; it is
+                // async-signal-safe and needs no GIL.
+                unsafe { pyo3::ffi::PyErr_SetInterrupt() };
+                None
             }
         }
     }
