@@ -1,5 +1,7 @@
 """execute(progress=...): a callback receives updates that end with done=True."""
 
+import io
+import sys
 import time
 
 import flightline
@@ -52,8 +54,40 @@ def test_a_callback_that_raises_does_not_fail_the_run(client, servers, capsys):
     assert len(calls) == 1, "a callback that raised was called again"
 
 
-def test_progress_true_runs_with_the_default_bar(client, servers):
+def test_progress_true_draws_a_tqdm_bar_that_ends_at_every_row(client, servers, capsys):
     assert client.execute(SQL, ["count_by"], progress=True)["stats"]["rows"] == servers.rows
+
+    bar = capsys.readouterr().err
+    assert "flightline" in bar, bar
+    # tqdm scales the count: 20000 rows are drawn as "20.0k rows".
+    assert f"{servers.rows / 1000:.1f}k rows" in bar, bar
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_without_tqdm_a_terminal_gets_one_line_ending_at_every_row(client, servers, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # `from tqdm.auto import ...` fails
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+
+    client.execute(SQL, ["count_by"], progress=True)
+
+    line = terminal.getvalue().split("\r")[-1]
+    assert line.startswith(f"flightline: {servers.rows:,} rows"), terminal.getvalue()
+    assert line.endswith(" s\n"), line
+
+
+def test_without_tqdm_and_without_a_terminal_nothing_is_drawn(client, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    pipe = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", pipe)
+
+    client.execute(SQL, ["count_by"], progress=True)
+
+    assert pipe.getvalue() == ""
 
 
 def test_progress_of_another_kind_is_refused(client):
