@@ -477,7 +477,11 @@ processors = [{{ name = "count_by" }}]
     let mut runner = RunnerProcess::start(&jobs, &[]);
     let addr = runner.metrics_addr();
     let blocked = state.join("tick.checkpoint.json");
-    eventually("the state directory", || state.join("runner.lock").exists().then_some(()));
+    // Only once a run has started has the runner read its checkpoint: blocking the path before
+    // that (as soon as runner.lock appears, say) makes the start refuse it, and the runner exit.
+    eventually("a series of the job (it started)", || {
+        scrape(addr).keys().any(|series| series.contains("job=\"tick\"")).then_some(())
+    });
     // A directory where the checkpoint goes: the rename onto it fails, even for root.
     std::fs::create_dir(&blocked).unwrap();
     server.restart();
