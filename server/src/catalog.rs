@@ -14,15 +14,14 @@ use datafusion::datasource::{MemTable, ViewTable, provider_as_source};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
-use datafusion::logical_expr::{LogicalPlanBuilder, ScalarUDF, col, lit};
+use datafusion::logical_expr::{LogicalPlanBuilder, col, lit};
 use datafusion::prelude::{
     CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionConfig, SessionContext,
 };
 
 use crate::demo::{DemoConfig, NamedTable, demo_tables};
 use crate::error::ServerError;
-use crate::values::broadcast::BroadcastCheck;
-use crate::values::{DEFAULT_MAX_VALUE_BYTES, ValueCap, capped_functions};
+use crate::values::{DEFAULT_MAX_VALUE_BYTES, ValueCap, ValueGuards};
 
 /// The column a time range applies to, as in Micromegas's views.
 pub const TIME_COLUMN: &str = "time";
@@ -55,8 +54,7 @@ impl std::str::FromStr for UserTable {
 pub struct Catalog {
     tables: Vec<NamedTable>,
     runtime: Arc<RuntimeEnv>,
-    capped: Vec<ScalarUDF>,
-    broadcast: Arc<BroadcastCheck>,
+    guards: ValueGuards,
 }
 
 impl Catalog {
@@ -94,17 +92,14 @@ impl Catalog {
             .map_err(|e| ServerError::Serve(format!("cannot set up the query runtime: {e}")))?;
         let cap =
             ValueCap { max_value_bytes: DEFAULT_MAX_VALUE_BYTES, max_call_bytes: memory_limit };
-        let broadcast = Arc::new(BroadcastCheck::new(memory_limit));
-        Ok(Self { tables, runtime, capped: Vec::new(), broadcast }.with_value_cap(cap))
+        Ok(Self { tables, runtime, guards: ValueGuards::new(cap) })
     }
 
     /// Sessions refuse a function call that would build a value over `cap` (see
     /// [`crate::values`]); the default is [`DEFAULT_MAX_VALUE_BYTES`] per value and the memory
     /// limit per call.
     pub fn with_value_cap(mut self, cap: ValueCap) -> Self {
-        let defaults = SessionContext::new();
-        self.capped = capped_functions(defaults.state().scalar_functions(), cap);
-        self.broadcast = Arc::new(BroadcastCheck::new(cap.max_call_bytes));
+        self.guards = ValueGuards::new(cap);
         self
     }
 
@@ -120,10 +115,7 @@ impl Catalog {
     ) -> DfResult<SessionContext> {
         let config = SessionConfig::new().with_information_schema(true);
         let ctx = SessionContext::new_with_config_rt(config, self.runtime.clone());
-        for function in &self.capped {
-            ctx.register_udf(function.clone());
-        }
-        ctx.add_optimizer_rule(self.broadcast.clone());
+        self.guards.install(&ctx);
         for (name, table) in &self.tables {
             let table = match range {
                 Some((begin, end)) if has_time_column(&table.schema()) => {

@@ -142,7 +142,6 @@ pub const BOUNDED: &[&str] = &[
     "ends_with",
     "find_in_set",
     "left",
-    "levenshtein",
     "ltrim",
     "octet_length",
     "reverse",
@@ -258,7 +257,7 @@ fn group_references(replacement: &str) -> u128 {
 
 /// Bytes every value of `t` takes whatever it holds (a null included): what a cast to a
 /// `FixedSizeBinary` or `FixedSizeList` allocates per row.
-fn fixed_width(t: &DataType) -> u128 {
+pub(crate) fn fixed_width(t: &DataType) -> u128 {
     match t {
         DataType::FixedSizeBinary(n) => (*n).max(0) as u128,
         DataType::FixedSizeList(field, n) => {

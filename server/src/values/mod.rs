@@ -1,5 +1,6 @@
-//! The size of the values a query builds: a cap that every built-in function whose output can
-//! outgrow its input checks before it allocates.
+//! The size of the values a query builds, and the time one call may take: a cap that every
+//! built-in function, aggregate and operator whose output can outgrow its input checks before
+//! it allocates.
 //!
 //! `--memory-limit` accounts for what operators hold (sorts, joins, aggregates), not for the
 //! values scalar functions build: `repeat('x', 100000000000)` asks the allocator for 100 GB at
@@ -8,32 +9,33 @@
 //! and the whole batch the call could build ([`growth`]; the worst case, so `lpad` counts four
 //! bytes per character of a non-ASCII fill), and refuses with `ResourcesExhausted` naming the
 //! limit and the function before the original runs. The other functions are left as they are,
-//! so their plans, names and results cannot change; [`growth::classify`] sorts every built-in
-//! function into one kind or the other, and a test fails when a DataFusion upgrade brings a
-//! function nobody sorted.
+//! so their plans, names and results cannot change; [`growth::classify`] and
+//! [`work::classify`] sort every built-in function into one kind or the other, and a test
+//! fails when a DataFusion upgrade brings a function nobody sorted.
+//!
+//! The same cap reaches what is not a function of the registry: the `||` operator
+//! ([`concat_operator`]), aggregates that join their rows into one value ([`aggregate`]), and
+//! values whose size per batch is known at planning, constants and casts ([`batch`]). A
+//! function whose time grows faster than its input (`levenshtein`) is held to a number of steps
+//! per call instead ([`work`]), since no cancellation interrupts a call that has begun.
 
+pub mod aggregate;
 mod args;
-pub mod broadcast;
+pub mod batch;
+pub mod concat_operator;
+mod function;
 pub mod growth;
+pub mod work;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, FieldRef};
-use datafusion::common::config::ConfigOptions;
-use datafusion::common::{ExprSchema, Result, ScalarValue};
-use datafusion::error::DataFusionError;
-use datafusion::logical_expr::interval_arithmetic::Interval;
-use datafusion::logical_expr::preimage::PreimageResult;
-use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
-use datafusion::logical_expr::sort_properties::{ExprProperties, SortProperties};
-use datafusion::logical_expr::udf_eq::UdfEq;
-use datafusion::logical_expr::{
-    ColumnarValue, Documentation, Expr, ExpressionPlacement, ReturnFieldArgs, ScalarFunctionArgs,
-    ScalarUDF, ScalarUDFImpl, Signature, StructFieldMapping,
-};
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
+use datafusion::prelude::SessionContext;
 
-use growth::{Estimate, Growth};
+pub use function::CappedFunction;
+use growth::Growth;
+use work::Work;
 
 /// Bytes one value (one string, one binary, one list) may hold, unless told otherwise: far above
 /// any text a report shows, far below what one call may ask the allocator for at once.
@@ -49,6 +51,61 @@ pub struct ValueCap {
     pub max_call_bytes: usize,
 }
 
+/// What a [`CappedFunction`] checks before the function runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Guard {
+    /// The bytes the call may build.
+    Size(Growth),
+    /// The steps the call may take.
+    Time(Work),
+}
+
+/// How the built-in function `name` is guarded, or `None` when it needs no guard (see
+/// [`growth::BOUNDED`]).
+pub fn guard(name: &str) -> Option<Guard> {
+    growth::classify(name).map(Guard::Size).or_else(|| work::classify(name).map(Guard::Time))
+}
+
+/// Everything a session needs to hold its queries to a [`ValueCap`], built once per server
+/// and installed in each call's session.
+#[derive(Debug, Clone)]
+pub struct ValueGuards {
+    functions: Vec<ScalarUDF>,
+    aggregates: Vec<AggregateUDF>,
+    concat: Arc<concat_operator::ConcatOperatorRule>,
+    batch: Arc<batch::BatchCheck>,
+}
+
+impl ValueGuards {
+    /// The guards for `cap`, over DataFusion's built-in functions.
+    pub fn new(cap: ValueCap) -> Self {
+        let defaults = SessionContext::new();
+        let state = defaults.state();
+        Self {
+            functions: capped_functions(state.scalar_functions(), cap),
+            aggregates: aggregate::capped_aggregates(
+                state.aggregate_functions(),
+                cap.max_value_bytes,
+            ),
+            concat: Arc::new(concat_operator::ConcatOperatorRule::new(cap)),
+            batch: Arc::new(batch::BatchCheck::new(cap)),
+        }
+    }
+
+    /// Replaces `ctx`'s growing functions and aggregates with their capped forms and adds the
+    /// rules for the operator, constants and casts.
+    pub fn install(&self, ctx: &SessionContext) {
+        for function in &self.functions {
+            ctx.register_udf(function.clone());
+        }
+        for aggregate in &self.aggregates {
+            ctx.register_udaf(aggregate.clone());
+        }
+        ctx.add_analyzer_rule(self.concat.clone());
+        ctx.add_optimizer_rule(self.batch.clone());
+    }
+}
+
 /// The functions of `registry` whose output can outgrow their input, each wrapped to check
 /// `cap` first; registering them in a session replaces the originals (and their aliases).
 pub fn capped_functions(
@@ -61,174 +118,10 @@ pub fn capped_functions(
     by_name
         .into_values()
         .filter_map(|udf| {
-            let growth = growth::classify(udf.name())?;
-            Some(ScalarUDF::new_from_impl(CappedFunction::new(udf.inner().clone(), growth, cap)))
+            let guard = guard(udf.name())?;
+            Some(ScalarUDF::new_from_impl(CappedFunction::new(udf.inner().clone(), guard, cap)))
         })
         .collect()
-}
-
-/// A built-in function that refuses, before it runs, a call that would build a value over
-/// the cap. Everything else (name, aliases, signature, return type, simplification, ordering)
-/// is the original's.
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct CappedFunction {
-    inner: UdfEq<Arc<dyn ScalarUDFImpl>>,
-    growth: Growth,
-    cap: ValueCap,
-}
-
-impl CappedFunction {
-    /// `inner`, whose output grows with its arguments as `growth` says, under `cap`.
-    pub fn new(inner: Arc<dyn ScalarUDFImpl>, growth: Growth, cap: ValueCap) -> Self {
-        Self { inner: inner.into(), growth, cap }
-    }
-
-    /// Refuses a call whose output could pass the cap.
-    fn check(&self, args: &ScalarFunctionArgs) -> Result<()> {
-        let Estimate { largest, total } =
-            self.growth.estimate(&args.args, args.number_rows, args.return_type());
-        let name = self.inner.name();
-        if largest > self.cap.max_value_bytes as u128 {
-            return Err(DataFusionError::ResourcesExhausted(format!(
-                "{name}() would build a value of up to {largest} bytes; this server allows at \
-                 most {} bytes per value (--max-value-bytes): pass smaller arguments, or ask the \
-                 operator to raise --max-value-bytes",
-                self.cap.max_value_bytes
-            )));
-        }
-        if total > self.cap.max_call_bytes as u128 {
-            return Err(DataFusionError::ResourcesExhausted(format!(
-                "{name}() would build up to {total} bytes for one batch of {} rows, more than \
-                 the {} bytes all queries may hold together (--memory-limit; each value is under \
-                 --max-value-bytes): pass smaller arguments or select fewer rows",
-                args.number_rows, self.cap.max_call_bytes
-            )));
-        }
-        Ok(())
-    }
-
-    fn rewrapped(&self, udf: &ScalarUDF) -> ScalarUDF {
-        ScalarUDF::new_from_impl(Self::new(udf.inner().clone(), self.growth, self.cap))
-    }
-}
-
-// Delegates every method, so that the wrapper differs from the original only in `invoke`.
-#[warn(clippy::missing_trait_methods)]
-impl ScalarUDFImpl for CappedFunction {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    fn aliases(&self) -> &[String] {
-        self.inner.aliases()
-    }
-
-    fn display_name(&self, args: &[Expr]) -> Result<String> {
-        #[expect(deprecated)]
-        self.inner.display_name(args)
-    }
-
-    fn schema_name(&self, args: &[Expr]) -> Result<String> {
-        self.inner.schema_name(args)
-    }
-
-    fn signature(&self) -> &Signature {
-        self.inner.signature()
-    }
-
-    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        self.inner.return_type(arg_types)
-    }
-
-    fn with_updated_config(&self, config: &ConfigOptions) -> Option<ScalarUDF> {
-        // A function rebuilt for new settings (a time zone, say) stays capped.
-        self.inner.with_updated_config(config).map(|udf| self.rewrapped(&udf))
-    }
-
-    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        self.inner.return_field_from_args(args)
-    }
-
-    fn is_nullable(&self, args: &[Expr], schema: &dyn ExprSchema) -> bool {
-        #[expect(deprecated)]
-        self.inner.is_nullable(args, schema)
-    }
-
-    fn is_strict(&self) -> bool {
-        self.inner.is_strict()
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        self.check(&args)?;
-        self.inner.invoke_with_args(args)
-    }
-
-    fn simplify(&self, args: Vec<Expr>, info: &SimplifyContext) -> Result<ExprSimplifyResult> {
-        self.inner.simplify(args, info)
-    }
-
-    fn preimage(
-        &self,
-        args: &[Expr],
-        lit_expr: &Expr,
-        info: &SimplifyContext,
-    ) -> Result<PreimageResult> {
-        self.inner.preimage(args, lit_expr, info)
-    }
-
-    fn short_circuits(&self) -> bool {
-        self.inner.short_circuits()
-    }
-
-    fn conditional_arguments<'a>(
-        &self,
-        args: &'a [Expr],
-    ) -> Option<(Vec<&'a Expr>, Vec<&'a Expr>)> {
-        self.inner.conditional_arguments(args)
-    }
-
-    fn evaluate_bounds(&self, input: &[&Interval]) -> Result<Interval> {
-        self.inner.evaluate_bounds(input)
-    }
-
-    fn propagate_constraints(
-        &self,
-        interval: &Interval,
-        inputs: &[&Interval],
-    ) -> Result<Option<Vec<Interval>>> {
-        self.inner.propagate_constraints(interval, inputs)
-    }
-
-    fn output_ordering(&self, inputs: &[ExprProperties]) -> Result<SortProperties> {
-        self.inner.output_ordering(inputs)
-    }
-
-    fn preserves_lex_ordering(&self, inputs: &[ExprProperties]) -> Result<bool> {
-        self.inner.preserves_lex_ordering(inputs)
-    }
-
-    fn strictly_order_preserving(&self, inputs: &[ExprProperties]) -> Result<bool> {
-        self.inner.strictly_order_preserving(inputs)
-    }
-
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        self.inner.coerce_types(arg_types)
-    }
-
-    fn struct_field_mapping(
-        &self,
-        literal_args: &[Option<ScalarValue>],
-    ) -> Option<StructFieldMapping> {
-        self.inner.struct_field_mapping(literal_args)
-    }
-
-    fn documentation(&self) -> Option<&Documentation> {
-        self.inner.documentation()
-    }
-
-    fn placement(&self, args: &[ExpressionPlacement]) -> ExpressionPlacement {
-        self.inner.placement(args)
-    }
 }
 
 /// Whether `udf` is a [`CappedFunction`] (what the server registers for growing functions).
@@ -240,16 +133,15 @@ pub fn is_capped(udf: &ScalarUDF) -> bool {
 mod tests {
     use super::*;
     use arrow::array::{AsArray, Int64Array};
-    use datafusion::prelude::SessionContext;
+    use arrow::datatypes::DataType;
+    use datafusion::common::Result;
+    use datafusion::error::DataFusionError;
 
     const CAP: ValueCap = ValueCap { max_value_bytes: 1 << 20, max_call_bytes: 64 << 20 };
 
     fn capped_session() -> SessionContext {
         let ctx = SessionContext::new();
-        for function in capped_functions(ctx.state().scalar_functions(), CAP) {
-            ctx.register_udf(function);
-        }
-        ctx.add_optimizer_rule(Arc::new(broadcast::BroadcastCheck::new(CAP.max_call_bytes)));
+        ValueGuards::new(CAP).install(&ctx);
         ctx
     }
 
@@ -279,7 +171,7 @@ mod tests {
             .scalar_functions()
             .values()
             .map(|udf| udf.name())
-            .filter(|name| growth::classify(name).is_none() && !growth::BOUNDED.contains(name))
+            .filter(|name| guard(name).is_none() && !growth::BOUNDED.contains(name))
             .map(|name| {
                 // Leaked only in this test, to return names that outlive the session.
                 &*Box::leak(name.to_string().into_boxed_str())
@@ -287,9 +179,9 @@ mod tests {
             .collect();
         unsorted.sort_unstable();
         unsorted.dedup();
-        assert!(unsorted.is_empty(), "classify these in values::growth: {unsorted:?}");
+        assert!(unsorted.is_empty(), "classify these in values::growth or work: {unsorted:?}");
         for name in growth::BOUNDED {
-            assert!(growth::classify(name).is_none(), "{name} is in both lists");
+            assert!(guard(name).is_none(), "{name} is in both lists");
         }
     }
 
@@ -298,7 +190,7 @@ mod tests {
         let ctx = capped_session();
         let state = ctx.state();
         for (key, udf) in state.scalar_functions() {
-            let grows = growth::classify(udf.name()).is_some();
+            let grows = guard(udf.name()).is_some();
             assert_eq!(is_capped(udf), grows, "{key} ({})", udf.name());
         }
         assert!(is_capped(&state.scalar_functions()["date_format"]), "to_char's alias");
@@ -373,5 +265,123 @@ mod tests {
         assert_eq!(once[0].column(0).as_string::<i32>().value(0).len(), 10000);
         let small = run(&ctx, "SELECT v, repeat('x', 100) FROM hundred").await.unwrap();
         assert_eq!(small.iter().map(|b| b.num_rows()).sum::<usize>(), 100);
+    }
+
+    #[test]
+    fn every_aggregate_of_the_registry_is_sorted_into_growing_or_bounded() {
+        let ctx = SessionContext::new();
+        let state = ctx.state();
+        let mut unsorted: Vec<&str> = state
+            .aggregate_functions()
+            .values()
+            .map(|udaf| udaf.name())
+            .filter(|name| !aggregate::grows(name) && !aggregate::BOUNDED.contains(name))
+            .collect();
+        unsorted.sort_unstable();
+        unsorted.dedup();
+        assert!(unsorted.is_empty(), "classify these in values::aggregate: {unsorted:?}");
+        assert!(aggregate::BOUNDED.iter().all(|name| !aggregate::grows(name)));
+    }
+
+    fn strings(batches: &[arrow::array::RecordBatch], column: usize) -> Vec<Option<String>> {
+        let mut out = Vec::new();
+        for batch in batches {
+            let column = arrow::compute::cast(batch.column(column), &DataType::Utf8).unwrap();
+            out.extend(column.as_string::<i32>().iter().map(|v| v.map(str::to_string)));
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn the_concat_operator_answers_as_before_under_the_cap_and_is_refused_over_it() {
+        let capped = capped_session();
+        let plain = SessionContext::new();
+        for ctx in [&capped, &plain] {
+            let t = arrow::array::StringArray::from(vec![Some("a"), None, Some("ccc")]);
+            let batch = arrow::array::RecordBatch::try_from_iter([("s", Arc::new(t) as _)]);
+            ctx.register_batch("t", batch.unwrap()).unwrap();
+        }
+        let sql = "SELECT s || s || 'x', 'k' || s, NULL || s, s || 1 FROM t ORDER BY s";
+        let (got, want) = (run(&capped, sql).await.unwrap(), run(&plain, sql).await.unwrap());
+        assert_eq!(got[0].schema(), want[0].schema(), "same names and types");
+        for column in 0..4 {
+            assert_eq!(strings(&got, column), strings(&want, column), "column {column}");
+        }
+        assert_eq!(strings(&got, 0), [Some("aax".into()), Some("ccccccx".into()), None]);
+        let constant = run(&capped, "SELECT 'ab' || 'cd' AS v").await.unwrap();
+        assert_eq!(strings(&constant, 0), [Some("abcd".to_string())]);
+
+        // Doubling a 0.6 MiB string twice passes the 1 MiB of CAP: refused, whether folded
+        // into a constant at planning or built from a column.
+        let doubled = "WITH a AS (SELECT repeat('x', 600000) AS s), b AS (SELECT s || s AS s \
+                       FROM a) SELECT length(s || s) FROM b";
+        let message = refusal(run(&capped, doubled).await);
+        assert!(message.contains("the || operator") && message.contains("--max-value-bytes"));
+        let column = "SELECT length(repeat(s, 300000) || repeat(s, 300000)) FROM t";
+        assert!(refusal(run(&capped, column).await).contains("the || operator"));
+    }
+
+    #[tokio::test]
+    async fn string_agg_and_array_agg_are_held_to_the_cap_per_value() {
+        let ctx = capped_session();
+        hundred_rows(&ctx);
+        // 100 rows of 20 kB: 2 MB in one value, over the 1 MiB of CAP.
+        for sql in [
+            "SELECT length(string_agg(repeat('x', 20000 + v - v), ',')) FROM hundred",
+            "SELECT array_agg(repeat('x', 20000 + v - v)) FROM hundred",
+            "SELECT v % 2, length(string_agg(repeat('x', 20000 + v - v), ',')) FROM hundred \
+             GROUP BY v % 2",
+        ] {
+            let message = refusal(run(&ctx, sql).await);
+            assert!(message.contains("_agg()") && message.contains("--max-value-bytes"), "{sql}");
+        }
+        // Ten groups of 10 rows: 200 kB each, every one under the cap.
+        let sql = "SELECT v % 10 AS g, length(string_agg(repeat('x', 20000 + v - v), '')) AS n \
+                   FROM hundred GROUP BY v % 10 ORDER BY g";
+        let got = run(&ctx, sql).await.unwrap();
+        let lengths = got[0].column(1).as_primitive::<arrow::datatypes::Int64Type>();
+        assert_eq!(lengths.values().to_vec(), vec![200_000; 10]);
+        let plain = SessionContext::new();
+        hundred_rows(&plain);
+        let sql = "SELECT v % 3 AS g, string_agg(CAST(v AS VARCHAR), ',' ORDER BY v) AS s \
+                   FROM hundred GROUP BY v % 3 ORDER BY g";
+        let (got, want) = (run(&ctx, sql).await.unwrap(), run(&plain, sql).await.unwrap());
+        assert_eq!(strings(&got, 1), strings(&want, 1));
+    }
+
+    #[tokio::test]
+    async fn levenshtein_is_held_to_a_number_of_steps_per_call() {
+        let ctx = capped_session();
+        let got = run(&ctx, "SELECT levenshtein('kitten', 'sitting')").await.unwrap();
+        assert_eq!(got[0].column(0).as_primitive::<arrow::datatypes::Int32Type>().value(0), 3);
+        // 10^4 × 10^4 steps pass, one more doubling of each side does not.
+        let sql = "SELECT levenshtein(repeat('a', 20000), repeat('b', 20000))";
+        let message = refusal(run(&ctx, sql).await);
+        assert!(message.contains("levenshtein()") && message.contains("steps"), "{message}");
+        hundred_rows(&ctx);
+        let sql = "SELECT levenshtein(repeat('a', 1000 + v), repeat('b', 1000 + v)) FROM hundred";
+        assert!(refusal(run(&ctx, sql).await).contains("levenshtein()"));
+    }
+
+    #[tokio::test]
+    async fn a_cast_to_a_type_wider_than_the_cap_is_refused_at_planning() {
+        let ctx = capped_session();
+        hundred_rows(&ctx);
+        let started = std::time::Instant::now();
+        let sql = "SELECT arrow_cast(NULL, 'FixedSizeBinary(2000000000)')";
+        let message = refusal(run(&ctx, sql).await);
+        assert!(message.contains("arrow_cast()") && message.contains("--max-value-bytes"));
+        // 100 kB per row is under the cap; 8192 rows of it are not under the 64 MiB per call.
+        let sql = "SELECT arrow_cast(CASE WHEN v > 1000 THEN arrow_cast('x', 'Binary') END, \
+                   'FixedSizeBinary(100000)') IS NULL FROM hundred";
+        let message = refusal(run(&ctx, sql).await);
+        assert!(message.contains("FixedSizeBinary(100000)") && message.contains("--memory-limit"));
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "refused before building");
+        let small =
+            "SELECT arrow_cast(arrow_cast('ab', 'Binary'), 'FixedSizeBinary(2)') FROM hundred";
+        assert_eq!(
+            run(&ctx, small).await.unwrap().iter().map(|b| b.num_rows()).sum::<usize>(),
+            100
+        );
     }
 }
