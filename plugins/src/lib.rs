@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod postgres;
 pub mod processors;
 pub mod validators;
 

@@ -6,6 +6,7 @@
 //! | `count_by` | rows with `column <= threshold`, counted per group of columns (the guide's `process_error_logs`) |
 //! | `aggregate` | group by columns with count / sum / min / max / mean of value columns |
 //! | `parquet_sink`, `csv_sink`, `ndjson_sink` | write the result to a file atomically (temporary file, fsync, rename on finish) |
+//! | `postgres_sink` | write the result into a PostgreSQL table, replacing the window's earlier rows in one transaction |
 //! | `prometheus_gauges` | result rows become gauge samples, in the manner of sql_exporter |
 //! | `print` | the first N rows as a table |
 //!
@@ -34,6 +35,7 @@ mod grouping;
 mod json_array;
 mod ndjson_sink;
 mod parquet_sink;
+mod postgres_sink;
 mod print;
 mod prometheus_gauges;
 mod sink;
@@ -49,6 +51,7 @@ pub use csv_sink::{CsvFormat, CsvSink, CsvSinkOptions};
 pub use json_array::JsonArrayFormat;
 pub use ndjson_sink::{NdjsonFormat, NdjsonSink, NdjsonSinkOptions};
 pub use parquet_sink::{ParquetCompression, ParquetFormat, ParquetSink, ParquetSinkOptions};
+pub use postgres_sink::{KEY_COLUMNS, PostgresSink, PostgresSinkOptions};
 pub use print::{Print, PrintOptions};
 pub use prometheus_gauges::{PrometheusGauges, PrometheusGaugesOptions};
 pub use sink::{FileSink, PathTemplate, SinkFormat, SinkOutput, sink_path};
@@ -63,6 +66,7 @@ const NAMES: &[&str] = &[
     "parquet_sink",
     "csv_sink",
     "ndjson_sink",
+    "postgres_sink",
     "prometheus_gauges",
     "print",
 ];
@@ -84,6 +88,7 @@ pub fn build_processor(
         "parquet_sink" => Box::new(ParquetSink::new(parse(name, options)?)?),
         "csv_sink" => Box::new(CsvSink::new(parse(name, options)?)?),
         "ndjson_sink" => Box::new(NdjsonSink::new(parse(name, options)?)?),
+        "postgres_sink" => Box::new(PostgresSink::new(parse(name, options)?)?),
         "prometheus_gauges" => Box::new(PrometheusGauges::new(parse(name, options)?)?),
         "print" => Box::new(Print::new(parse(name, options)?)),
         _ => {
@@ -150,6 +155,9 @@ mod tests {
                     serde_json::json!({ "path": "/tmp/flightline-unused-{job}.out" })
                 }
                 "prometheus_gauges" => serde_json::json!({ "metric": "m", "values": ["v"] }),
+                "postgres_sink" => {
+                    serde_json::json!({ "url": "postgres://u@127.0.0.1:1/db", "table": "t" })
+                }
                 _ => serde_json::Value::Null,
             };
             let processor = build_processor(name, options).unwrap();
