@@ -219,6 +219,19 @@ mod tests {
     }
 
     #[test]
+    fn a_second_open_is_refused_naming_the_runner_that_holds_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = StateDir::open(dir.path()).unwrap();
+        // flock locks belong to an open file, so a second open in this process conflicts too.
+        match StateDir::open(dir.path()).unwrap_err() {
+            RunnerError::Locked { holder, .. } => {
+                assert_eq!(holder, Some(format!("pid {}", std::process::id())));
+            }
+            other => panic!("expected Locked, got {other}"),
+        }
+    }
+
+    #[test]
     fn an_unreadable_checkpoint_is_an_error_not_a_fresh_start() {
         let dir = tempfile::tempdir().unwrap();
         let state = StateDir::open(dir.path()).unwrap();

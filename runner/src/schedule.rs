@@ -167,6 +167,17 @@ mod tests {
     }
 
     #[test]
+    fn a_job_stops_at_its_end_and_only_an_absolute_range_has_one() {
+        let (begin, end) = (at("2024-01-01T00:00:00Z"), at("2024-01-02T00:00:00Z"));
+        assert_eq!(stop(&job(RangeSpec::Absolute { begin, end: Some(end) })), Some(end));
+        assert_eq!(stop(&job(RangeSpec::Absolute { begin, end: None })), None);
+        assert_eq!(stop(&job(RangeSpec::Last(Duration::hours(1)))), None);
+        assert_eq!(stop(&job(RangeSpec::None)), None);
+        assert!(!finished(begin, Some(end)) && finished(end, Some(end)));
+        assert!(!finished(at("2030-01-01T00:00:00Z"), None), "without an end, never finished");
+    }
+
+    #[test]
     fn nothing_is_due_before_a_window_is_complete() {
         let s = schedule(60, 0);
         let from = at("2024-01-01T00:00:00Z");
@@ -178,6 +189,9 @@ mod tests {
     fn alignment_is_to_window_multiples() {
         let aligned = align_down(at("2024-01-01T00:07:31Z"), Duration::seconds(300));
         assert_eq!(aligned, at("2024-01-01T00:05:00Z"));
+        // A window of no length aligns nothing (and never divides by zero).
+        let t = at("2024-01-01T00:07:31Z");
+        assert_eq!(align_down(t, Duration::zero()), t);
     }
 
     #[test]

@@ -8,85 +8,19 @@ mod common;
 mod support;
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
-use flightline_core::{FlightSqlClient, TimeRange};
+use flightline_core::TimeRange;
 use flightline_runner::shutdown::{EXIT_CUT, STOP_DEADLINE};
-use flightline_server::{RunningServer, ServerBuilder};
 
-use common::{RunnerProcess, eventually, job_file, read_parquet, sample, scrape, times};
+use common::{
+    DEMO_END, RunnerProcess, Server, checkpoint, eventually, instant, job_file, read_parquet,
+    sample, scrape, times,
+};
 
-const DEMO_END: &str = "2024-06-01T00:00:00Z";
 const SIGKILL: i32 = 9;
 const SIGTERM: i32 = 15;
-
-/// An embedded server on its own runtime, so the test thread can block on processes.
-struct Server {
-    runtime: tokio::runtime::Runtime,
-    running: Option<RunningServer>,
-    rows: u64,
-    addr: SocketAddr,
-}
-
-impl Server {
-    fn start(rows: u64) -> Self {
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        let running = runtime.block_on(spawn(rows, ([127, 0, 0, 1], 0).into()));
-        let addr = running.local_addr();
-        Self { runtime, running: Some(running), rows, addr }
-    }
-
-    fn uri(&self) -> String {
-        format!("grpc://{}", self.addr)
-    }
-
-    fn stop(&mut self) {
-        if let Some(running) = self.running.take() {
-            self.runtime.block_on(running.shutdown()).unwrap();
-        }
-    }
-
-    fn restart(&mut self) {
-        self.running = Some(self.runtime.block_on(spawn(self.rows, self.addr)));
-    }
-
-    fn count(&self, sql: &str, range: TimeRange) -> u64 {
-        self.runtime.block_on(async {
-            let client = FlightSqlClient::builder(self.uri()).connect().await.unwrap();
-            let batches = client.query(sql, Some(range)).await.unwrap();
-            batches.iter().map(|b| b.num_rows() as u64).sum()
-        })
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-async fn spawn(rows: u64, addr: SocketAddr) -> RunningServer {
-    ServerBuilder::new()
-        .demo_rows(rows)
-        .demo_end(DEMO_END.parse().unwrap())
-        .spawn(addr)
-        .await
-        .unwrap()
-}
-
-fn instant(text: &str) -> DateTime<Utc> {
-    flightline_core::time::parse_instant(text).unwrap()
-}
-
-/// Where the checkpoint of `job` stands, if it exists.
-fn checkpoint(state: &Path, job: &str) -> Option<DateTime<Utc>> {
-    let text = std::fs::read_to_string(state.join(format!("{job}.checkpoint.json"))).ok()?;
-    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
-    value["end"].as_str().map(instant)
-}
 
 /// The `runs` column of `job`'s line in the summary table `flightline run` prints.
 fn runs_in_summary(stdout: &str, job: &str) -> u64 {

@@ -51,7 +51,7 @@ pub use csv_sink::{CsvFormat, CsvSink, CsvSinkOptions};
 pub use json_array::JsonArrayFormat;
 pub use ndjson_sink::{NdjsonFormat, NdjsonSink, NdjsonSinkOptions};
 pub use parquet_sink::{ParquetCompression, ParquetFormat, ParquetSink, ParquetSinkOptions};
-pub use postgres_sink::{KEY_COLUMNS, PostgresSink, PostgresSinkOptions};
+pub use postgres_sink::{KEY_COLUMNS, PostgresSink, PostgresSinkOptions, column_types};
 pub use print::{Print, PrintOptions};
 pub use prometheus_gauges::{PrometheusGauges, PrometheusGaugesOptions};
 pub use sink::{FileSink, PathTemplate, SinkFormat, SinkOutput, sink_path};

@@ -79,30 +79,6 @@ impl PostgresSink {
         ProcessError::new(self.options.connection.failure(doing, error))
     }
 
-    /// The PostgreSQL type of every result column, or the first column that has none.
-    fn column_types(&self, schema: &SchemaRef) -> Result<Vec<PgType>, ProcessError> {
-        schema
-            .fields()
-            .iter()
-            .map(|field| {
-                if KEY_COLUMNS.contains(&field.name().as_str()) {
-                    return Err(ProcessError::new(format!(
-                        "the result has a column named {:?}, which postgres_sink adds itself: \
-                         rename it in the query",
-                        field.name()
-                    )));
-                }
-                PgType::for_arrow(field.data_type()).map_err(|advice| {
-                    ProcessError::new(format!(
-                        "column {:?} ({}): {advice}",
-                        field.name(),
-                        field.data_type()
-                    ))
-                })
-            })
-            .collect()
-    }
-
     async fn prepare_table(
         &self,
         client: &Client,
@@ -238,6 +214,28 @@ impl PostgresSink {
     }
 }
 
+/// The PostgreSQL type of every column of `schema`, or what is wrong with the first column that
+/// has none (and what to write in the query instead): what `open` checks, and `flightline
+/// check` with the schema the server announces.
+pub fn column_types(schema: &SchemaRef) -> Result<Vec<PgType>, String> {
+    schema
+        .fields()
+        .iter()
+        .map(|field| {
+            if KEY_COLUMNS.contains(&field.name().as_str()) {
+                return Err(format!(
+                    "the result has a column named {:?}, which postgres_sink adds itself: \
+                     rename it in the query",
+                    field.name()
+                ));
+            }
+            PgType::for_arrow(field.data_type()).map_err(|advice| {
+                format!("column {:?} ({}): {advice}", field.name(), field.data_type())
+            })
+        })
+        .collect()
+}
+
 #[async_trait]
 impl BatchProcessor for PostgresSink {
     fn name(&self) -> &str {
@@ -245,7 +243,7 @@ impl BatchProcessor for PostgresSink {
     }
 
     async fn open(&mut self, schema: &SchemaRef, ctx: &ProcessContext) -> Result<(), ProcessError> {
-        let types = self.column_types(schema)?;
+        let types = column_types(schema).map_err(ProcessError::new)?;
         let client = self.options.connection.connect().await.map_err(ProcessError::new)?;
         self.prepare_table(&client, schema, &types).await?;
         let mut copy = self.begin(&client, schema, ctx).await?;

@@ -8,7 +8,7 @@ use flightline_core::error::Chain;
 
 use super::print_stdout;
 use crate::RunnerError;
-use crate::config::{Config, JobConfig};
+use crate::config::{Config, JobConfig, ProcessorKind};
 use crate::orchestrate::check_processors;
 use crate::sql_time;
 use crate::validators;
@@ -64,5 +64,26 @@ async fn check_job(config: &Config, job: &JobConfig) -> Result<usize, RunnerErro
         _ => job.sql.clone(),
     };
     let prepared = client.prepare(&sql).await?;
+    check_sink_columns(job, &prepared.dataset_schema)?;
     Ok(prepared.dataset_schema.fields().len())
+}
+
+/// A `postgres_sink` needs a PostgreSQL type for every result column: refused here, with the
+/// CAST to write, rather than at the first run's `open`.
+fn check_sink_columns(
+    job: &JobConfig,
+    schema: &arrow::datatypes::SchemaRef,
+) -> Result<(), RunnerError> {
+    let writes_postgres = job
+        .processors
+        .iter()
+        .any(|p| matches!(&p.kind, ProcessorKind::Builtin(name) if name == "postgres_sink"));
+    if writes_postgres {
+        flightline_plugins::processors::column_types(schema).map_err(|problem| {
+            flightline_core::Error::Config(format!(
+                "postgres_sink cannot write the result: {problem}"
+            ))
+        })?;
+    }
+    Ok(())
 }

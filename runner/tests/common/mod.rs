@@ -9,7 +9,12 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use std::net::SocketAddr;
+
 use arrow::array::{Array, RecordBatch, TimestampNanosecondArray};
+use chrono::{DateTime, Utc};
+use flightline_core::{FlightSqlClient, TimeRange};
+use flightline_server::{RunningServer, ServerBuilder};
 
 /// Generous bound on waits for things that happen in well under a second when healthy.
 pub const PATIENCE: Duration = Duration::from_secs(120);
@@ -215,4 +220,78 @@ pub async fn run_in_process(
     .await
     .unwrap();
     (summary, endpoint)
+}
+
+/// Where the demo data of [`Server`] ends.
+pub const DEMO_END: &str = "2024-06-01T00:00:00Z";
+
+/// An embedded server on its own runtime, so the test thread can block on processes.
+pub struct Server {
+    runtime: tokio::runtime::Runtime,
+    running: Option<RunningServer>,
+    rows: u64,
+    addr: SocketAddr,
+}
+
+impl Server {
+    /// Starts a server with `rows` demo rows ending at [`DEMO_END`] on a free port.
+    pub fn start(rows: u64) -> Self {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let running = runtime.block_on(spawn(rows, ([127, 0, 0, 1], 0).into()));
+        let addr = running.local_addr();
+        Self { runtime, running: Some(running), rows, addr }
+    }
+
+    /// `grpc://127.0.0.1:PORT`.
+    pub fn uri(&self) -> String {
+        format!("grpc://{}", self.addr)
+    }
+
+    /// Shuts it down (it can be restarted on the same port).
+    pub fn stop(&mut self) {
+        if let Some(running) = self.running.take() {
+            self.runtime.block_on(running.shutdown()).unwrap();
+        }
+    }
+
+    /// Starts it again on the same port.
+    pub fn restart(&mut self) {
+        self.running = Some(self.runtime.block_on(spawn(self.rows, self.addr)));
+    }
+
+    /// The rows `sql` returns over `range`.
+    pub fn count(&self, sql: &str, range: TimeRange) -> u64 {
+        self.runtime.block_on(async {
+            let client = FlightSqlClient::builder(self.uri()).connect().await.unwrap();
+            let batches = client.query(sql, Some(range)).await.unwrap();
+            batches.iter().map(|b| b.num_rows() as u64).sum()
+        })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn spawn(rows: u64, addr: SocketAddr) -> RunningServer {
+    ServerBuilder::new()
+        .demo_rows(rows)
+        .demo_end(DEMO_END.parse().unwrap())
+        .spawn(addr)
+        .await
+        .unwrap()
+}
+
+/// An RFC 3339 instant.
+pub fn instant(text: &str) -> DateTime<Utc> {
+    flightline_core::time::parse_instant(text).unwrap()
+}
+
+/// Where the checkpoint of `job` stands, if it exists.
+pub fn checkpoint(state: &Path, job: &str) -> Option<DateTime<Utc>> {
+    let text = std::fs::read_to_string(state.join(format!("{job}.checkpoint.json"))).ok()?;
+    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+    value["end"].as_str().map(instant)
 }
