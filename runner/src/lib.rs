@@ -29,6 +29,7 @@ pub mod orchestrate;
 pub mod processors;
 pub mod progress;
 pub mod schedule;
+pub mod shared_state;
 pub mod shutdown;
 pub mod sql_time;
 pub mod summary;
