@@ -5,9 +5,14 @@
 #[path = "../../interop/postgres.rs"]
 mod postgres;
 
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use flightline_core::TimeRange;
 use flightline_plugins::postgres::PgConnection;
 use flightline_runner::shared_state::CURRENT_VERSION;
 use flightline_runner::shared_state::migrate::{MigrateError, migrate};
+use flightline_runner::shared_state::{LeaseError, Leases};
 
 struct Database {
     pg: postgres::Postgres,
@@ -64,4 +69,83 @@ async fn workers_that_start_together_apply_each_migration_once() {
     assert!(first.is_empty() || second.is_empty(), "{first:?} {second:?}");
     let count = db.pg.psql("SELECT count(*) FROM flightline_schema_migrations");
     assert_eq!(count, CURRENT_VERSION.to_string());
+}
+
+fn hours(from: i64, to: i64) -> Vec<TimeRange> {
+    let start: DateTime<Utc> = "2024-01-01T00:00:00Z".parse().unwrap();
+    (from..to)
+        .map(|h| {
+            let begin = start + chrono::Duration::hours(h);
+            TimeRange::new(begin, begin + chrono::Duration::hours(1)).unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_worker_whose_lease_expired_is_fenced_and_its_successor_commits() {
+    let db = Database::start();
+    migrate(&mut db.client().await).await.unwrap();
+    let (client_a, client_b) = (db.client().await, db.client().await);
+    let ttl = Duration::from_millis(800);
+    let (a, b) = (Leases::new(&client_a, "a", ttl), Leases::new(&client_b, "b", ttl));
+    let due = hours(0, 4);
+    assert_eq!(a.register("job", "hash", due[0].begin).await.unwrap(), due[0].begin);
+    assert_eq!(b.register("job", "hash", due[3].begin).await.unwrap(), due[0].begin, "kept");
+
+    let held_by_a = a.lease_next("job", &due).await.unwrap().unwrap();
+    assert_eq!((held_by_a.window, held_by_a.epoch), (due[0], 1));
+    let held_by_b = b.lease_next("job", &due).await.unwrap().unwrap();
+    assert_eq!(held_by_b.window, due[1], "a live lease is skipped");
+    assert_eq!(b.commit(&held_by_b).await.unwrap(), due[0].begin, "a gap holds the checkpoint");
+
+    // `a` stalls past its TTL: `b` takes the window over under a new epoch.
+    tokio::time::sleep(ttl + Duration::from_millis(300)).await;
+    let taken = b.lease_next("job", &due).await.unwrap().unwrap();
+    assert_eq!((taken.window, taken.epoch, taken.owner.as_str()), (due[0], 2, "b"));
+    assert!(matches!(a.renew(&held_by_a).await, Err(LeaseError::Fenced { epoch: 1, .. })));
+    let fenced = a.commit(&held_by_a).await.unwrap_err();
+    assert!(matches!(fenced, LeaseError::Fenced { .. }), "{fenced}");
+    assert!(fenced.to_string().contains("taken over"), "{fenced}");
+    b.renew(&taken).await.unwrap();
+    assert_eq!(b.commit(&taken).await.unwrap(), due[1].end, "the checkpoint closes the gap");
+    assert_eq!(a.lease_next("job", &due).await.unwrap().unwrap().window, due[2]);
+    let rows = db.pg.psql(
+        "SELECT string_agg(owner || ':' || epoch || ':' || state, ',' ORDER BY window_begin) \
+         FROM flightline_windows",
+    );
+    assert_eq!(rows, "b:2:committed,b:1:committed,a:1:leased");
+}
+
+#[tokio::test]
+async fn workers_leasing_side_by_side_run_every_window_exactly_once() {
+    let db = Database::start();
+    migrate(&mut db.client().await).await.unwrap();
+    let due = hours(0, 60);
+    let mut workers = Vec::new();
+    for name in ["a", "b", "c"] {
+        let client = db.client().await;
+        let due = due.clone();
+        workers.push(tokio::spawn(async move {
+            let leases = Leases::new(&client, name, Duration::from_secs(60));
+            leases.register("job", "hash", due[0].begin).await.unwrap();
+            let mut mine = Vec::new();
+            while let Some(lease) = leases.lease_next("job", &due).await.unwrap() {
+                leases.commit(&lease).await.unwrap();
+                mine.push(lease.window);
+            }
+            mine
+        }));
+    }
+    let mut seen = Vec::new();
+    let mut busy = 0;
+    for worker in workers {
+        let mine = worker.await.unwrap();
+        busy += usize::from(!mine.is_empty());
+        seen.extend(mine);
+    }
+    seen.sort_by_key(|w| w.begin);
+    assert_eq!(seen, due, "each window run once, by one worker");
+    assert!(busy >= 2, "the work was shared");
+    let checkpoint = db.pg.psql("SELECT checkpoint AT TIME ZONE 'UTC' FROM flightline_jobs");
+    assert_eq!(checkpoint, "2024-01-03 12:00:00");
 }
