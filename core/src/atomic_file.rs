@@ -407,6 +407,16 @@ mod tests {
     }
 
     #[test]
+    fn an_error_other_than_a_taken_name_is_returned_at_once_not_retried() {
+        let dir = tempfile::tempdir().unwrap();
+        // The directory is missing: no other name can succeed, and "taken" would mislead.
+        let missing = dir.path().join("missing");
+        let names = (0..).map(|i| missing.join(format!("t{i}")));
+        let err = create_exclusive(names, "t").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
+    }
+
+    #[test]
     fn when_every_temp_name_is_taken_the_error_says_which_files_to_remove() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("out.csv");

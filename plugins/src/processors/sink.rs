@@ -265,6 +265,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_path_is_per_window_with_either_placeholder_and_only_file_sinks_have_one() {
+        let per_window = |t: &str| PathTemplate::parse("csv_sink", t).unwrap().is_per_window();
+        assert!(per_window("out/{begin}.csv") && per_window("out/{end}.csv"));
+        assert!(per_window("out/{begin}-{end}.csv"));
+        assert!(!per_window("out/{job}.csv") && !per_window("out/all.csv"));
+        let options = serde_json::json!({ "path": "out/{begin}.parquet" });
+        let path = sink_path("parquet_sink", &options).expect("a file sink's path");
+        assert!(path.is_per_window());
+        assert!(sink_path("count_by", &options).is_none(), "not a file sink");
+        assert!(sink_path("csv_sink", &serde_json::json!({})).is_none(), "no path");
+    }
+
+    #[test]
     fn template_renders_window_and_job_safely() {
         let t = PathTemplate::parse("csv_sink", "out/{job}/{begin}_{end}.csv").unwrap();
         let begin = Utc.with_ymd_and_hms(2024, 1, 1, 12, 0, 0).unwrap();
