@@ -257,6 +257,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn finish_completes_the_output_under_the_sinks_own_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("table.txt");
+        let file = AtomicFile::create(&path, Publish::Replace).unwrap();
+        // A table is rendered when the writer is closed: by `finish`, for one under its cap.
+        let mut sink = WriteSink::file("table", TableFormat::capped(100, "cut"), file);
+        assert_eq!(sink.name(), "table");
+        let ctx = ProcessContext::new("q");
+        sink.open(&batch(0).schema(), &ctx).await.unwrap();
+        sink.process(&batch(3), &ctx).await.unwrap();
+        sink.finish(&ctx).await.unwrap();
+        sink.commit().await.unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("| 2 |") && !text.contains("cut"), "{text}");
+    }
+
+    #[tokio::test]
     async fn an_aborted_file_leaves_nothing_and_a_committed_one_reports_its_rows() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.csv");

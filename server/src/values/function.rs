@@ -22,7 +22,7 @@ use super::work::{MAX_CALL_STEPS, Work};
 use super::{Guard, ValueCap};
 
 /// A built-in function that refuses, before it runs, a call that would build a value over
-/// the cap. Everything else (name, aliases, signature, return type, simplification, ordering)
+/// the cap or take more steps than one call may ([`Guard`]). Everything else (name, aliases, signature, return type, simplification, ordering)
 /// is the original's.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct CappedFunction {
@@ -118,7 +118,8 @@ impl CappedFunction {
     }
 }
 
-// Delegates every method, so that the wrapper differs from the original only in `invoke`.
+// Delegates every method, so that the wrapper differs from the original only in `invoke` (and,
+// for casts, in refusing at planning a type too wide for the cap).
 #[warn(clippy::missing_trait_methods)]
 impl ScalarUDFImpl for CappedFunction {
     fn name(&self) -> &str {
