@@ -60,17 +60,17 @@ impl Postgres {
                 "UTF8".as_ref(),
             ],
         );
-        let port = free_port();
-        let options = format!(
-            "-p {port} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c max_connections=200",
-            dir.path().display()
-        );
+        // The free port is released before the server binds it, so another test may take it
+        // in between: then the start fails, and a new port is tried.
         let log = dir.path().join("log");
-        run(
-            &bin,
-            dir.path(),
-            "pg_ctl",
-            &[
+        let mut last = String::new();
+        for _ in 0..3 {
+            let port = free_port();
+            let options = format!(
+                "-p {port} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c max_connections=200",
+                dir.path().display()
+            );
+            let args: [&std::ffi::OsStr; 8] = [
                 "-D".as_ref(),
                 data.as_os_str(),
                 "-o".as_ref(),
@@ -79,9 +79,14 @@ impl Postgres {
                 log.as_os_str(),
                 "-w".as_ref(),
                 "start".as_ref(),
-            ],
-        );
-        Self { dir, bin, port }
+            ];
+            match try_run(&bin, dir.path(), "pg_ctl", &args) {
+                Ok(()) => return Self { dir, bin, port },
+                Err(output) => last = output,
+            }
+        }
+        let server_log = std::fs::read_to_string(&log).unwrap_or_default();
+        panic!("pg_ctl start failed three times\n{last}\n--- server log ---\n{server_log}");
     }
 
     /// The port it listens on (127.0.0.1).
@@ -112,8 +117,15 @@ impl Postgres {
     }
 }
 
-/// Runs PostgreSQL's `tool` from `bin` in `dir`, as `postgres` under root.
+/// Runs PostgreSQL's `tool` from `bin` in `dir`, as `postgres` under root; panics on failure.
 fn run(bin: &Path, dir: &Path, tool: &str, args: &[&std::ffi::OsStr]) {
+    if let Err(output) = try_run(bin, dir, tool, args) {
+        panic!("{tool} failed\n{output}");
+    }
+}
+
+/// [`run`], returning the output of a failure.
+fn try_run(bin: &Path, dir: &Path, tool: &str, args: &[&std::ffi::OsStr]) -> Result<(), String> {
     let program = bin.join(tool);
     let mut command = if is_root() {
         let mut c = Command::new("runuser");
@@ -123,24 +135,18 @@ fn run(bin: &Path, dir: &Path, tool: &str, args: &[&std::ffi::OsStr]) {
         Command::new(&program)
     };
     let output = command.args(args).current_dir(dir).output().expect(tool);
-    assert!(output.status.success(), "{tool} failed\n{}", show(&output));
+    if output.status.success() { Ok(()) } else { Err(show(&output)) }
 }
 
 impl Drop for Postgres {
     fn drop(&mut self) {
         let data = self.dir.path().join("data");
-        run(
-            &self.bin,
-            self.dir.path(),
-            "pg_ctl",
-            &[
-                "-D".as_ref(),
-                data.as_os_str(),
-                "-m".as_ref(),
-                "immediate".as_ref(),
-                "stop".as_ref(),
-            ],
-        );
+        let args: [&std::ffi::OsStr; 5] =
+            ["-D".as_ref(), data.as_os_str(), "-m".as_ref(), "immediate".as_ref(), "stop".as_ref()];
+        // A failure here must not panic: this may run while a failed test unwinds.
+        if let Err(output) = try_run(&self.bin, self.dir.path(), "pg_ctl", &args) {
+            eprintln!("pg_ctl stop failed\n{output}");
+        }
     }
 }
 
