@@ -86,7 +86,8 @@ async fn a_worker_whose_lease_expired_is_fenced_and_its_successor_commits() {
     let db = Database::start();
     migrate(&mut db.client().await).await.unwrap();
     let (client_a, client_b) = (db.client().await, db.client().await);
-    let ttl = Duration::from_millis(800);
+    // Long enough that a loaded machine cannot expire it before `b` first reaches for a window.
+    let ttl = Duration::from_secs(3);
     let (a, b) = (Leases::new(&client_a, "a", ttl), Leases::new(&client_b, "b", ttl));
     let due = hours(0, 4);
     assert_eq!(a.register("job", "hash", due[0].begin).await.unwrap(), due[0].begin);
@@ -121,13 +122,17 @@ async fn workers_leasing_side_by_side_run_every_window_exactly_once() {
     let db = Database::start();
     migrate(&mut db.client().await).await.unwrap();
     let due = hours(0, 60);
+    // Every worker connected and registered before any leases, so that none can take every
+    // window while another is still logging in.
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(3));
     let mut workers = Vec::new();
     for name in ["a", "b", "c"] {
         let client = db.client().await;
-        let due = due.clone();
+        let (due, start) = (due.clone(), start.clone());
         workers.push(tokio::spawn(async move {
             let leases = Leases::new(&client, name, Duration::from_secs(60));
             leases.register("job", "hash", due[0].begin).await.unwrap();
+            start.wait().await;
             let mut mine = Vec::new();
             while let Some(lease) = leases.lease_next("job", &due).await.unwrap() {
                 leases.commit(&lease).await.unwrap();
