@@ -181,6 +181,22 @@ async fn a_rerun_of_a_window_replaces_its_rows_and_other_windows_stay() {
 }
 
 #[tokio::test]
+async fn a_run_of_hundreds_of_thousands_of_rows_arrives_whole() {
+    let f = Fixture::start();
+    let ctx = window("2024-01-01T00:00:00Z", "2024-01-01T01:00:00Z");
+    // 50 batches of 8192 rows, as the executor hands them over.
+    let batches: Vec<RecordBatch> = (0..50).map(|b| batch(b * 8192, 8192)).collect();
+    let written = run(f.sink("big").as_mut(), &batches[0].schema(), &batches, &ctx, true).await;
+    assert_eq!(written.unwrap(), 409_600);
+    let got = f.psql(
+        "SELECT count(*) || ' ' || sum(id) || ' ' || count(msg) || ' ' || count(DISTINCT \
+         target) || ' ' || max(length(raw)) FROM big",
+    );
+    // Ids 0..409600; every fifth message NULL; two targets; 8-byte raw values.
+    assert_eq!(got, format!("409600 {} 327680 2 8", 409_599u64 * 409_600 / 2));
+}
+
+#[tokio::test]
 async fn an_aborted_or_dropped_run_leaves_the_earlier_rows_untouched() {
     let f = Fixture::start();
     let ctx = window("2024-01-01T00:00:00Z", "2024-01-01T01:00:00Z");

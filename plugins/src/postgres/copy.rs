@@ -1,8 +1,9 @@
 //! Record batches in PostgreSQL's binary COPY format: a header, one tuple per row (a field
 //! count, then each field as a length and its bytes, `-1` for NULL), a trailer.
 //!
-//! Each column is first cast to the Arrow type of its [`PgType`] (so that one loop per type
-//! serves every source type), then rows are written column after column into one buffer per
+//! A column whose Arrow type the encoder cannot read as it is (a narrower integer, a dictionary,
+//! nanoseconds) is first cast to the Arrow type of its [`PgType`]; strings and binaries of any
+//! offset width are read in place. Then rows are written column after column into one buffer per
 //! batch, which the sink sends as one message.
 
 use arrow::array::{Array, ArrayRef, AsArray};
@@ -79,7 +80,10 @@ impl CopyEncoder {
             .columns()
             .iter()
             .zip(&self.columns)
-            .map(|(column, (_, target))| arrow::compute::cast(column, target))
+            .map(|(column, (_, target))| match column.data_type() == target {
+                true => Ok(column.clone()),
+                false => arrow::compute::cast(column, target),
+            })
             .collect::<Result<Vec<ArrayRef>, _>>()?;
         let fields = i16::try_from(arrays.len() + self.constant_fields).map_err(|_| {
             ArrowError::InvalidArgumentError("more than 32767 columns for PostgreSQL".into())
@@ -97,16 +101,25 @@ impl CopyEncoder {
     }
 }
 
-/// One cast column, typed for its loop.
-enum Field<'a> {
+/// One column, read through the accessor its (cast) type needs.
+struct Field<'a> {
+    array: &'a ArrayRef,
+    value: Value<'a>,
+}
+
+enum Value<'a> {
     Bool(&'a arrow::array::BooleanArray),
     Int2(&'a arrow::array::PrimitiveArray<Int16Type>),
     Int4(&'a arrow::array::PrimitiveArray<Int32Type>),
     Int8(&'a arrow::array::PrimitiveArray<Int64Type>),
     Float4(&'a arrow::array::PrimitiveArray<Float32Type>),
     Float8(&'a arrow::array::PrimitiveArray<Float64Type>),
-    Text(&'a arrow::array::LargeStringArray),
-    Bytes(&'a arrow::array::LargeBinaryArray),
+    Text(&'a arrow::array::StringArray),
+    LargeText(&'a arrow::array::LargeStringArray),
+    TextView(&'a arrow::array::StringViewArray),
+    Bytes(&'a arrow::array::BinaryArray),
+    LargeBytes(&'a arrow::array::LargeBinaryArray),
+    BytesView(&'a arrow::array::BinaryViewArray),
     Date(&'a arrow::array::PrimitiveArray<Date32Type>),
     Micros(&'a arrow::array::PrimitiveArray<TimestampMicrosecondType>),
 }
@@ -114,54 +127,48 @@ enum Field<'a> {
 impl<'a> Field<'a> {
     /// `array` was cast to `pg.arrow(..)`, so each downcast holds.
     fn new(pg: PgType, array: &'a ArrayRef) -> Self {
-        match pg {
-            PgType::Bool => Field::Bool(array.as_boolean()),
-            PgType::Int2 => Field::Int2(array.as_primitive()),
-            PgType::Int4 => Field::Int4(array.as_primitive()),
-            PgType::Int8 => Field::Int8(array.as_primitive()),
-            PgType::Float4 => Field::Float4(array.as_primitive()),
-            PgType::Float8 => Field::Float8(array.as_primitive()),
-            PgType::Text => Field::Text(array.as_string()),
-            PgType::Bytea => Field::Bytes(array.as_binary()),
-            PgType::Date => Field::Date(array.as_primitive()),
-            PgType::Timestamp | PgType::Timestamptz => Field::Micros(array.as_primitive()),
-        }
-    }
-
-    fn is_null(&self, row: usize) -> bool {
-        match self {
-            Field::Bool(a) => a.is_null(row),
-            Field::Int2(a) => a.is_null(row),
-            Field::Int4(a) => a.is_null(row),
-            Field::Int8(a) => a.is_null(row),
-            Field::Float4(a) => a.is_null(row),
-            Field::Float8(a) => a.is_null(row),
-            Field::Text(a) => a.is_null(row),
-            Field::Bytes(a) => a.is_null(row),
-            Field::Date(a) => a.is_null(row),
-            Field::Micros(a) => a.is_null(row),
-        }
+        let value = match (pg, array.data_type()) {
+            (PgType::Bool, _) => Value::Bool(array.as_boolean()),
+            (PgType::Int2, _) => Value::Int2(array.as_primitive()),
+            (PgType::Int4, _) => Value::Int4(array.as_primitive()),
+            (PgType::Int8, _) => Value::Int8(array.as_primitive()),
+            (PgType::Float4, _) => Value::Float4(array.as_primitive()),
+            (PgType::Float8, _) => Value::Float8(array.as_primitive()),
+            (PgType::Text, DataType::Utf8) => Value::Text(array.as_string()),
+            (PgType::Text, DataType::Utf8View) => Value::TextView(array.as_string_view()),
+            (PgType::Text, _) => Value::LargeText(array.as_string()),
+            (PgType::Bytea, DataType::Binary) => Value::Bytes(array.as_binary()),
+            (PgType::Bytea, DataType::BinaryView) => Value::BytesView(array.as_binary_view()),
+            (PgType::Bytea, _) => Value::LargeBytes(array.as_binary()),
+            (PgType::Date, _) => Value::Date(array.as_primitive()),
+            (PgType::Timestamp | PgType::Timestamptz, _) => Value::Micros(array.as_primitive()),
+        };
+        Self { array, value }
     }
 
     fn put(&self, row: usize, buf: &mut BytesMut) -> Result<(), ArrowError> {
-        if self.is_null(row) {
+        if self.array.is_null(row) {
             buf.put_i32(-1);
             return Ok(());
         }
-        match self {
-            Field::Bool(a) => {
+        match self.value {
+            Value::Bool(a) => {
                 buf.put_i32(1);
                 buf.put_u8(u8::from(a.value(row)));
             }
-            Field::Int2(a) => fixed(buf, &a.value(row).to_be_bytes()),
-            Field::Int4(a) => fixed(buf, &a.value(row).to_be_bytes()),
-            Field::Int8(a) => fixed(buf, &a.value(row).to_be_bytes()),
-            Field::Float4(a) => fixed(buf, &a.value(row).to_be_bytes()),
-            Field::Float8(a) => fixed(buf, &a.value(row).to_be_bytes()),
-            Field::Text(a) => variable(buf, a.value(row).as_bytes())?,
-            Field::Bytes(a) => variable(buf, a.value(row))?,
-            Field::Date(a) => fixed(buf, &(a.value(row) - EPOCH_DAYS).to_be_bytes()),
-            Field::Micros(a) => {
+            Value::Int2(a) => fixed(buf, &a.value(row).to_be_bytes()),
+            Value::Int4(a) => fixed(buf, &a.value(row).to_be_bytes()),
+            Value::Int8(a) => fixed(buf, &a.value(row).to_be_bytes()),
+            Value::Float4(a) => fixed(buf, &a.value(row).to_be_bytes()),
+            Value::Float8(a) => fixed(buf, &a.value(row).to_be_bytes()),
+            Value::Text(a) => variable(buf, a.value(row).as_bytes())?,
+            Value::LargeText(a) => variable(buf, a.value(row).as_bytes())?,
+            Value::TextView(a) => variable(buf, a.value(row).as_bytes())?,
+            Value::Bytes(a) => variable(buf, a.value(row))?,
+            Value::LargeBytes(a) => variable(buf, a.value(row))?,
+            Value::BytesView(a) => variable(buf, a.value(row))?,
+            Value::Date(a) => fixed(buf, &(a.value(row) - EPOCH_DAYS).to_be_bytes()),
+            Value::Micros(a) => {
                 let micros = a.value(row).checked_sub(EPOCH_MICROS).ok_or_else(|| {
                     ArrowError::ComputeError(format!(
                         "timestamp {} µs is before PostgreSQL's range",
@@ -244,5 +251,48 @@ mod tests {
         want.extend([0, 0, 0, 8]);
         want.extend((-EPOCH_MICROS).to_be_bytes());
         assert_eq!(buf.as_ref(), want.as_slice());
+    }
+
+    #[test]
+    fn every_string_and_binary_layout_is_encoded_alike() {
+        use arrow::array::{
+            BinaryArray, BinaryViewArray, LargeBinaryArray, LargeStringArray, StringViewArray,
+        };
+        let values = [Some("short"), None, Some("a value longer than twelve bytes")];
+        let bytes = values.map(|v| v.map(str::as_bytes));
+        let layouts: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(values.to_vec())),
+            Arc::new(LargeStringArray::from(values.to_vec())),
+            Arc::new(StringViewArray::from(values.to_vec())),
+            Arc::new(BinaryArray::from(bytes.to_vec())),
+            Arc::new(LargeBinaryArray::from(bytes.to_vec())),
+            Arc::new(BinaryViewArray::from(bytes.to_vec())),
+        ];
+        let encoded: Vec<Vec<u8>> = layouts
+            .into_iter()
+            .map(|column| {
+                let batch = RecordBatch::try_from_iter([("c", column)]).unwrap();
+                let schema = batch.schema();
+                let types = [PgType::for_arrow(schema.field(0).data_type()).unwrap()];
+                let mut buf = BytesMut::new();
+                CopyEncoder::new(&schema, &types).encode(&batch, &mut buf).unwrap();
+                buf.to_vec()
+            })
+            .collect();
+        for other in &encoded[1..] {
+            assert_eq!(other, &encoded[0]);
+        }
+        let mut want = Vec::new();
+        for value in values {
+            want.extend(1i16.to_be_bytes());
+            match value {
+                Some(v) => {
+                    want.extend((v.len() as i32).to_be_bytes());
+                    want.extend(v.as_bytes());
+                }
+                None => want.extend((-1i32).to_be_bytes()),
+            }
+        }
+        assert_eq!(encoded[0], want);
     }
 }

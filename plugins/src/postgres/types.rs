@@ -122,7 +122,8 @@ impl PgType {
         }
     }
 
-    /// The Arrow type a column is cast to before it is encoded.
+    /// The Arrow type a column of type `source` is cast to before it is encoded (itself when
+    /// no cast is needed).
     pub fn arrow(self, source: &DataType) -> DataType {
         match self {
             PgType::Bool => DataType::Boolean,
@@ -131,7 +132,11 @@ impl PgType {
             PgType::Int8 => DataType::Int64,
             PgType::Float4 => DataType::Float32,
             PgType::Float8 => DataType::Float64,
+            // Strings and binaries are read as they come; only dictionaries and fixed-size
+            // binaries are converted.
+            PgType::Text if is_text(source) => source.clone(),
             PgType::Text => DataType::LargeUtf8,
+            PgType::Bytea if is_binary(source) => source.clone(),
             PgType::Bytea => DataType::LargeBinary,
             PgType::Date => DataType::Date32,
             PgType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
@@ -148,6 +153,10 @@ impl PgType {
 
 fn is_text(t: &DataType) -> bool {
     matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+
+fn is_binary(t: &DataType) -> bool {
+    matches!(t, DataType::Binary | DataType::LargeBinary | DataType::BinaryView)
 }
 
 /// `name` quoted as a PostgreSQL identifier (`"` doubled), so any column name is safe.

@@ -28,6 +28,23 @@ use crate::postgres::{CopyEncoder, PgConnection, PgType};
 /// The columns every row carries besides the result's.
 pub const KEY_COLUMNS: [&str; 3] = ["flightline_job", "flightline_begin", "flightline_end"];
 
+/// The types of [`KEY_COLUMNS`].
+const KEY_TYPES: [PgType; 3] = [PgType::Text, PgType::Timestamptz, PgType::Timestamptz];
+
+/// Every column a run writes, in COPY order: the key columns, then the result's.
+fn all_columns<'a>(
+    schema: &'a SchemaRef,
+    types: &'a [PgType],
+) -> impl Iterator<Item = (&'a str, PgType)> + 'a {
+    let keys = KEY_COLUMNS.into_iter().zip(KEY_TYPES);
+    keys.chain(schema.fields().iter().map(|f| f.name().as_str()).zip(types.iter().copied()))
+}
+
+/// A run's window bounds; both NULL for a run without a time range.
+fn bounds(ctx: &ProcessContext) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    ctx.window.as_ref().map_or((None, None), |w| (Some(w.begin), Some(w.end)))
+}
+
 /// Options of `postgres_sink`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,7 +67,6 @@ fn yes() -> bool {
 pub struct PostgresSink {
     options: PostgresSinkOptions,
     open: Option<OpenCopy>,
-    rows: u64,
 }
 
 /// A run in progress: the connection, inside its transaction, and the COPY while it lasts.
@@ -72,7 +88,7 @@ impl PostgresSink {
                 options.table
             )));
         }
-        Ok(Self { options, open: None, rows: 0 })
+        Ok(Self { options, open: None })
     }
 
     fn fail(&self, doing: &str, error: &tokio_postgres::Error) -> ProcessError {
@@ -87,18 +103,12 @@ impl PostgresSink {
     ) -> Result<(), ProcessError> {
         let table = quote_table(&self.options.table);
         if self.options.create {
-            let mut columns = vec![
-                format!("{} text NOT NULL", quote_ident(KEY_COLUMNS[0])),
-                format!("{} timestamp with time zone", quote_ident(KEY_COLUMNS[1])),
-                format!("{} timestamp with time zone", quote_ident(KEY_COLUMNS[2])),
-            ];
-            columns.extend(
-                schema
-                    .fields()
-                    .iter()
-                    .zip(types)
-                    .map(|(f, t)| format!("{} {}", quote_ident(f.name()), t.sql())),
-            );
+            let columns: Vec<String> = all_columns(schema, types)
+                .map(|(name, t)| {
+                    let required = if name == KEY_COLUMNS[0] { " NOT NULL" } else { "" };
+                    format!("{} {}{required}", quote_ident(name), t.sql())
+                })
+                .collect();
             let ddl = format!("CREATE TABLE IF NOT EXISTS {table} ({})", columns.join(", "));
             client
                 .batch_execute(&ddl)
@@ -135,16 +145,7 @@ impl PostgresSink {
                 self.options.connection.describe()
             )));
         }
-        let expected = KEY_COLUMNS
-            .iter()
-            .map(|k| {
-                (
-                    k.to_string(),
-                    if *k == KEY_COLUMNS[0] { PgType::Text } else { PgType::Timestamptz },
-                )
-            })
-            .chain(schema.fields().iter().zip(types).map(|(f, t)| (f.name().clone(), *t)));
-        for (column, pg) in expected {
+        for (column, pg) in all_columns(schema, types) {
             match found.iter().find(|(name, _)| *name == column) {
                 None => {
                     return Err(ProcessError::new(format!(
@@ -173,12 +174,12 @@ impl PostgresSink {
         &self,
         client: &Client,
         schema: &SchemaRef,
+        types: &[PgType],
         ctx: &ProcessContext,
     ) -> Result<Pin<Box<CopyInSink<Bytes>>>, ProcessError> {
         let table = quote_table(&self.options.table);
         let job: &str = &ctx.job;
-        let (begin, end): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) =
-            ctx.window.as_ref().map_or((None, None), |w| (Some(w.begin), Some(w.end)));
+        let (begin, end) = bounds(ctx);
         client
             .batch_execute("BEGIN")
             .await
@@ -200,11 +201,8 @@ impl PostgresSink {
             .execute(&delete, &[&job, &begin, &end])
             .await
             .map_err(|e| self.fail("cannot replace the window's earlier rows in", &e))?;
-        let columns: Vec<String> = KEY_COLUMNS
-            .iter()
-            .map(|c| quote_ident(c))
-            .chain(schema.fields().iter().map(|f| quote_ident(f.name())))
-            .collect();
+        let columns: Vec<String> =
+            all_columns(schema, types).map(|(name, _)| quote_ident(name)).collect();
         let statement = format!("COPY {table} ({}) FROM STDIN (FORMAT binary)", columns.join(", "));
         let copy = client
             .copy_in(&statement)
@@ -246,18 +244,16 @@ impl BatchProcessor for PostgresSink {
         let types = column_types(schema).map_err(ProcessError::new)?;
         let client = self.options.connection.connect().await.map_err(ProcessError::new)?;
         self.prepare_table(&client, schema, &types).await?;
-        let mut copy = self.begin(&client, schema, ctx).await?;
+        let mut copy = self.begin(&client, schema, &types, ctx).await?;
         let mut header = BytesMut::new();
         CopyEncoder::header(&mut header);
         copy.send(header.freeze()).await.map_err(|e| self.fail("cannot write to", &e))?;
-        let (begin, end) =
-            ctx.window.as_ref().map_or((None, None), |w| (Some(w.begin), Some(w.end)));
+        let (begin, end) = bounds(ctx);
         let encoder = CopyEncoder::new(schema, &types)
             .with_text(&ctx.job)?
             .with_instant(begin)
             .with_instant(end);
         self.open = Some(OpenCopy { client, encoder, copy: Some(copy) });
-        self.rows = 0;
         Ok(())
     }
 
@@ -276,7 +272,6 @@ impl BatchProcessor for PostgresSink {
                 self.options.connection.failure("cannot write rows to", &e),
             ));
         }
-        self.rows += batch.num_rows() as u64;
         Ok(())
     }
 

@@ -8,7 +8,7 @@
 //! The wrapper keeps one accumulator per group (no `GroupsAccumulator`, which reports the size
 //! of all its groups together), so every group is held to the cap on its own.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::ArrayRef;
@@ -81,10 +81,7 @@ pub fn capped_aggregates(
     registry: &HashMap<String, Arc<AggregateUDF>>,
     max_value_bytes: usize,
 ) -> Vec<AggregateUDF> {
-    let by_name: BTreeMap<&str, &Arc<AggregateUDF>> =
-        registry.values().map(|udaf| (udaf.name(), udaf)).collect();
-    by_name
-        .into_values()
+    super::one_per_name(registry, |udaf| udaf.name())
         .filter(|udaf| grows(udaf.name()))
         .map(|udaf| CappedAggregate::new(udaf.inner().clone(), max_value_bytes).into_udaf())
         .collect()

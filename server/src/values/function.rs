@@ -58,7 +58,6 @@ impl CappedFunction {
     fn check_size(&self, growth: Growth, args: &ScalarFunctionArgs) -> Result<()> {
         let Estimate { largest, total } =
             growth.estimate(&args.args, args.number_rows, args.return_type());
-        let name = self.label();
         if largest > self.cap.max_value_bytes as u128 {
             return Err(
                 self.over_value_cap(format!("would build a value of up to {largest} bytes"))
@@ -66,10 +65,12 @@ impl CappedFunction {
         }
         if total > self.cap.max_call_bytes as u128 {
             return Err(DataFusionError::ResourcesExhausted(format!(
-                "{name} would build up to {total} bytes for one batch of {} rows, more than \
-                 the {} bytes all queries may hold together (--memory-limit; each value is under \
+                "{} would build up to {total} bytes for one batch of {} rows, more than the {} \
+                 bytes all queries may hold together (--memory-limit; each value is under \
                  --max-value-bytes): pass smaller arguments or select fewer rows",
-                args.number_rows, self.cap.max_call_bytes
+                self.label(),
+                args.number_rows,
+                self.cap.max_call_bytes
             )));
         }
         Ok(())

@@ -112,16 +112,23 @@ pub fn capped_functions(
     registry: &HashMap<String, Arc<ScalarUDF>>,
     cap: ValueCap,
 ) -> Vec<ScalarUDF> {
-    // The registry holds each function under its name and each alias: keep one per name.
-    let by_name: BTreeMap<&str, &Arc<ScalarUDF>> =
-        registry.values().map(|udf| (udf.name(), udf)).collect();
-    by_name
-        .into_values()
+    one_per_name(registry, |udf| udf.name())
         .filter_map(|udf| {
             let guard = guard(udf.name())?;
             Some(ScalarUDF::new_from_impl(CappedFunction::new(udf.inner().clone(), guard, cap)))
         })
         .collect()
+}
+
+/// The functions of a session's `registry`, which holds each under its name and each alias,
+/// once each, in name order.
+pub(crate) fn one_per_name<F>(
+    registry: &HashMap<String, Arc<F>>,
+    name: impl Fn(&F) -> &str,
+) -> impl Iterator<Item = &Arc<F>> {
+    let by_name: BTreeMap<&str, &Arc<F>> =
+        registry.values().map(|function| (name(function), function)).collect();
+    by_name.into_values()
 }
 
 /// Whether `udf` is a [`CappedFunction`] (what the server registers for growing functions).
