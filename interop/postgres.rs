@@ -62,31 +62,31 @@ impl Postgres {
         );
         // The free port is released before the server binds it, so another test may take it
         // in between: then the start fails, and a new port is tried.
-        let log = dir.path().join("log");
         let mut last = String::new();
         for _ in 0..3 {
             let port = free_port();
-            let options = format!(
-                "-p {port} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c max_connections=200",
-                dir.path().display()
-            );
-            let args: [&std::ffi::OsStr; 8] = [
-                "-D".as_ref(),
-                data.as_os_str(),
-                "-o".as_ref(),
-                options.as_ref(),
-                "-l".as_ref(),
-                log.as_os_str(),
-                "-w".as_ref(),
-                "start".as_ref(),
-            ];
-            match try_run(&bin, dir.path(), "pg_ctl", &args) {
+            match pg_ctl_start(&bin, dir.path(), port) {
                 Ok(()) => return Self { dir, bin, port },
                 Err(output) => last = output,
             }
         }
-        let server_log = std::fs::read_to_string(&log).unwrap_or_default();
+        let server_log = std::fs::read_to_string(dir.path().join("log")).unwrap_or_default();
         panic!("pg_ctl start failed three times\n{last}\n--- server log ---\n{server_log}");
+    }
+
+    /// Stops the server (fast: open sessions are cut), keeping its data: an outage.
+    pub fn stop(&self) {
+        let data = self.dir.path().join("data");
+        let args: [&std::ffi::OsStr; 5] =
+            ["-D".as_ref(), data.as_os_str(), "-m".as_ref(), "fast".as_ref(), "stop".as_ref()];
+        run(&self.bin, self.dir.path(), "pg_ctl", &args);
+    }
+
+    /// Starts it again on its port, after [`Postgres::stop`].
+    pub fn restart(&self) {
+        if let Err(output) = pg_ctl_start(&self.bin, self.dir.path(), self.port) {
+            panic!("pg_ctl start on port {} failed\n{output}", self.port);
+        }
     }
 
     /// The port it listens on (127.0.0.1).
@@ -115,6 +115,26 @@ impl Postgres {
         assert!(output.status.success(), "psql {sql:?} failed\n{}", show(&output));
         String::from_utf8_lossy(&output.stdout).trim().to_string()
     }
+}
+
+/// Starts the cluster in `dir` on 127.0.0.1:`port`, logging to `dir/log`.
+fn pg_ctl_start(bin: &Path, dir: &Path, port: u16) -> Result<(), String> {
+    let (data, log) = (dir.join("data"), dir.join("log"));
+    let options = format!(
+        "-p {port} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c max_connections=200",
+        dir.display()
+    );
+    let args: [&std::ffi::OsStr; 8] = [
+        "-D".as_ref(),
+        data.as_os_str(),
+        "-o".as_ref(),
+        options.as_ref(),
+        "-l".as_ref(),
+        log.as_os_str(),
+        "-w".as_ref(),
+        "start".as_ref(),
+    ];
+    try_run(bin, dir, "pg_ctl", &args)
 }
 
 /// Runs PostgreSQL's `tool` from `bin` in `dir`, as `postgres` under root; panics on failure.

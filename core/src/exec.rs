@@ -62,7 +62,7 @@ pub use worker::ABORT_DEADLINE;
 use crate::client::{FlightSqlClient, QueryOptions};
 use crate::error::{Error, Result};
 use crate::metrics as names;
-use crate::process::{BatchProcessor, ProcessContext, Report, RowEstimate};
+use crate::process::{BatchProcessor, ProcessContext, Report, RowEstimate, WindowLease};
 use crate::time::TimeRange;
 use worker::{Message, WorkerMetrics, Workers};
 
@@ -181,6 +181,7 @@ impl QueryExecutor {
 
         let mut feed = Feed::new(self, request.range, queues, &halt, progress, started, &labels);
         feed.window = request.window.or(request.range);
+        feed.lease = request.lease;
         let streamed = feed.stream(&request.sql).await;
         if streamed.is_err() {
             halt.cancel();
@@ -231,6 +232,8 @@ struct Feed<'a> {
     range: Option<TimeRange>,
     /// What processors see as the window.
     window: Option<TimeRange>,
+    /// What processors see as the lease.
+    lease: Option<Arc<WindowLease>>,
     queues: Vec<mpsc::Sender<Message>>,
     halt: &'a CancellationToken,
     progress: &'a dyn ProgressObserver,
@@ -269,6 +272,7 @@ impl<'a> Feed<'a> {
             executor,
             range,
             window: range,
+            lease: None,
             queues,
             halt,
             progress,
@@ -438,6 +442,7 @@ impl<'a> Feed<'a> {
     fn context(&self, batch_index: u64, rows_before: u64) -> ProcessContext {
         ProcessContext::new(self.executor.job.clone())
             .with_window(self.window)
+            .with_lease(self.lease.clone())
             .with_estimate(self.stats.estimate)
             .at_batch(batch_index, rows_before)
     }

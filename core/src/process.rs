@@ -67,6 +67,7 @@
 
 mod context;
 mod error;
+mod lease;
 mod report;
 
 use arrow::datatypes::SchemaRef;
@@ -77,6 +78,7 @@ use arrow::record_batch::RecordBatch;
 pub use async_trait::async_trait;
 pub use context::{ProcessContext, RowEstimate};
 pub use error::{ProcessError, ProcessStage};
+pub use lease::WindowLease;
 pub use report::{Report, ReportTable};
 
 /// A consumer of a query result, batch by batch. Processors may keep state between batches;

@@ -48,6 +48,19 @@ pub struct Checkpoint {
     pub config_hash: String,
 }
 
+/// Reads `job`'s checkpoint in `dir` without taking the directory's lock (a runner may hold
+/// it): what `flightline status` shows. `None` when there is none yet.
+pub fn peek(dir: &Path, job: &str) -> Result<Option<Checkpoint>, RunnerError> {
+    let path = dir.join(format!("{job}{CHECKPOINT_SUFFIX}"));
+    match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
+            RunnerError::CheckpointCorrupt { job: job.to_string(), path, reason: e.to_string() }
+        }),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(RunnerError::Io { path: path.display().to_string(), source }),
+    }
+}
+
 /// An open, locked state directory. The lock is held until this is dropped (or the process
 /// dies: the operating system releases it, so a killed runner never leaves a stale lock).
 #[derive(Debug)]

@@ -31,6 +31,9 @@ pub enum Command {
     /// Check a job file: parse it, build every processor, prepare every job's SQL on its
     /// server; run nothing.
     Check(commands::check::CheckArgs),
+    /// Show where each scheduled job of a job file stands: checkpoint, lag, and with a shared
+    /// state database the windows committed and the leases held now.
+    Status(commands::status::StatusArgs),
     /// Run the embedded Flight SQL server with demo telemetry and user tables.
     Serve(commands::serve::ServeArgs),
     /// Run one SQL query and print or write the result.

@@ -50,6 +50,15 @@ pub enum RunnerError {
         /// What the lock file says about its holder (`pid 1234`), if readable.
         holder: Option<String>,
     },
+    /// The shared state database cannot be used: unreachable, a wrong password, a schema
+    /// newer than this binary.
+    #[error("state database {store}: {message}")]
+    StateDb {
+        /// `user@host:port/database`.
+        store: String,
+        /// What failed, and what to check.
+        message: String,
+    },
     /// A job's checkpoint was written for a different version of the job.
     #[error(
         "job {job:?}: its checkpoint {path} (up to {end}) was written for a different job \

@@ -32,6 +32,7 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::Demo(args) => commands::demo::run(args).await,
         Command::Run(args) => commands::run::run(args).await,
         Command::Check(args) => commands::check::run(args).await,
+        Command::Status(args) => commands::status::run(args).await,
         Command::Serve(args) => commands::serve::run(args).await,
         Command::Query(args) => commands::query::run(args).await,
         Command::Schema(args) => commands::schema::run(args).await,

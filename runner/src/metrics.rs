@@ -122,6 +122,7 @@ fn describe() {
         Unit::Seconds,
         "How far a scheduled job's checkpoint is behind now."
     );
+    crate::shared_state::metrics::describe();
 }
 
 /// How a run ended, as the `status` label of [`JOB_RUNS_TOTAL`].

@@ -14,6 +14,7 @@
 //! work was cut.
 
 mod join;
+mod leased;
 mod pool;
 mod retry;
 mod scheduled;
@@ -36,14 +37,16 @@ use crate::metrics::{self as m, RunStatus};
 use crate::processors;
 use crate::progress::ProgressDisplay;
 use crate::schedule;
+use crate::shared_state::StateDb;
 use crate::summary::{JobSummary, RunSummary};
 use crate::validators::JobValidators;
 
 use join::{abandon, join_jobs};
+use leased::run_leased;
 use pool::Clients;
 pub use retry::backoff;
 use scheduled::run_scheduled;
-use window::run_window;
+use window::{Scope, run_window};
 
 /// How to run.
 #[derive(Debug, Clone, Default)]
@@ -99,8 +102,21 @@ pub async fn run(
     check_processors(config)?;
     let validators = crate::validators::build_all(config)?;
     let scheduled = config.jobs.iter().any(|j| j.schedule.is_some());
-    let state =
-        if scheduled { Some(Arc::new(StateDir::open(&config.runner.state_dir)?)) } else { None };
+    let db = match (&config.runner.state_db, scheduled) {
+        (Some(connection), true) => {
+            let settings = &config.runner;
+            let db =
+                StateDb::open(connection.clone(), &settings.worker, settings.lease_ttl).await?;
+            tracing::info!(state = %db.store(), worker = %db.owner(), lease_ttl = ?settings.lease_ttl, "sharing jobs through the state database");
+            Some(Arc::new(db))
+        }
+        _ => None,
+    };
+    let state = if scheduled && db.is_none() {
+        Some(Arc::new(StateDir::open(&config.runner.state_dir)?))
+    } else {
+        None
+    };
     let mut starts = BTreeMap::new();
     if let Some(state) = &state {
         let mut errors = Vec::new();
@@ -125,6 +141,8 @@ pub async fn run(
         stop: stop.clone(),
         cancel: cancel.clone(),
         state,
+        db,
+        lease_slots: Arc::new(Semaphore::new(config.runner.max_concurrent_queries)),
         display,
         once: options.once,
     });
@@ -175,6 +193,10 @@ struct Shared {
     /// Set when the grace period is over: abandon runs in flight.
     cancel: CancellationToken,
     state: Option<Arc<StateDir>>,
+    /// The shared state, when `[runner] state` names a database (then `state` is `None`).
+    db: Option<Arc<StateDb>>,
+    /// Leases this worker may hold at once: as many as it runs queries.
+    lease_slots: Arc<Semaphore>,
     display: ProgressDisplay,
     once: bool,
 }
@@ -190,13 +212,15 @@ async fn run_job(
     match job.schedule {
         None => match schedule::one_shot_range(&job) {
             Ok(window) => {
-                run_window(&shared, &job, &validators, window, &mut summary).await;
+                let scope = Scope::plain(&shared);
+                run_window(&shared, &job, &validators, window, &scope, &mut summary).await;
             }
             Err(err) => refuse(&job, err, &mut summary),
         },
-        Some(schedule) => {
-            run_scheduled(&shared, &job, &validators, schedule, start, &mut summary).await
-        }
+        Some(schedule) => match &shared.db {
+            Some(db) => run_leased(&shared, db, &job, &validators, schedule, &mut summary).await,
+            None => run_scheduled(&shared, &job, &validators, schedule, start, &mut summary).await,
+        },
     }
     summary
 }

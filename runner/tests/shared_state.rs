@@ -47,7 +47,10 @@ async fn a_fresh_database_is_migrated_once_and_a_newer_one_is_refused() {
         "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE tablename \
          LIKE 'flightline_%'",
     );
-    assert_eq!(tables, "flightline_jobs,flightline_schema_migrations,flightline_windows");
+    assert_eq!(
+        tables,
+        "flightline_jobs,flightline_runs,flightline_schema_migrations,flightline_windows"
+    );
     assert_eq!(migrate(&mut client).await.unwrap(), Vec::<i32>::new(), "already current");
     let versions =
         db.pg.psql("SELECT string_agg(version::text, ',') FROM flightline_schema_migrations");
@@ -88,7 +91,7 @@ async fn a_worker_whose_lease_expired_is_fenced_and_its_successor_commits() {
     let (client_a, client_b) = (db.client().await, db.client().await);
     // Long enough that a loaded machine cannot expire it before `b` first reaches for a window.
     let ttl = Duration::from_secs(3);
-    let (a, b) = (Leases::new(&client_a, "a", ttl), Leases::new(&client_b, "b", ttl));
+    let (a, b) = (Leases::new(client_a.into(), "a", ttl), Leases::new(client_b.into(), "b", ttl));
     let due = hours(0, 4);
     assert_eq!(a.register("job", "hash", due[0].begin).await.unwrap(), due[0].begin);
     assert_eq!(b.register("job", "hash", due[3].begin).await.unwrap(), due[0].begin, "kept");
@@ -130,7 +133,7 @@ async fn workers_leasing_side_by_side_run_every_window_exactly_once() {
         let client = db.client().await;
         let (due, start) = (due.clone(), start.clone());
         workers.push(tokio::spawn(async move {
-            let leases = Leases::new(&client, name, Duration::from_secs(60));
+            let leases = Leases::new(client.into(), name, Duration::from_secs(60));
             leases.register("job", "hash", due[0].begin).await.unwrap();
             start.wait().await;
             let mut mine = Vec::new();

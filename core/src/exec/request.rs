@@ -2,11 +2,12 @@
 //! needs, in one value.
 
 use std::fmt;
+use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
 use super::progress::{NoProgress, ProgressObserver};
-use crate::process::BatchProcessor;
+use crate::process::{BatchProcessor, WindowLease};
 use crate::time::TimeRange;
 
 /// One run: the SQL, its time range, the processors it feeds, who watches its progress and
@@ -29,6 +30,7 @@ pub struct RunRequest<'a> {
     pub(crate) processors: Vec<Box<dyn BatchProcessor>>,
     pub(crate) progress: &'a dyn ProgressObserver,
     pub(crate) cancel: CancellationToken,
+    pub(crate) lease: Option<Arc<WindowLease>>,
 }
 
 impl RunRequest<'static> {
@@ -41,6 +43,7 @@ impl RunRequest<'static> {
             processors: Vec::new(),
             progress: &NoProgress,
             cancel: CancellationToken::new(),
+            lease: None,
         }
     }
 }
@@ -82,12 +85,20 @@ impl<'a> RunRequest<'a> {
             processors: self.processors,
             progress,
             cancel: self.cancel,
+            lease: self.lease,
         }
     }
 
     /// The token that cancels the run (default: a token nobody else holds).
     pub fn cancel(mut self, cancel: CancellationToken) -> Self {
         self.cancel = cancel;
+        self
+    }
+
+    /// The lease the run holds, which processors see in
+    /// [`ProcessContext::lease`](crate::process::ProcessContext) (default: none).
+    pub fn lease(mut self, lease: Option<Arc<WindowLease>>) -> Self {
+        self.lease = lease;
         self
     }
 
@@ -105,6 +116,7 @@ impl fmt::Debug for RunRequest<'_> {
             .field("range", &self.range)
             .field("window", &self.window)
             .field("processors", &names)
+            .field("lease", &self.lease)
             .finish_non_exhaustive()
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::WindowLease;
 use crate::time::TimeRange;
 
 /// How many rows the query will return, as far as anyone knows. Never a fake zero: a count
@@ -61,6 +62,8 @@ pub struct ProcessContext {
     pub estimate: RowEstimate,
     /// The time range (window) of this run, when the query has one.
     pub window: Option<TimeRange>,
+    /// The lease the window runs under, when workers share their state in a database.
+    pub lease: Option<Arc<WindowLease>>,
 }
 
 impl ProcessContext {
@@ -72,12 +75,19 @@ impl ProcessContext {
             rows_before: 0,
             estimate: RowEstimate::Unknown,
             window: None,
+            lease: None,
         }
     }
 
     /// The same context with the run's time range.
     pub fn with_window(mut self, window: Option<TimeRange>) -> Self {
         self.window = window;
+        self
+    }
+
+    /// The same context with the lease the run holds.
+    pub fn with_lease(mut self, lease: Option<Arc<WindowLease>>) -> Self {
+        self.lease = lease;
         self
     }
 

@@ -1,9 +1,11 @@
 //! PostgreSQL as a destination: connecting ([`connect`]), the column types a schema maps to
-//! ([`types`]), and rows in binary COPY format ([`copy`]). The `postgres_sink` processor
+//! ([`types`]), rows in binary COPY format ([`copy`]), and committing a window under its lease
+//! ([`fence`]) when the runner's shared state lives in the same database. The `postgres_sink` processor
 //! ([`crate::processors::PostgresSink`]) puts them together.
 
 pub mod connect;
 pub mod copy;
+pub mod fence;
 pub mod types;
 
 pub use connect::PgConnection;

@@ -9,19 +9,29 @@
 //! wait for each other, deletes the window's rows and starts a binary `COPY`. `process` sends
 //! each batch; `finish` ends the COPY (the rows are then written but invisible); `commit`
 //! commits. `abort`, or a dropped sink, rolls back: readers never see part of a run.
+//!
+//! When the run holds a lease from the runner's shared state ([`ProcessContext::lease`]) and
+//! that state lives in this same database (the same `user@host:port/database`), `commit` also
+//! marks the window committed under the lease, in the same transaction: the rows and the
+//! window's commit land together or not at all, and a worker whose lease was taken over
+//! commits nothing (fenced).
 
 use std::pin::Pin;
+use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
-use flightline_core::process::{BatchProcessor, ProcessContext, ProcessError, Report, async_trait};
+use flightline_core::process::{
+    BatchProcessor, ProcessContext, ProcessError, Report, WindowLease, async_trait,
+};
 use futures::SinkExt;
 use serde::Deserialize;
 use tokio_postgres::{Client, CopyInSink};
 
 use crate::error::PluginsError;
+use crate::postgres::fence::{commit_window, tag_session};
 use crate::postgres::types::{quote_ident, quote_table};
 use crate::postgres::{CopyEncoder, PgConnection, PgType};
 
@@ -74,6 +84,8 @@ struct OpenCopy {
     client: Client,
     encoder: CopyEncoder,
     copy: Option<Pin<Box<CopyInSink<Bytes>>>>,
+    /// The lease to commit the window under, when the state lives in this database.
+    lease: Option<Arc<WindowLease>>,
 }
 
 impl PostgresSink {
@@ -89,6 +101,12 @@ impl PostgresSink {
             )));
         }
         Ok(Self { options, open: None })
+    }
+
+    /// The run's lease, when the shared state it comes from is this sink's database.
+    fn same_store(&self, ctx: &ProcessContext) -> Option<Arc<WindowLease>> {
+        let lease = ctx.lease.as_ref()?;
+        (lease.store == self.options.connection.describe()).then(|| Arc::clone(lease))
     }
 
     fn fail(&self, doing: &str, error: &tokio_postgres::Error) -> ProcessError {
@@ -243,6 +261,12 @@ impl BatchProcessor for PostgresSink {
     async fn open(&mut self, schema: &SchemaRef, ctx: &ProcessContext) -> Result<(), ProcessError> {
         let types = column_types(schema).map_err(ProcessError::new)?;
         let client = self.options.connection.connect().await.map_err(ProcessError::new)?;
+        let lease = self.same_store(ctx);
+        if let Some(lease) = &lease {
+            tag_session(&client, lease)
+                .await
+                .map_err(|e| self.fail("cannot tag the session in", &e))?;
+        }
         self.prepare_table(&client, schema, &types).await?;
         let mut copy = self.begin(&client, schema, &types, ctx).await?;
         let mut header = BytesMut::new();
@@ -253,7 +277,7 @@ impl BatchProcessor for PostgresSink {
             .with_text(&ctx.job)?
             .with_instant(begin)
             .with_instant(end);
-        self.open = Some(OpenCopy { client, encoder, copy: Some(copy) });
+        self.open = Some(OpenCopy { client, encoder, copy: Some(copy), lease });
         Ok(())
     }
 
@@ -279,6 +303,7 @@ impl BatchProcessor for PostgresSink {
         let open =
             self.open.as_mut().ok_or_else(|| ProcessError::new("postgres_sink was not opened"))?;
         let mut copy = open.copy.take().ok_or_else(|| ProcessError::new("the COPY has ended"))?;
+        let with_window = if open.lease.is_some() { ", committed with the window" } else { "" };
         let mut trailer = BytesMut::new();
         CopyEncoder::trailer(&mut trailer);
         let sent = async {
@@ -289,7 +314,7 @@ impl BatchProcessor for PostgresSink {
         let mut report = Report::default();
         report.counts.insert("rows_written".into(), written);
         report.notes.push(format!(
-            "rows of table {} at {} replaced for this window",
+            "rows of table {} at {} replaced for this window{with_window}",
             self.options.table,
             self.options.connection.describe()
         ));
@@ -299,6 +324,19 @@ impl BatchProcessor for PostgresSink {
     async fn commit(&mut self) -> Result<(), ProcessError> {
         let open =
             self.open.take().ok_or_else(|| ProcessError::new("postgres_sink was not opened"))?;
+        if let Some(lease) = &open.lease {
+            let held = commit_window(&open.client, lease)
+                .await
+                .map_err(|e| self.fail("cannot commit the window's lease in", &e))?;
+            if !held {
+                let _ = open.client.batch_execute("ROLLBACK").await;
+                return Err(ProcessError::new(format!(
+                    "job {:?}: window {} was taken over by another worker (this worker held \
+                     epoch {}); its rows were rolled back",
+                    lease.job, lease.window, lease.epoch
+                )));
+            }
+        }
         open.client.batch_execute("COMMIT").await.map_err(|e| self.fail("cannot commit in", &e))
     }
 

@@ -7,6 +7,7 @@ pub mod query;
 pub mod run;
 pub mod schema;
 pub mod serve;
+pub mod status;
 pub mod validate;
 
 use std::io::Write;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use flightline_core::TimeRange;
 use flightline_core::validate::Policy;
+use flightline_plugins::postgres::PgConnection;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
@@ -18,11 +19,13 @@ use toml::de::{DeTable, DeValue};
 use super::bounds;
 use super::locate::Source;
 use super::model::{
-    Config, DEFAULT_MAX_CONCURRENT_QUERIES, DEFAULT_MAX_WINDOWS_PER_TICK, DEFAULT_SHUTDOWN_GRACE,
-    JobConfig, ProcessorKind, ProcessorSpec, RangeSpec, RetryPolicy, RunnerSettings, Schedule,
-    ValidatorSpec,
+    Config, DEFAULT_LEASE_TTL, DEFAULT_MAX_CONCURRENT_QUERIES, DEFAULT_MAX_WINDOWS_PER_TICK,
+    DEFAULT_SHUTDOWN_GRACE, JobConfig, ProcessorKind, ProcessorSpec, RangeSpec, RetryPolicy,
+    RunnerSettings, Schedule, ValidatorSpec,
 };
-use super::raw::{RawFile, RawJob, RawProcessor, RawRetries, RawValidator, TimeRangeMode};
+use super::raw::{
+    RawFile, RawJob, RawProcessor, RawRetries, RawRunner, RawValidator, TimeRangeMode,
+};
 use super::server::ServerConfig;
 use crate::error::{ConfigIssue, RunnerError};
 
@@ -147,13 +150,52 @@ impl Checker<'_> {
             .and_then(|r| r.max_concurrent_queries.as_ref())
             .and_then(|m| self.positive(m, "max_concurrent_queries must be at least 1"));
         let grace = runner.and_then(|r| self.duration(&r.shutdown_grace));
+        let lease_ttl = runner.and_then(|r| r.lease_ttl.as_ref()).and_then(|ttl| {
+            self.value(ttl, |text| {
+                parse_duration(text).and_then(|d| {
+                    if d >= Duration::from_secs(1) {
+                        Ok(d)
+                    } else {
+                        Err("lease_ttl must be at least 1s: a lease is renewed every third of it"
+                            .into())
+                    }
+                })
+            })
+        });
         RunnerSettings {
             max_concurrent_queries: max.map_or(DEFAULT_MAX_CONCURRENT_QUERIES, |m| m as usize),
             state_dir: runner
                 .and_then(|r| r.state_dir.clone())
                 .unwrap_or_else(|| PathBuf::from("flightline-state")),
+            state_db: runner.and_then(|r| self.state_db(r)),
+            worker: runner
+                .and_then(|r| r.worker.as_ref())
+                .and_then(|w| self.value(w, worker_name))
+                .unwrap_or_else(default_worker),
+            lease_ttl: lease_ttl.unwrap_or(DEFAULT_LEASE_TTL),
             shutdown_grace: grace.unwrap_or(DEFAULT_SHUTDOWN_GRACE),
         }
+    }
+
+    /// `state = "postgres://..."` with its password settings, checked like a sink's URL.
+    fn state_db(&mut self, runner: &RawRunner) -> Option<PgConnection> {
+        let url = runner.state.as_ref()?;
+        if runner.state_dir.is_some() {
+            self.at(
+                url.span(),
+                "give either `state` (a PostgreSQL URL, shared by workers) or `state_dir` (a \
+                 local directory), not both",
+            );
+            return None;
+        }
+        let connection = PgConnection {
+            url: url.get_ref().clone(),
+            password_env: runner.state_password_env.clone(),
+            password_file: runner.state_password_file.clone(),
+            connect_timeout_secs: None,
+        };
+        self.value(url, |_| connection.config().map(|_| ()))?;
+        Some(connection)
     }
 
     fn positive(&mut self, value: &Spanned<i64>, message: &str) -> Option<u64> {
@@ -609,4 +651,23 @@ fn config_hash(job: &JobConfig) -> String {
     };
     let bytes = serde_json::to_vec(&identity).unwrap_or_default();
     hex::encode(Sha256::digest(&bytes))
+}
+
+/// A worker's name: what leases, logs and the `worker` label show.
+fn worker_name(name: &str) -> Result<String, String> {
+    let ok = (1..=64).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(name.to_string())
+    } else {
+        Err("a worker name is 1 to 64 letters, digits, `_`, `-` or `.`".into())
+    }
+}
+
+/// The host name, the default worker name (`worker` where the host has none usable).
+fn default_worker() -> String {
+    whoami::hostname()
+        .ok()
+        .and_then(|host| worker_name(&host).ok())
+        .unwrap_or_else(|| "worker".to_string())
 }

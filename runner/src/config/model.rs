@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use flightline_core::validate::{Override, Policy};
+use flightline_plugins::postgres::PgConnection;
 use serde::Serialize;
 
 use super::{ServerConfig, TimeRangeMode};
@@ -16,6 +17,8 @@ use super::{ServerConfig, TimeRangeMode};
 pub const DEFAULT_MAX_CONCURRENT_QUERIES: usize = 4;
 /// Default time in-flight windows get to finish after SIGINT / SIGTERM.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// Default lease of a window in a shared state database.
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(30);
 /// Default number of windows a scheduled job catches up per tick.
 pub const DEFAULT_MAX_WINDOWS_PER_TICK: u32 = 10;
 
@@ -39,8 +42,17 @@ pub struct Config {
 pub struct RunnerSettings {
     /// Queries running at once over all jobs.
     pub max_concurrent_queries: usize,
-    /// Checkpoints and the lock live here.
+    /// Checkpoints and the lock live here, unless `state_db` is given.
     pub state_dir: PathBuf,
+    /// `state = "postgres://..."`: the state lives in PostgreSQL, shared by every worker that
+    /// runs this job file against it.
+    pub state_db: Option<PgConnection>,
+    /// This worker's name in leases, logs and the `worker` metric label (default: the host
+    /// name).
+    pub worker: String,
+    /// How long a window's lease lasts without renewal: how soon another worker takes over the
+    /// windows of one that died.
+    pub lease_ttl: Duration,
     /// How long in-flight windows may take to finish after a stop signal.
     pub shutdown_grace: Duration,
 }

@@ -62,6 +62,11 @@ pub(crate) struct RawMetrics {
 pub(crate) struct RawRunner {
     pub max_concurrent_queries: Option<Spanned<i64>>,
     pub state_dir: Option<PathBuf>,
+    pub state: Option<Spanned<String>>,
+    pub state_password_env: Option<String>,
+    pub state_password_file: Option<PathBuf>,
+    pub worker: Option<Spanned<String>>,
+    pub lease_ttl: Option<Spanned<String>>,
     pub shutdown_grace: Option<Spanned<String>>,
 }
 

@@ -10,7 +10,7 @@ use flightline_core::exec::ExecOutcome;
 use rand::Rng;
 
 use super::Shared;
-use super::window::run_once;
+use super::window::{Scope, run_once};
 use crate::RunnerError;
 use crate::config::{JobConfig, RetryPolicy};
 use crate::metrics::{self as m, RunStatus};
@@ -27,12 +27,13 @@ pub(super) async fn attempt(
     shared: &Shared,
     job: &JobConfig,
     window: Option<TimeRange>,
+    scope: &Scope,
     summary: &mut JobSummary,
 ) -> Attempt {
     let mut tries = 0;
     loop {
         let started = Instant::now();
-        let Some(outcome) = try_once(shared, job, window).await else {
+        let Some(outcome) = try_once(shared, job, window, scope).await else {
             return Attempt::Cancelled;
         };
         let status = match &outcome {
@@ -57,6 +58,7 @@ pub(super) async fn attempt(
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
                     () = shared.stop.cancelled() => return Attempt::Cancelled,
+                    () = scope.cancel.cancelled() => return Attempt::Cancelled,
                 }
             }
             (_, Err(err)) => return Attempt::Failed(err),
@@ -72,10 +74,12 @@ async fn try_once(
     shared: &Shared,
     job: &JobConfig,
     window: Option<TimeRange>,
+    scope: &Scope,
 ) -> Option<Result<ExecOutcome, RunnerError>> {
     let client = tokio::select! {
         client = shared.clients.get(&job.server) => client,
         () = shared.stop.cancelled() => return None,
+        () = scope.cancel.cancelled() => return None,
     };
     let client = match client {
         Ok(client) => client,
@@ -84,10 +88,11 @@ async fn try_once(
     let permit = tokio::select! {
         permit = Arc::clone(&shared.permits).acquire_owned() => permit,
         () = shared.stop.cancelled() => return None,
+        () = scope.cancel.cancelled() => return None,
     };
     let _permit = permit.ok()?;
     let _in_flight = m::in_flight(&job.name, &job.server);
-    Some(run_once(shared, job, window, client).await)
+    Some(run_once(shared, job, window, scope, client).await)
 }
 
 fn retryable(err: &RunnerError) -> bool {

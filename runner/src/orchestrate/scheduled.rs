@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use flightline_core::error::Chain;
 
 use super::retry::backoff;
-use super::window::run_window;
+use super::window::{Scope, run_window};
 use super::{Shared, refuse};
 use crate::RunnerError;
 use crate::checkpoint::StateDir;
@@ -40,7 +40,8 @@ pub(super) async fn run_scheduled(
             if shared.stop.is_cancelled() {
                 break;
             }
-            if !run_window(shared, job, validators, Some(*window), summary).await {
+            let scope = Scope::plain(shared);
+            if !run_window(shared, job, validators, Some(*window), &scope, summary).await {
                 failed = true;
                 break;
             }
@@ -90,7 +91,7 @@ async fn commit(
     state.commit_retrying(job, end, wait, on_failure, &shared.cancel).await
 }
 
-fn lag_gauge(job: &JobConfig, checkpoint: DateTime<Utc>) {
+pub(super) fn lag_gauge(job: &JobConfig, checkpoint: DateTime<Utc>) {
     let lag =
         Utc::now().signed_duration_since(checkpoint).num_milliseconds().max(0) as f64 / 1000.0;
     m::checkpoint_lag(&job.name, &job.server, lag);

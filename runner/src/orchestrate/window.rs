@@ -1,7 +1,10 @@
 //! One run of a job: one window of a scheduled job, or the single run of a one-shot job.
 
+use std::sync::Arc;
+
 use flightline_core::error::Chain;
-use flightline_core::exec::{ExecOutcome, QueryExecutor, RunRequest};
+use flightline_core::exec::{CancellationToken, ExecOutcome, QueryExecutor, RunRequest};
+use flightline_core::process::WindowLease;
 use flightline_core::{FlightSqlClient, QueryOptions, TimeRange};
 
 use super::Shared;
@@ -14,6 +17,20 @@ use crate::sql_time;
 use crate::summary::JobSummary;
 use crate::validators::JobValidators;
 
+/// What a run is under besides its window: the token that cancels it, and the lease it holds
+/// when the state is shared.
+pub(super) struct Scope {
+    pub cancel: CancellationToken,
+    pub lease: Option<Arc<WindowLease>>,
+}
+
+impl Scope {
+    /// A run cancelled with every other at the end of the grace period, holding no lease.
+    pub fn plain(shared: &Shared) -> Self {
+        Self { cancel: shared.cancel.child_token(), lease: None }
+    }
+}
+
 /// One run with its retries, after its validators; true when it finished (and the caller may
 /// commit). A run the validators refuse is a failed run, not retried.
 pub(super) async fn run_window(
@@ -21,6 +38,7 @@ pub(super) async fn run_window(
     job: &JobConfig,
     validators: &JobValidators,
     window: Option<TimeRange>,
+    scope: &Scope,
     summary: &mut JobSummary,
 ) -> bool {
     if let Err(err) = validators.screen(job, &job_sql(job, window.as_ref()), window).await {
@@ -30,7 +48,7 @@ pub(super) async fn run_window(
         summary.last_error = Some(err.to_string());
         return false;
     }
-    match attempt(shared, job, window, summary).await {
+    match attempt(shared, job, window, scope, summary).await {
         Attempt::Done(outcome) => {
             let stats = &outcome.stats;
             summary.runs_ok += 1;
@@ -67,6 +85,7 @@ pub(super) async fn run_once(
     shared: &Shared,
     job: &JobConfig,
     window: Option<TimeRange>,
+    scope: &Scope,
     client: FlightSqlClient,
 ) -> Result<ExecOutcome, RunnerError> {
     let processors = processors::build_all(job)?;
@@ -89,7 +108,8 @@ pub(super) async fn run_once(
         .window(window)
         .processors(processors)
         .progress(&progress)
-        .cancel(shared.cancel.child_token());
+        .lease(scope.lease.clone())
+        .cancel(scope.cancel.child_token());
     let outcome = executor.run(request).await?;
     Ok(outcome)
 }

@@ -8,25 +8,21 @@
 //! epoch in state `leased` (fencing): a worker that was paused or cut off past its TTL, whose
 //! window a successor took over, finds zero rows to update and must not publish anything.
 //! Committing also moves the job's checkpoint over every window committed without a gap.
+//!
+//! Every lease taken is also a row of `flightline_runs` (job, window, epoch, owner, start, end,
+//! outcome): the history of who ran what, under which epoch, that `flightline status` reads.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use flightline_core::TimeRange;
+use flightline_core::process::WindowLease;
+use flightline_plugins::postgres::fence::{commit_window, committed_under, cut_off};
 use tokio_postgres::Client;
 
 /// A window held by one worker.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lease {
-    /// The job.
-    pub job: String,
-    /// The window.
-    pub window: TimeRange,
-    /// Who holds it.
-    pub owner: String,
-    /// Raised at every takeover; a commit must carry the current one.
-    pub epoch: i64,
-}
+pub type Lease = WindowLease;
 
 /// What a lease-holder's commit can run into.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +41,9 @@ pub enum LeaseError {
         /// The epoch this worker held.
         epoch: i64,
     },
+    /// The state database cannot be reached (the message says where, and what to check).
+    #[error("shared state: {0}")]
+    Unreachable(String),
     /// PostgreSQL refused a statement or is unreachable.
     #[error("shared state: {doing}: {source}")]
     Postgres {
@@ -59,17 +58,48 @@ fn pg(doing: &'static str) -> impl Fn(tokio_postgres::Error) -> LeaseError {
     move |source| LeaseError::Postgres { doing, source }
 }
 
-/// One worker's view of the shared state.
-pub struct Leases<'a> {
-    client: &'a Client,
-    owner: String,
-    ttl: Duration,
+/// How a run under a lease ended without committing, as `flightline_runs.outcome` records it
+/// (a committed run is recorded by the statement that commits its window).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEnd {
+    /// Another worker had taken the window over.
+    Fenced,
+    /// The run failed; the window is released for the next try.
+    Failed,
+    /// The worker stopped; the window is released.
+    Cancelled,
 }
 
-impl<'a> Leases<'a> {
+impl RunEnd {
+    fn as_str(self) -> &'static str {
+        match self {
+            RunEnd::Fenced => "fenced",
+            RunEnd::Failed => "failed",
+            RunEnd::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// One worker's view of the shared state.
+#[derive(Clone)]
+pub struct Leases {
+    client: Arc<Client>,
+    owner: String,
+    ttl: Duration,
+    store: String,
+}
+
+impl Leases {
     /// Leases taken as `owner` (unique per worker process) for `ttl` at a time.
-    pub fn new(client: &'a Client, owner: impl Into<String>, ttl: Duration) -> Self {
-        Self { client, owner: owner.into(), ttl }
+    pub fn new(client: Arc<Client>, owner: impl Into<String>, ttl: Duration) -> Self {
+        Self { client, owner: owner.into(), ttl, store: String::new() }
+    }
+
+    /// The same, naming the database in the leases it gives (`user@host:port/database`), so
+    /// that a sink writing there commits the window with its rows.
+    pub fn in_store(mut self, store: impl Into<String>) -> Self {
+        self.store = store.into();
+        self
     }
 
     fn ttl_secs(&self) -> f64 {
@@ -98,35 +128,87 @@ impl<'a> Leases<'a> {
     }
 
     /// Leases the first of `due` (in order) that is neither committed nor leased by a live
-    /// worker; takes over a window whose lease expired.
+    /// worker; takes over a window whose lease expired (its epoch then goes up).
     pub async fn lease_next(
         &self,
         job: &str,
         due: &[TimeRange],
     ) -> Result<Option<Lease>, LeaseError> {
-        for window in due {
-            let row = self
-                .client
-                .query_opt(
-                    "INSERT INTO flightline_windows AS w
+        let Some(first) = due.first() else { return Ok(None) };
+        // One read skips the windows that are done or held, instead of one attempt each.
+        let busy: Vec<DateTime<Utc>> = self
+            .client
+            .query(
+                "SELECT window_begin FROM flightline_windows
+                 WHERE job = $1 AND window_begin >= $2
+                   AND (state = 'committed' OR lease_expires >= now())",
+                &[&job, &first.begin],
+            )
+            .await
+            .map_err(pg("reading the windows' leases"))?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        for window in due.iter().filter(|w| !busy.contains(&w.begin)) {
+            if let Some(lease) = self.lease(job, window).await? {
+                return Ok(Some(lease));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Leases `window` when it is free, recording the run; after a takeover, ends the sessions
+    /// the predecessor's sink may still hold on the window.
+    async fn lease(&self, job: &str, window: &TimeRange) -> Result<Option<Lease>, LeaseError> {
+        let row = self
+            .client
+            .query_opt(
+                "WITH previous AS (
+                     SELECT owner FROM flightline_windows WHERE job = $1 AND window_begin = $2),
+                 leased AS (
+                     INSERT INTO flightline_windows AS w
                          (job, window_begin, window_end, state, owner, epoch, lease_expires)
                      VALUES ($1, $2, $3, 'leased', $4, 1, now() + make_interval(secs => $5))
                      ON CONFLICT (job, window_begin) DO UPDATE
                          SET owner = excluded.owner, epoch = w.epoch + 1,
                              lease_expires = excluded.lease_expires
                          WHERE w.state = 'leased' AND w.lease_expires < now()
-                     RETURNING epoch",
-                    &[&job, &window.begin, &window.end, &self.owner, &self.ttl_secs()],
-                )
-                .await
-                .map_err(pg("leasing a window"))?;
-            if let Some(row) = row {
-                let epoch = row.get(0);
-                let owner = self.owner.clone();
-                return Ok(Some(Lease { job: job.to_string(), window: *window, owner, epoch }));
+                     RETURNING epoch),
+                 run AS (
+                     INSERT INTO flightline_runs (job, window_begin, epoch, owner)
+                     SELECT $1, $2, epoch, $4 FROM leased)
+                 SELECT leased.epoch, previous.owner FROM leased LEFT JOIN previous ON true",
+                &[&job, &window.begin, &window.end, &self.owner, &self.ttl_secs()],
+            )
+            .await
+            .map_err(pg("leasing a window"))?;
+        let Some(row) = row else { return Ok(None) };
+        let lease = Lease {
+            job: job.to_string(),
+            window: *window,
+            owner: self.owner.clone(),
+            epoch: row.get(0),
+            store: self.store.clone(),
+        };
+        if let Some(previous) = row.get::<_, Option<String>>(1) {
+            self.cut_off(&lease, &previous).await;
+        }
+        Ok(Some(lease))
+    }
+
+    /// Ends `previous` holder's sink sessions on `lease`'s window. Best effort: without the
+    /// right to end them (another role, no `pg_signal_backend`) the successor's sink waits for
+    /// the predecessor's transaction instead.
+    async fn cut_off(&self, lease: &Lease, previous: &str) {
+        match cut_off(self.client.as_ref(), lease, previous, lease.epoch - 1).await {
+            Ok(0) => {}
+            Ok(ended) => {
+                tracing::info!(job = %lease.job, window = %lease.window, previous, ended, "ended the previous holder's sessions on the window")
+            }
+            Err(err) => {
+                tracing::warn!(job = %lease.job, window = %lease.window, previous, error = %err, "cannot end the previous holder's sessions; the window waits for them")
             }
         }
-        Ok(None)
     }
 
     /// Extends `lease` by one TTL; `Fenced` when it is no longer this worker's.
@@ -144,16 +226,53 @@ impl<'a> Leases<'a> {
         fenced_unless(updated == 1, lease)
     }
 
-    /// Marks `lease`'s window committed, under its epoch, and moves the job's checkpoint over
-    /// every window committed without a gap; returns the checkpoint.
+    /// Marks `lease`'s window committed, under its epoch (or finds a sink did, in its own
+    /// transaction), and moves the job's checkpoint over every window committed without a gap;
+    /// returns the checkpoint.
     pub async fn commit(&self, lease: &Lease) -> Result<DateTime<Utc>, LeaseError> {
-        let committed = self
-            .client
-            .execute(COMMIT_WINDOW, &[&lease.job, &lease.window.begin, &lease.owner, &lease.epoch])
-            .await
-            .map_err(pg("committing a window"))?;
-        fenced_unless(committed == 1, lease)?;
+        let held =
+            commit_window(self.client.as_ref(), lease).await.map_err(pg("committing a window"))?;
+        let held = held
+            || committed_under(self.client.as_ref(), lease)
+                .await
+                .map_err(pg("reading a window's commit"))?;
+        if !held {
+            self.ended(lease, RunEnd::Fenced).await?;
+        }
+        fenced_unless(held, lease)?;
         self.advance(&lease.job).await
+    }
+
+    /// Gives `lease`'s window back after a run that did not commit (`end` says why), so that
+    /// any worker may take it at once, under a new epoch. `Fenced` (and the run recorded so)
+    /// when it was no longer this worker's to give.
+    pub async fn release(&self, lease: &Lease, end: RunEnd) -> Result<(), LeaseError> {
+        let released = self
+            .client
+            .execute(
+                "UPDATE flightline_windows SET lease_expires = now() - interval '1 second'
+                 WHERE job = $1 AND window_begin = $2 AND owner = $3 AND epoch = $4
+                   AND state = 'leased'",
+                &[&lease.job, &lease.window.begin, &lease.owner, &lease.epoch],
+            )
+            .await
+            .map_err(pg("releasing a lease"))?;
+        let end = if released == 1 { end } else { RunEnd::Fenced };
+        self.ended(lease, end).await?;
+        fenced_unless(released == 1, lease)
+    }
+
+    /// Records how the run under `lease` ended.
+    pub async fn ended(&self, lease: &Lease, end: RunEnd) -> Result<(), LeaseError> {
+        self.client
+            .execute(
+                "UPDATE flightline_runs SET ended_at = clock_timestamp(), outcome = $5
+                 WHERE job = $1 AND window_begin = $2 AND epoch = $3 AND owner = $4",
+                &[&lease.job, &lease.window.begin, &lease.epoch, &lease.owner, &end.as_str()],
+            )
+            .await
+            .map_err(pg("recording the end of a run"))?;
+        Ok(())
     }
 
     /// Moves `job`'s checkpoint to the end of the chain of committed windows that starts there.
@@ -166,12 +285,6 @@ impl<'a> Leases<'a> {
         Ok(row.get(0))
     }
 }
-
-/// The statement that commits a window under a lease; a sink that writes to the state's
-/// database runs it in its own transaction, so that its rows and the window commit together.
-pub const COMMIT_WINDOW: &str = "UPDATE flightline_windows
-     SET state = 'committed', committed_at = now(), lease_expires = NULL
-     WHERE job = $1 AND window_begin = $2 AND owner = $3 AND epoch = $4 AND state = 'leased'";
 
 const ADVANCE_CHECKPOINT: &str = "WITH RECURSIVE chain AS (
          SELECT w.window_end FROM flightline_windows w JOIN flightline_jobs j USING (job)

@@ -20,11 +20,18 @@ pub struct Migration {
 }
 
 /// Every migration this binary knows, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "jobs, windows and leases",
-    sql: include_str!("migrations/0001_windows_and_leases.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "jobs, windows and leases",
+        sql: include_str!("migrations/0001_windows_and_leases.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "history of runs under leases",
+        sql: include_str!("migrations/0002_runs.sql"),
+    },
+];
 
 /// The schema version this binary writes.
 pub const CURRENT_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].version;

@@ -1,11 +1,15 @@
 //! State shared by several workers in PostgreSQL: the tables, created and migrated by the
-//! runner itself ([`mod@migrate`]), and the window leases through which workers split a job's
-//! windows with fencing ([`mod@lease`]). The runner's loop does not use them yet; a job file's
-//! `[runner] state = "postgres://..."` is what will select them.
+//! runner itself ([`mod@migrate`]), the window leases through which workers split a job's
+//! windows with fencing ([`mod@lease`]), and one worker's connection to them ([`mod@db`]).
+//! A job file's `[runner] state = "postgres://..."` selects them instead of a state directory.
 
+pub mod db;
 pub mod lease;
+pub mod metrics;
 pub mod migrate;
+pub mod status;
 
-pub use lease::{Lease, LeaseError, Leases};
+pub use db::StateDb;
+pub use lease::{Lease, LeaseError, Leases, RunEnd};
 
 pub use migrate::{CURRENT_VERSION, migrate};

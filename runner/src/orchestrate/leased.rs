@@ -1,0 +1,248 @@
+//! The loop of a scheduled job whose state is shared in PostgreSQL: lease a due window, run it
+//! while renewing the lease, commit it under the lease; any number of workers run this loop on
+//! the same job and split its windows.
+//!
+//! A worker holds at most `max_concurrent_queries` leases, one per job at a time, so that it
+//! never sits on windows it is not running while other workers idle. When the database does
+//! not answer, the worker commits nothing, retries with the job's backoff, and says so in its
+//! log and in `flightline_state_db_up`; a lease it cannot renew for a whole TTL is given up
+//! (its run cancelled), since another worker may take the window over from then on.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use flightline_core::error::Chain;
+
+use super::retry::backoff;
+use super::scheduled::lag_gauge;
+use super::window::{Scope, run_window};
+use super::{Shared, refuse};
+use crate::config::{JobConfig, Schedule};
+use crate::schedule;
+use crate::shared_state::metrics::{LeaseMetrics, db_answered};
+use crate::shared_state::{Lease, LeaseError, Leases, RunEnd, StateDb};
+use crate::summary::JobSummary;
+use crate::validators::JobValidators;
+
+pub(super) async fn run_leased(
+    shared: &Shared,
+    db: &StateDb,
+    job: &JobConfig,
+    validators: &JobValidators,
+    schedule: Schedule,
+    summary: &mut JobSummary,
+) {
+    let stop_at = schedule::stop(job);
+    let first = match schedule::first_window_start(job, &schedule, Utc::now()) {
+        Ok(at) => at,
+        Err(err) => return refuse(job, err, summary),
+    };
+    let register = |l: Leases| async move { l.register(&job.name, &job.config_hash, first).await };
+    let Some(Ok(mut checkpoint)) = with_db(shared, db, job, "register the job", register).await
+    else {
+        return;
+    };
+    let metrics = LeaseMetrics::new(db.worker(), &job.name);
+    loop {
+        summary.checkpoint = Some(checkpoint);
+        lag_gauge(job, checkpoint);
+        if shared.stop.is_cancelled() || schedule::finished(checkpoint, stop_at) {
+            return;
+        }
+        let cap = if shared.once { u32::MAX } else { schedule.max_windows_per_tick };
+        let due = schedule::due_windows(checkpoint, Utc::now(), &schedule, stop_at, cap);
+        if due.is_empty() && shared.once {
+            return;
+        }
+        let slot = tokio::select! {
+            slot = Arc::clone(&shared.lease_slots).acquire_owned() => slot,
+            () = shared.stop.cancelled() => return,
+        };
+        let lease_next = |l: Leases| {
+            let due = &due;
+            async move { l.lease_next(&job.name, due).await }
+        };
+        let Some(Ok(lease)) = with_db(shared, db, job, "lease a window", lease_next).await else {
+            return;
+        };
+        let ran = match lease {
+            Some(lease) => {
+                Some(run_under(shared, db, job, validators, lease, &metrics, summary).await)
+            }
+            None => None,
+        };
+        drop(slot);
+        match ran {
+            Some(Ran::Committed(at)) => {
+                checkpoint = at;
+                summary.last_error = None;
+            }
+            // A window lost to another worker is theirs now, and its failure (a session cut
+            // off, a fenced commit) not this job's: go on with the next.
+            Some(Ran::Lost) => summary.last_error = None,
+            Some(Ran::Failed) if shared.once => return,
+            // Nothing free (none due yet, or other workers hold them), or a failed run: wait a
+            // tick, then read where the job stands.
+            Some(Ran::Failed) | None => {
+                tokio::select! {
+                    () = tokio::time::sleep(schedule.every) => {}
+                    () = shared.stop.cancelled() => return,
+                }
+                let advance = |l: Leases| async move { l.advance(&job.name).await };
+                let Some(Ok(at)) = with_db(shared, db, job, "read the checkpoint", advance).await
+                else {
+                    return;
+                };
+                checkpoint = at;
+            }
+        }
+    }
+}
+
+/// How a run under a lease ended.
+enum Ran {
+    /// Committed; the job's checkpoint is now here.
+    Committed(DateTime<Utc>),
+    /// Another worker took the window over; nothing of this run was published.
+    Lost,
+    /// Failed or cancelled; the window was given back.
+    Failed,
+}
+
+/// Runs `lease`'s window while renewing the lease, then commits it under the lease.
+async fn run_under(
+    shared: &Shared,
+    db: &StateDb,
+    job: &JobConfig,
+    validators: &JobValidators,
+    lease: Lease,
+    metrics: &LeaseMetrics,
+    summary: &mut JobSummary,
+) -> Ran {
+    let _held = metrics.taken(lease.epoch);
+    let taken = if lease.epoch > 1 { "window taken over" } else { "window leased" };
+    tracing::info!(job = %job.name, window = %lease.window, epoch = lease.epoch, owner = %lease.owner, "{taken}");
+    let lease = Arc::new(lease);
+    let scope = Scope { cancel: shared.cancel.child_token(), lease: Some(Arc::clone(&lease)) };
+    let run = run_window(shared, job, validators, Some(lease.window), &scope, summary);
+    tokio::pin!(run);
+    let finished = tokio::select! {
+        finished = &mut run => finished,
+        () = keep(db, &lease) => {
+            scope.cancel.cancel();
+            run.await;
+            return lost(db, &lease, metrics, true).await;
+        }
+    };
+    if !finished {
+        let end = if shared.stop.is_cancelled() { RunEnd::Cancelled } else { RunEnd::Failed };
+        let released = match db.leases().await {
+            Ok(leases) => leases.release(&lease, end).await,
+            Err(err) => Err(err),
+        };
+        match released {
+            Ok(()) => {}
+            Err(LeaseError::Fenced { .. }) => return lost(db, &lease, metrics, false).await,
+            Err(err) => {
+                tracing::warn!(job = %job.name, window = %lease.window, error = %Chain(&err), "cannot give the window back; it is free again when its lease expires")
+            }
+        }
+        return Ran::Failed;
+    }
+    let commit = |l: Leases| {
+        let lease = &lease;
+        async move { l.commit(lease).await }
+    };
+    match with_db(shared, db, job, "commit the window", commit).await {
+        Some(Ok(at)) => {
+            tracing::info!(job = %job.name, window = %lease.window, epoch = lease.epoch, checkpoint = %at, "window committed");
+            Ran::Committed(at)
+        }
+        Some(Err(_fenced)) => lost(db, &lease, metrics, false).await,
+        // Stopped before the database answered: the lease expires and the window runs again.
+        None => Ran::Failed,
+    }
+}
+
+/// Renews `lease` every third of its TTL; resolves when it is lost: another worker took it
+/// over, or the database did not answer for a whole TTL (from then on one may have).
+async fn keep(db: &StateDb, lease: &Lease) {
+    let ttl = db.ttl();
+    let mut renewed = Instant::now();
+    loop {
+        tokio::time::sleep(ttl / 3).await;
+        let result = match db.leases().await {
+            Ok(leases) => leases.renew(lease).await,
+            Err(err) => Err(err),
+        };
+        match result {
+            Ok(()) => {
+                db_answered(db.worker(), true);
+                renewed = Instant::now();
+            }
+            Err(LeaseError::Fenced { .. }) => return,
+            Err(err) => {
+                db_answered(db.worker(), false);
+                tracing::warn!(job = %lease.job, window = %lease.window, error = %Chain(&err), "cannot renew the lease; retrying");
+                db.reset().await;
+                if renewed.elapsed() >= ttl {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Records a lost lease: the metric, the log line, and (unless `release` did) the run's end.
+async fn lost(db: &StateDb, lease: &Lease, metrics: &LeaseMetrics, record: bool) -> Ran {
+    metrics.lost();
+    tracing::warn!(job = %lease.job, window = %lease.window, epoch = lease.epoch, "lease lost to another worker: this run's results are discarded");
+    if record && let Ok(leases) = db.leases().await {
+        let _ = leases.ended(lease, RunEnd::Fenced).await;
+    }
+    Ran::Lost
+}
+
+/// Runs `op` on this worker's leases until the database answers, retrying with the job's
+/// backoff; `Some(Err(Fenced))` passes through, `None` means the worker stopped first.
+async fn with_db<T, F, Fut>(
+    shared: &Shared,
+    db: &StateDb,
+    job: &JobConfig,
+    doing: &str,
+    op: F,
+) -> Option<Result<T, LeaseError>>
+where
+    F: Fn(Leases) -> Fut,
+    Fut: Future<Output = Result<T, LeaseError>>,
+{
+    let mut failures = 0;
+    loop {
+        let result = match db.leases().await {
+            Ok(leases) => op(leases).await,
+            Err(err) => Err(err),
+        };
+        match result {
+            Err(err @ (LeaseError::Postgres { .. } | LeaseError::Unreachable(_))) => {
+                db_answered(db.worker(), false);
+                let pause: Duration = backoff(&job.retries, failures);
+                tracing::warn!(job = %job.name, state = %db.store(), error = %Chain(&err), retry_in = ?pause, "the state database does not answer: cannot {doing}; nothing is committed until it does");
+                db.reset().await;
+                failures += 1;
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    () = shared.stop.cancelled() => return None,
+                }
+            }
+            other => {
+                db_answered(db.worker(), true);
+                if failures > 0 {
+                    tracing::info!(job = %job.name, state = %db.store(), "the state database answers again");
+                }
+                return Some(other);
+            }
+        }
+    }
+}
