@@ -23,11 +23,23 @@ pub struct Postgres {
     dir: tempfile::TempDir,
     bin: PathBuf,
     port: u16,
+    /// Server options beyond the port (TLS).
+    extra: String,
 }
 
 impl Postgres {
     /// Creates and starts a cluster; panics with what to install when PostgreSQL is missing.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// [`Postgres::start`] with TLS on, serving `cert_pem` with `key_pem` (clients may still
+    /// connect without TLS).
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> Self {
+        Self::start_with(Some((cert_pem, key_pem)))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>) -> Self {
         let bin = bin_dir();
         let dir = tempfile::Builder::new().prefix("flightline-pg-").tempdir().expect("temp dir");
         let pwfile = dir.path().join("pwfile");
@@ -40,6 +52,29 @@ impl Postgres {
                 .expect("chown");
             assert!(status.success(), "chown the cluster's directory to postgres");
         }
+        let extra = match tls {
+            None => String::new(),
+            Some((cert, key)) => {
+                let (cert_path, key_path) =
+                    (dir.path().join("server.crt"), dir.path().join("server.key"));
+                std::fs::write(&cert_path, cert).expect("write the server certificate");
+                std::fs::write(&key_path, key).expect("write the server key");
+                std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600))
+                    .unwrap();
+                if is_root() {
+                    for path in [&cert_path, &key_path] {
+                        let status =
+                            Command::new("chown").arg("postgres:postgres").arg(path).status();
+                        assert!(status.expect("chown").success(), "chown {}", path.display());
+                    }
+                }
+                format!(
+                    " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                    cert_path.display(),
+                    key_path.display()
+                )
+            }
+        };
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
         let data = dir.path().join("data");
         run(
@@ -65,8 +100,8 @@ impl Postgres {
         let mut last = String::new();
         for _ in 0..3 {
             let port = free_port();
-            match pg_ctl_start(&bin, dir.path(), port) {
-                Ok(()) => return Self { dir, bin, port },
+            match pg_ctl_start(&bin, dir.path(), port, &extra) {
+                Ok(()) => return Self { dir, bin, port, extra },
                 Err(output) => last = output,
             }
         }
@@ -84,7 +119,7 @@ impl Postgres {
 
     /// Starts it again on its port, after [`Postgres::stop`].
     pub fn restart(&self) {
-        if let Err(output) = pg_ctl_start(&self.bin, self.dir.path(), self.port) {
+        if let Err(output) = pg_ctl_start(&self.bin, self.dir.path(), self.port, &self.extra) {
             panic!("pg_ctl start on port {} failed\n{output}", self.port);
         }
     }
@@ -117,11 +152,11 @@ impl Postgres {
     }
 }
 
-/// Starts the cluster in `dir` on 127.0.0.1:`port`, logging to `dir/log`.
-fn pg_ctl_start(bin: &Path, dir: &Path, port: u16) -> Result<(), String> {
+/// Starts the cluster in `dir` on 127.0.0.1:`port` with `extra` options, logging to `dir/log`.
+fn pg_ctl_start(bin: &Path, dir: &Path, port: u16, extra: &str) -> Result<(), String> {
     let (data, log) = (dir.join("data"), dir.join("log"));
     let options = format!(
-        "-p {port} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c max_connections=200",
+        "-p {port} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c max_connections=200{extra}",
         dir.display()
     );
     let args: [&std::ffi::OsStr; 8] = [

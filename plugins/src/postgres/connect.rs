@@ -1,13 +1,15 @@
 //! Connecting to PostgreSQL: a URL without a password, the password from an environment
 //! variable or a file (as libpq's `PGPASSWORD` and password files keep it out of
-//! configuration), and errors that name the server but never the password.
+//! configuration), TLS from the URL's `sslmode` / `sslrootcert` ([`super::tls`]), and errors
+//! that name the server but never the password.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
-use tokio_postgres::config::SslMode;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config};
+
+use super::tls::Tls;
 
 /// Where a PostgreSQL connection goes and where its password comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -27,11 +29,13 @@ pub struct PgConnection {
 }
 
 impl PgConnection {
-    /// Checks the URL: it parses, holds no password, and asks for no TLS (not supported yet).
+    /// Checks the URL: it parses, holds no password, and its TLS settings are usable.
     pub fn config(&self) -> Result<Config, String> {
-        let config: Config = self.url.parse().map_err(|e| {
+        let (url, tls) = Tls::split(&self.url).map_err(|e| format!("`url`: {e}"))?;
+        let mut config: Config = url.parse().map_err(|e| {
             format!("`url` is not a PostgreSQL URL ({e}); write postgres://user@host:port/database")
         })?;
+        config.ssl_mode(tls.pg_mode());
         if config.get_password().is_some() {
             return Err("`url` holds a password; keep it out of the configuration: put it in \
                         the environment variable named by `password_env` (default PGPASSWORD) \
@@ -41,17 +45,13 @@ impl PgConnection {
         if config.get_user().is_none() {
             return Err("`url` names no user; write postgres://user@host:port/database".into());
         }
-        if matches!(config.get_ssl_mode(), SslMode::Require) {
-            return Err("`url` asks for sslmode=require, and TLS to PostgreSQL is not supported \
-                        yet: connect over a trusted network or a local tunnel"
-                .into());
-        }
         Ok(config)
     }
 
     /// `user@host:port/database`: what errors and logs name, never the password.
     pub fn describe(&self) -> String {
-        let Ok(config) = self.url.parse::<Config>() else {
+        let parsed = Tls::split(&self.url).ok().and_then(|(url, _)| url.parse::<Config>().ok());
+        let Some(config) = parsed else {
             return "an unparsable PostgreSQL URL".into();
         };
         let host = match config.get_hosts().first() {
@@ -87,7 +87,8 @@ impl PgConnection {
         }
         let timeout = Duration::from_secs(self.connect_timeout_secs.unwrap_or(10));
         config.connect_timeout(timeout);
-        let connecting = config.connect(NoTls);
+        let (_, tls) = Tls::split(&self.url)?;
+        let connecting = config.connect(tls.connector()?);
         let (client, connection) =
             tokio::time::timeout(timeout + Duration::from_secs(1), connecting)
                 .await
@@ -108,7 +109,7 @@ impl PgConnection {
     pub fn failure(&self, doing: &str, error: &tokio_postgres::Error) -> String {
         let said = match error.as_db_error() {
             Some(db) => format!("{} ({})", db.message(), db.code().code()),
-            None => error.to_string(),
+            None => with_causes(error),
         };
         let hint = match error.as_db_error().map(|db| db.code().code()) {
             Some("28P01") | Some("28000") => {
@@ -119,4 +120,20 @@ impl PgConnection {
         };
         format!("{doing} PostgreSQL at {}: {said}{hint}", self.describe())
     }
+}
+
+/// `error` and each of its causes (a TLS handshake failure says why only in its source: the
+/// certificate that did not verify, the name it lacks).
+fn with_causes(error: &tokio_postgres::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        let said = inner.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = inner.source();
+    }
+    text
 }
