@@ -73,6 +73,20 @@ pub enum RunnerError {
         /// Where the checkpoint stands.
         end: String,
     },
+    /// A job's state in the shared database was written for a different version of the job.
+    #[error(
+        "job {job:?}: its state in {store} (up to {end}) was written for a different job \
+         configuration; start over with --reset-checkpoint {job}, or keep the position with \
+         --continue-checkpoint {job} (on one worker: the others then find the new configuration)"
+    )]
+    SharedCheckpointMismatch {
+        /// The job.
+        job: String,
+        /// `user@host:port/database`.
+        store: String,
+        /// Where its checkpoint stands.
+        end: String,
+    },
     /// A checkpoint file cannot be read.
     #[error("job {job:?}: checkpoint {path} is unreadable: {reason} (move it away to start over)")]
     CheckpointCorrupt {

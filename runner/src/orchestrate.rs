@@ -42,7 +42,7 @@ use crate::summary::{JobSummary, RunSummary};
 use crate::validators::JobValidators;
 
 use join::{abandon, join_jobs};
-use leased::run_leased;
+use leased::{run_leased, run_leased_once};
 use pool::Clients;
 pub use retry::backoff;
 use scheduled::run_scheduled;
@@ -102,15 +102,15 @@ pub async fn run(
     check_processors(config)?;
     let validators = crate::validators::build_all(config)?;
     let scheduled = config.jobs.iter().any(|j| j.schedule.is_some());
-    let db = match (&config.runner.state_db, scheduled) {
-        (Some(connection), true) => {
+    let db = match &config.runner.state_db {
+        Some(connection) => {
             let settings = &config.runner;
             let db =
                 StateDb::open(connection.clone(), &settings.worker, settings.lease_ttl).await?;
             tracing::info!(state = %db.store(), worker = %db.owner(), lease_ttl = ?settings.lease_ttl, "sharing jobs through the state database");
             Some(Arc::new(db))
         }
-        _ => None,
+        None => None,
     };
     let state = if scheduled && db.is_none() {
         Some(Arc::new(StateDir::open(&config.runner.state_dir)?))
@@ -144,7 +144,7 @@ pub async fn run(
         db,
         lease_slots: Arc::new(Semaphore::new(config.runner.max_concurrent_queries)),
         display,
-        once: options.once,
+        options,
     });
     let grace = config.runner.shutdown_grace;
     let watcher = tokio::spawn({
@@ -198,7 +198,7 @@ struct Shared {
     /// Leases this worker may hold at once: as many as it runs queries.
     lease_slots: Arc<Semaphore>,
     display: ProgressDisplay,
-    once: bool,
+    options: RunOptions,
 }
 
 async fn run_job(
@@ -209,18 +209,21 @@ async fn run_job(
 ) -> JobSummary {
     let mut summary =
         JobSummary { name: job.name.clone(), server: job.server.clone(), ..Default::default() };
-    match job.schedule {
-        None => match schedule::one_shot_range(&job) {
+    match (job.schedule, &shared.db) {
+        (None, Some(db)) => run_leased_once(&shared, db, &job, &validators, &mut summary).await,
+        (None, None) => match schedule::one_shot_range(&job) {
             Ok(window) => {
                 let scope = Scope::plain(&shared);
                 run_window(&shared, &job, &validators, window, &scope, &mut summary).await;
             }
             Err(err) => refuse(&job, err, &mut summary),
         },
-        Some(schedule) => match &shared.db {
-            Some(db) => run_leased(&shared, db, &job, &validators, schedule, &mut summary).await,
-            None => run_scheduled(&shared, &job, &validators, schedule, start, &mut summary).await,
-        },
+        (Some(schedule), Some(db)) => {
+            run_leased(&shared, db, &job, &validators, schedule, &mut summary).await
+        }
+        (Some(schedule), None) => {
+            run_scheduled(&shared, &job, &validators, schedule, start, &mut summary).await
+        }
     }
     summary
 }

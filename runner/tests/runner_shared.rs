@@ -363,3 +363,58 @@ fn a_sink_table_of_another_shape_fails_the_window_which_runs_once_it_is_fixed() 
     let line = shown.lines().find(|l| l.starts_with("copy ")).unwrap_or_default();
     assert!(line.contains("2024-06-01T00:00:00+00:00") && line.ends_with("2       0"), "{shown}");
 }
+
+#[test]
+fn a_one_shot_job_runs_once_among_workers_and_a_changed_one_waits_for_reset() {
+    let team = Team::start(20_000, "2024-05-31T12:00:00Z", "1h", "");
+    let original = std::fs::read_to_string(&team.jobs).unwrap();
+    let one_shot = |filter: &str| {
+        let job = format!(
+            "[[job]]\nname = \"once\"\nsql = \"SELECT time, level, msg FROM log_entries{filter}\"\n\
+             begin = \"{}\"\nend = \"{DEMO_END}\"\nprocessors = [{{ name = \"postgres_sink\", \
+             options = {{ url = \"{}\", table = \"once_copy\", password_file = \"{}\" }} }}]\n",
+            team.begin,
+            team.pg.url("postgres"),
+            team.dir.path().join("pgpass").display(),
+        );
+        let without_copy = original.split("[[job]]").next().unwrap().to_string();
+        job_file(team.dir.path(), &format!("{without_copy}{job}"))
+    };
+    let jobs = one_shot("");
+    let expected = team.expected_rows();
+    let workers: Vec<RunnerProcess> =
+        (0..3).map(|_| RunnerProcess::start(&jobs, &["--once"])).collect();
+    for worker in workers {
+        let (status, stdout, stderr) = worker.finish();
+        assert!(status.success(), "{stdout}\n{stderr}");
+    }
+    let runs = || {
+        team.pg.psql("SELECT count(*) || ' ' || count(*) FILTER (WHERE outcome = 'committed') FROM flightline_runs WHERE job = 'once'")
+    };
+    assert_eq!(runs(), "1 1", "one worker ran it, once");
+    let copied = || team.pg.psql("SELECT count(*) || ' ' || count(DISTINCT time) FROM once_copy");
+    assert_eq!(copied(), format!("{expected} {expected}"));
+
+    let (code, text) = run_once(&jobs);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(runs(), "1 1", "not again under the same configuration");
+
+    let changed = one_shot(" WHERE level <= 3");
+    let (code, text) = run_once(&changed);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("was written for a different job configuration"), "{text}");
+    assert!(text.contains("--reset-checkpoint once"), "{text}");
+    assert_eq!(runs(), "1 1");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_flightline"))
+        .args(["run", "--once", "--progress", "never", "--reset-checkpoint", "once"])
+        .arg(&changed)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(runs(), "2 2", "run again after the reset");
+    let range = TimeRange::new(instant(team.begin), instant(DEMO_END)).unwrap();
+    let fewer = team.server.count("SELECT time FROM log_entries WHERE level <= 3", range);
+    assert!(fewer < expected, "{fewer} {expected}");
+    assert_eq!(copied(), format!("{fewer} {fewer}"), "the run's rows replaced the first run's");
+}

@@ -93,8 +93,9 @@ async fn a_worker_whose_lease_expired_is_fenced_and_its_successor_commits() {
     let ttl = Duration::from_secs(3);
     let (a, b) = (Leases::new(client_a.into(), "a", ttl), Leases::new(client_b.into(), "b", ttl));
     let due = hours(0, 4);
-    assert_eq!(a.register("job", "hash", due[0].begin).await.unwrap(), due[0].begin);
-    assert_eq!(b.register("job", "hash", due[3].begin).await.unwrap(), due[0].begin, "kept");
+    assert_eq!(a.register("job", "hash", due[0].begin).await.unwrap().checkpoint, due[0].begin);
+    let kept = b.register("job", "other", due[3].begin).await.unwrap();
+    assert_eq!((kept.checkpoint, kept.config_hash.as_str()), (due[0].begin, "hash"), "kept");
 
     let held_by_a = a.lease_next("job", &due).await.unwrap().unwrap();
     assert_eq!((held_by_a.window, held_by_a.epoch), (due[0], 1));

@@ -1,6 +1,11 @@
 //! The loop of a scheduled job whose state is shared in PostgreSQL: lease a due window, run it
 //! while renewing the lease, commit it under the lease; any number of workers run this loop on
-//! the same job and split its windows.
+//! the same job and split its windows. A one-shot job is one window ([`one_shot_key`]), run
+//! once per configuration by whichever worker leases it.
+//!
+//! A job whose state was written under another configuration is refused, unless the operator
+//! said `--reset-checkpoint` (its windows forgotten) or `--continue-checkpoint` (the position
+//! kept), as with a state directory.
 //!
 //! A worker holds at most `max_concurrent_queries` leases, one per job at a time, so that it
 //! never sits on windows it is not running while other workers idle. When the database does
@@ -13,12 +18,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use flightline_core::TimeRange;
 use flightline_core::error::Chain;
 
 use super::retry::backoff;
 use super::scheduled::lag_gauge;
 use super::window::{Scope, run_window};
 use super::{Shared, refuse};
+use crate::RunnerError;
+use crate::checkpoint::OnMismatch;
 use crate::config::{JobConfig, Schedule};
 use crate::schedule;
 use crate::shared_state::metrics::{LeaseMetrics, db_answered};
@@ -39,9 +47,7 @@ pub(super) async fn run_leased(
         Ok(at) => at,
         Err(err) => return refuse(job, err, summary),
     };
-    let register = |l: Leases| async move { l.register(&job.name, &job.config_hash, first).await };
-    let Some(Ok(mut checkpoint)) = with_db(shared, db, job, "register the job", register).await
-    else {
+    let Some(mut checkpoint) = register(shared, db, job, first, summary).await else {
         return;
     };
     let metrics = LeaseMetrics::new(db.worker(), &job.name);
@@ -51,9 +57,10 @@ pub(super) async fn run_leased(
         if shared.stop.is_cancelled() || schedule::finished(checkpoint, stop_at) {
             return;
         }
-        let cap = if shared.once { u32::MAX } else { schedule.max_windows_per_tick };
+        let once = shared.options.once;
+        let cap = if once { u32::MAX } else { schedule.max_windows_per_tick };
         let due = schedule::due_windows(checkpoint, Utc::now(), &schedule, stop_at, cap);
-        if due.is_empty() && shared.once {
+        if due.is_empty() && once {
             return;
         }
         let slot = tokio::select! {
@@ -64,12 +71,14 @@ pub(super) async fn run_leased(
             let due = &due;
             async move { l.lease_next(&job.name, due).await }
         };
-        let Some(Ok(lease)) = with_db(shared, db, job, "lease a window", lease_next).await else {
+        let Some(lease) = with_db(shared, db, job, "lease a window", summary, lease_next).await
+        else {
             return;
         };
         let ran = match lease {
             Some(lease) => {
-                Some(run_under(shared, db, job, validators, lease, &metrics, summary).await)
+                let window = Some(lease.window);
+                Some(run_under(shared, db, job, validators, window, lease, &metrics, summary).await)
             }
             None => None,
         };
@@ -82,7 +91,7 @@ pub(super) async fn run_leased(
             // A window lost to another worker is theirs now, and its failure (a session cut
             // off, a fenced commit) not this job's: go on with the next.
             Some(Ran::Lost) => summary.last_error = None,
-            Some(Ran::Failed) if shared.once => return,
+            Some(Ran::Failed) if once => return,
             // Nothing free (none due yet, or other workers hold them), or a failed run: wait a
             // tick, then read where the job stands.
             Some(Ran::Failed) | None => {
@@ -91,14 +100,104 @@ pub(super) async fn run_leased(
                     () = shared.stop.cancelled() => return,
                 }
                 let advance = |l: Leases| async move { l.advance(&job.name).await };
-                let Some(Ok(at)) = with_db(shared, db, job, "read the checkpoint", advance).await
-                else {
-                    return;
-                };
+                let read = with_db(shared, db, job, "read the checkpoint", summary, advance);
+                let Some(at) = read.await else { return };
                 checkpoint = at;
             }
         }
     }
+}
+
+/// The window a one-shot job is leased as: one per job, whatever its time range.
+pub(super) fn one_shot_key() -> TimeRange {
+    let begin = DateTime::UNIX_EPOCH;
+    TimeRange { begin, end: begin + chrono::TimeDelta::seconds(1) }
+}
+
+/// The single run of a one-shot job, leased so that one worker runs it once per configuration:
+/// a worker that finds it leased waits for the holder to commit (or to die, and takes it over).
+pub(super) async fn run_leased_once(
+    shared: &Shared,
+    db: &StateDb,
+    job: &JobConfig,
+    validators: &JobValidators,
+    summary: &mut JobSummary,
+) {
+    let window = match schedule::one_shot_range(job) {
+        Ok(window) => window,
+        Err(err) => return refuse(job, err, summary),
+    };
+    let key = one_shot_key();
+    let Some(mut checkpoint) = register(shared, db, job, key.begin, summary).await else {
+        return;
+    };
+    if checkpoint >= key.end {
+        tracing::info!(job = %job.name, "already run under this configuration (see flightline_runs); --reset-checkpoint {} runs it again", job.name);
+    }
+    let metrics = LeaseMetrics::new(db.worker(), &job.name);
+    while checkpoint < key.end && !shared.stop.is_cancelled() {
+        let lease_next = |l: Leases| async move { l.lease_next(&job.name, &[key]).await };
+        let Some(lease) = with_db(shared, db, job, "lease the run", summary, lease_next).await
+        else {
+            return;
+        };
+        match lease {
+            Some(lease) => {
+                let ran = run_under(shared, db, job, validators, window, lease, &metrics, summary);
+                match ran.await {
+                    Ran::Committed(at) => checkpoint = at,
+                    Ran::Lost => summary.last_error = None,
+                    Ran::Failed => return,
+                }
+            }
+            None => {
+                tokio::select! {
+                    () = tokio::time::sleep(db.ttl() / 3) => {}
+                    () = shared.stop.cancelled() => return,
+                }
+                let advance = |l: Leases| async move { l.advance(&job.name).await };
+                let read = with_db(shared, db, job, "read the run", summary, advance);
+                let Some(at) = read.await else { return };
+                checkpoint = at;
+            }
+        }
+    }
+}
+
+/// Registers `job` under its configuration and returns its checkpoint; a state written under
+/// another configuration is refused (recorded in `summary`: `None`) unless the operator said to
+/// reset or continue. `None` too when the worker stopped first.
+async fn register(
+    shared: &Shared,
+    db: &StateDb,
+    job: &JobConfig,
+    first: DateTime<Utc>,
+    summary: &mut JobSummary,
+) -> Option<DateTime<Utc>> {
+    let register = |l: Leases| async move { l.register(&job.name, &job.config_hash, first).await };
+    let found = with_db(shared, db, job, "register the job", summary, register).await?;
+    if found.config_hash == job.config_hash {
+        return Some(found.checkpoint);
+    }
+    let restart_at = match shared.options.on_mismatch(&job.name) {
+        OnMismatch::Refuse => {
+            let end = found.checkpoint.to_rfc3339();
+            let store = db.store().to_string();
+            let err = RunnerError::SharedCheckpointMismatch { job: job.name.clone(), store, end };
+            refuse(job, err, summary);
+            return None;
+        }
+        OnMismatch::Reset => {
+            tracing::warn!(job = %job.name, "configuration changed: its windows forgotten, starting over");
+            Some(first)
+        }
+        OnMismatch::Continue => {
+            tracing::warn!(job = %job.name, checkpoint = %found.checkpoint, "configuration changed: continuing from the checkpoint");
+            None
+        }
+    };
+    let adopt = |l: Leases| async move { l.adopt(&job.name, &job.config_hash, restart_at).await };
+    with_db(shared, db, job, "adopt the new configuration", summary, adopt).await
 }
 
 /// How a run under a lease ended.
@@ -111,12 +210,15 @@ enum Ran {
     Failed,
 }
 
-/// Runs `lease`'s window while renewing the lease, then commits it under the lease.
+/// Runs `window` (a scheduled job's: the lease's) while renewing `lease`, then commits it
+/// under the lease.
+#[allow(clippy::too_many_arguments)]
 async fn run_under(
     shared: &Shared,
     db: &StateDb,
     job: &JobConfig,
     validators: &JobValidators,
+    window: Option<TimeRange>,
     lease: Lease,
     metrics: &LeaseMetrics,
     summary: &mut JobSummary,
@@ -126,16 +228,19 @@ async fn run_under(
     tracing::info!(job = %job.name, window = %lease.window, epoch = lease.epoch, owner = %lease.owner, "{taken}");
     let lease = Arc::new(lease);
     let scope = Scope { cancel: shared.cancel.child_token(), lease: Some(Arc::clone(&lease)) };
-    let run = run_window(shared, job, validators, Some(lease.window), &scope, summary);
-    tokio::pin!(run);
-    let finished = tokio::select! {
-        finished = &mut run => finished,
-        () = keep(db, &lease) => {
-            scope.cancel.cancel();
-            run.await;
-            return lost(db, &lease, metrics, true).await;
+    let finished = {
+        let run = run_window(shared, job, validators, window, &scope, summary);
+        tokio::pin!(run);
+        tokio::select! {
+            finished = &mut run => Some(finished),
+            () = keep(db, &lease) => {
+                scope.cancel.cancel();
+                run.await;
+                None
+            }
         }
     };
+    let Some(finished) = finished else { return lost(db, &lease, metrics, true).await };
     if !finished {
         let end = if shared.stop.is_cancelled() { RunEnd::Cancelled } else { RunEnd::Failed };
         let released = match db.leases().await {
@@ -155,12 +260,16 @@ async fn run_under(
         let lease = &lease;
         async move { l.commit(lease).await }
     };
-    match with_db(shared, db, job, "commit the window", commit).await {
+    match with_db_raw(shared, db, job, "commit the window", commit).await {
         Some(Ok(at)) => {
             tracing::info!(job = %job.name, window = %lease.window, epoch = lease.epoch, checkpoint = %at, "window committed");
             Ran::Committed(at)
         }
-        Some(Err(_fenced)) => lost(db, &lease, metrics, false).await,
+        Some(Err(LeaseError::Fenced { .. })) => lost(db, &lease, metrics, false).await,
+        Some(Err(err)) => {
+            refused(db, job, "commit the window", &err, summary);
+            Ran::Failed
+        }
         // Stopped before the database answered: the lease expires and the window runs again.
         None => Ran::Failed,
     }
@@ -205,9 +314,39 @@ async fn lost(db: &StateDb, lease: &Lease, metrics: &LeaseMetrics, record: bool)
     Ran::Lost
 }
 
-/// Runs `op` on this worker's leases until the database answers, retrying with the job's
-/// backoff; `Some(Err(Fenced))` passes through, `None` means the worker stopped first.
+/// [`with_db_raw`], a refusal recorded as the job's failure: `None` when it failed (or the
+/// worker stopped), and the job goes no further.
 async fn with_db<T, F, Fut>(
+    shared: &Shared,
+    db: &StateDb,
+    job: &JobConfig,
+    doing: &str,
+    summary: &mut JobSummary,
+    op: F,
+) -> Option<T>
+where
+    F: Fn(Leases) -> Fut,
+    Fut: Future<Output = Result<T, LeaseError>>,
+{
+    match with_db_raw(shared, db, job, doing, op).await? {
+        Ok(value) => Some(value),
+        Err(err) => {
+            refused(db, job, doing, &err, summary);
+            None
+        }
+    }
+}
+
+/// Fails `job` on a statement the state database refused.
+fn refused(db: &StateDb, job: &JobConfig, doing: &str, err: &LeaseError, summary: &mut JobSummary) {
+    let message = format!("cannot {doing}: {}", Chain(err));
+    refuse(job, RunnerError::StateDb { store: db.store().to_string(), message }, summary);
+}
+
+/// Runs `op` on this worker's leases until the database answers, retrying with the job's
+/// backoff while it is unavailable; any other error (`Fenced`, a refused statement) is
+/// returned, `None` means the worker stopped first.
+async fn with_db_raw<T, F, Fut>(
     shared: &Shared,
     db: &StateDb,
     job: &JobConfig,
@@ -225,7 +364,7 @@ where
             Err(err) => Err(err),
         };
         match result {
-            Err(err @ (LeaseError::Postgres { .. } | LeaseError::Unreachable(_))) => {
+            Err(err) if err.is_unavailable() => {
                 db_answered(db.worker(), false);
                 let pause: Duration = backoff(&job.retries, failures);
                 tracing::warn!(job = %job.name, state = %db.store(), error = %Chain(&err), retry_in = ?pause, "the state database does not answer: cannot {doing}; nothing is committed until it does");

@@ -33,7 +33,7 @@ pub(super) async fn run_scheduled(
     };
     summary.checkpoint = Some(checkpoint);
     loop {
-        let cap = if shared.once { u32::MAX } else { schedule.max_windows_per_tick };
+        let cap = if shared.options.once { u32::MAX } else { schedule.max_windows_per_tick };
         let due = schedule::due_windows(checkpoint, Utc::now(), &schedule, stop_at, cap);
         let mut failed = false;
         for window in &due {
@@ -61,10 +61,10 @@ pub(super) async fn run_scheduled(
         if shared.stop.is_cancelled() || schedule::finished(checkpoint, stop_at) {
             return;
         }
-        if shared.once && (due.is_empty() || failed) {
+        if shared.options.once && (due.is_empty() || failed) {
             return;
         }
-        if shared.once {
+        if shared.options.once {
             continue;
         }
         tokio::select! {

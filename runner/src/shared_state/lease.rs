@@ -54,8 +54,33 @@ pub enum LeaseError {
     },
 }
 
+impl LeaseError {
+    /// The database could not be reached or could not serve the statement now (connection
+    /// lost, shutting down, out of resources, a serialization conflict): worth retrying. A
+    /// statement it refused (a constraint, a permission) is not.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            LeaseError::Fenced { .. } => false,
+            LeaseError::Unreachable(_) => true,
+            LeaseError::Postgres { source, .. } => source.as_db_error().is_none_or(|db| {
+                let code = db.code().code();
+                ["08", "57P", "53", "40"].iter().any(|class| code.starts_with(class))
+            }),
+        }
+    }
+}
+
 fn pg(doing: &'static str) -> impl Fn(tokio_postgres::Error) -> LeaseError {
     move |source| LeaseError::Postgres { doing, source }
+}
+
+/// Where a job stands in the shared state when a worker registers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registered {
+    /// Every window before this instant is committed.
+    pub checkpoint: DateTime<Utc>,
+    /// The configuration hash the job's state was written under.
+    pub config_hash: String,
 }
 
 /// How a run under a lease ended without committing, as `flightline_runs.outcome` records it
@@ -107,24 +132,70 @@ impl Leases {
     }
 
     /// Records `job` with its configuration's hash and, the first time, `first` as its
-    /// checkpoint; returns the checkpoint as it stands.
+    /// checkpoint; returns where the job stands, and the hash it was registered under.
     pub async fn register(
         &self,
         job: &str,
         config_hash: &str,
         first: DateTime<Utc>,
-    ) -> Result<DateTime<Utc>, LeaseError> {
-        let row = self
-            .client
-            .query_one(
+    ) -> Result<Registered, LeaseError> {
+        self.client
+            .execute(
                 "INSERT INTO flightline_jobs (job, config_hash, checkpoint) VALUES ($1, $2, $3)
-                 ON CONFLICT (job) DO UPDATE SET config_hash = excluded.config_hash
-                 RETURNING checkpoint",
+                 ON CONFLICT (job) DO NOTHING",
                 &[&job, &config_hash, &first],
             )
             .await
             .map_err(pg("registering the job"))?;
-        Ok(row.get::<_, Option<DateTime<Utc>>>(0).unwrap_or(first))
+        let row = self
+            .client
+            .query_one(
+                "SELECT checkpoint, config_hash FROM flightline_jobs WHERE job = $1",
+                &[&job],
+            )
+            .await
+            .map_err(pg("reading the job"))?;
+        Ok(Registered {
+            checkpoint: row.get::<_, Option<DateTime<Utc>>>(0).unwrap_or(first),
+            config_hash: row.get(1),
+        })
+    }
+
+    /// Makes `config_hash` `job`'s configuration; with `restart_at`, makes every window due again
+    /// and puts the checkpoint there (`--reset-checkpoint`), else keeps the position
+    /// (`--continue-checkpoint`).
+    pub async fn adopt(
+        &self,
+        job: &str,
+        config_hash: &str,
+        restart_at: Option<DateTime<Utc>>,
+    ) -> Result<DateTime<Utc>, LeaseError> {
+        // Windows are put back, expired, rather than deleted: the next lease of each takes it
+        // over under a higher epoch, so a worker still running one under the old configuration
+        // is fenced, and the history keeps its epochs.
+        if restart_at.is_some() {
+            self.client
+                .execute(
+                    "UPDATE flightline_windows
+                     SET state = 'leased', lease_expires = now() - interval '1 second',
+                         committed_at = NULL
+                     WHERE job = $1",
+                    &[&job],
+                )
+                .await
+                .map_err(pg("forgetting the job's windows"))?;
+        }
+        let row = self
+            .client
+            .query_one(
+                "UPDATE flightline_jobs
+                 SET config_hash = $2, checkpoint = coalesce($3, checkpoint), updated_at = now()
+                 WHERE job = $1 RETURNING checkpoint",
+                &[&job, &config_hash, &restart_at],
+            )
+            .await
+            .map_err(pg("adopting the job's configuration"))?;
+        Ok(row.get(0))
     }
 
     /// Leases the first of `due` (in order) that is neither committed nor leased by a live

@@ -10,6 +10,6 @@ pub mod migrate;
 pub mod status;
 
 pub use db::StateDb;
-pub use lease::{Lease, LeaseError, Leases, RunEnd};
+pub use lease::{Lease, LeaseError, Leases, Registered, RunEnd};
 
 pub use migrate::{CURRENT_VERSION, migrate};
