@@ -166,7 +166,8 @@ async fn lease_cost(connection: &PgConnection) -> Duration {
         .collect();
     let started = Instant::now();
     for window in &windows {
-        let lease = leases.lease_next("leases", std::slice::from_ref(window)).await.expect("lease");
+        let lease =
+            leases.lease_next("leases", "hash", std::slice::from_ref(window)).await.expect("lease");
         leases.commit(&lease.expect("a free window")).await.expect("commit");
     }
     started.elapsed() / LEASES as u32

@@ -97,15 +97,15 @@ async fn a_worker_whose_lease_expired_is_fenced_and_its_successor_commits() {
     let kept = b.register("job", "other", due[3].begin).await.unwrap();
     assert_eq!((kept.checkpoint, kept.config_hash.as_str()), (due[0].begin, "hash"), "kept");
 
-    let held_by_a = a.lease_next("job", &due).await.unwrap().unwrap();
+    let held_by_a = a.lease_next("job", "hash", &due).await.unwrap().unwrap();
     assert_eq!((held_by_a.window, held_by_a.epoch), (due[0], 1));
-    let held_by_b = b.lease_next("job", &due).await.unwrap().unwrap();
+    let held_by_b = b.lease_next("job", "hash", &due).await.unwrap().unwrap();
     assert_eq!(held_by_b.window, due[1], "a live lease is skipped");
     assert_eq!(b.commit(&held_by_b).await.unwrap(), due[0].begin, "a gap holds the checkpoint");
 
     // `a` stalls past its TTL: `b` takes the window over under a new epoch.
     tokio::time::sleep(ttl + Duration::from_millis(300)).await;
-    let taken = b.lease_next("job", &due).await.unwrap().unwrap();
+    let taken = b.lease_next("job", "hash", &due).await.unwrap().unwrap();
     assert_eq!((taken.window, taken.epoch, taken.owner.as_str()), (due[0], 2, "b"));
     assert!(matches!(a.renew(&held_by_a).await, Err(LeaseError::Fenced { epoch: 1, .. })));
     let fenced = a.commit(&held_by_a).await.unwrap_err();
@@ -113,7 +113,7 @@ async fn a_worker_whose_lease_expired_is_fenced_and_its_successor_commits() {
     assert!(fenced.to_string().contains("taken over"), "{fenced}");
     b.renew(&taken).await.unwrap();
     assert_eq!(b.commit(&taken).await.unwrap(), due[1].end, "the checkpoint closes the gap");
-    assert_eq!(a.lease_next("job", &due).await.unwrap().unwrap().window, due[2]);
+    assert_eq!(a.lease_next("job", "hash", &due).await.unwrap().unwrap().window, due[2]);
     let rows = db.pg.psql(
         "SELECT string_agg(owner || ':' || epoch || ':' || state, ',' ORDER BY window_begin) \
          FROM flightline_windows",
@@ -138,7 +138,7 @@ async fn workers_leasing_side_by_side_run_every_window_exactly_once() {
             leases.register("job", "hash", due[0].begin).await.unwrap();
             start.wait().await;
             let mut mine = Vec::new();
-            while let Some(lease) = leases.lease_next("job", &due).await.unwrap() {
+            while let Some(lease) = leases.lease_next("job", "hash", &due).await.unwrap() {
                 leases.commit(&lease).await.unwrap();
                 mine.push(lease.window);
             }
@@ -157,4 +157,36 @@ async fn workers_leasing_side_by_side_run_every_window_exactly_once() {
     assert!(busy >= 2, "the work was shared");
     let checkpoint = db.pg.psql("SELECT checkpoint AT TIME ZONE 'UTC' FROM flightline_jobs");
     assert_eq!(checkpoint, "2024-01-03 12:00:00");
+}
+
+#[tokio::test]
+async fn a_reset_to_a_new_configuration_fences_the_workers_still_on_the_old_one() {
+    let db = Database::start();
+    migrate(&mut db.client().await).await.unwrap();
+    let ttl = Duration::from_secs(30);
+    let old = Leases::new(db.client().await.into(), "old", ttl);
+    let new = Leases::new(db.client().await.into(), "new", ttl);
+    let due = hours(0, 2);
+    old.register("job", "v1", due[0].begin).await.unwrap();
+    let done = old.lease_next("job", "v1", &due).await.unwrap().unwrap();
+    assert_eq!(old.commit(&done).await.unwrap(), due[0].end);
+    let running = old.lease_next("job", "v1", &due).await.unwrap().unwrap();
+    assert_eq!(running.window, due[1]);
+
+    // Another worker, on v2, resets; a second reset from v1 finds it already moved.
+    let found = new.register("job", "v2", due[0].begin).await.unwrap();
+    assert_eq!(found.config_hash, "v1");
+    let reset = new.adopt("job", "v1", "v2", Some(due[0].begin)).await.unwrap();
+    assert_eq!(reset, Some(due[0].begin));
+    assert_eq!(new.adopt("job", "v1", "v2", Some(due[0].begin)).await.unwrap(), None);
+
+    assert!(matches!(old.renew(&running).await, Err(LeaseError::Fenced { .. })));
+    assert!(matches!(old.commit(&running).await, Err(LeaseError::Fenced { .. })));
+    assert_eq!(old.lease_next("job", "v1", &due).await.unwrap(), None, "v1 leases nothing");
+    let again = new.lease_next("job", "v2", &due).await.unwrap().unwrap();
+    assert_eq!((again.window, again.epoch), (due[0], 3), "taken over past the reset's epoch");
+    let next = new.lease_next("job", "v2", &due).await.unwrap().unwrap();
+    assert_eq!((next.window, next.epoch), (due[1], 3));
+    new.commit(&again).await.unwrap();
+    assert_eq!(new.commit(&next).await.unwrap(), due[1].end, "the chain rebuilt under v2");
 }

@@ -27,7 +27,7 @@ use super::window::{Scope, run_window};
 use super::{Shared, refuse};
 use crate::RunnerError;
 use crate::checkpoint::OnMismatch;
-use crate::config::{JobConfig, Schedule};
+use crate::config::{JobConfig, ProcessorKind, Schedule};
 use crate::schedule;
 use crate::shared_state::metrics::{LeaseMetrics, db_answered};
 use crate::shared_state::{Lease, LeaseError, Leases, RunEnd, StateDb};
@@ -69,7 +69,7 @@ pub(super) async fn run_leased(
         };
         let lease_next = |l: Leases| {
             let due = &due;
-            async move { l.lease_next(&job.name, due).await }
+            async move { l.lease_next(&job.name, &job.config_hash, due).await }
         };
         let Some(lease) = with_db(shared, db, job, "lease a window", summary, lease_next).await
         else {
@@ -93,10 +93,12 @@ pub(super) async fn run_leased(
             Some(Ran::Lost) => summary.last_error = None,
             Some(Ran::Failed) if once => return,
             // Nothing free (none due yet, or other workers hold them), or a failed run: wait a
-            // tick, then read where the job stands.
+            // tick (under --once, only until a held lease could have expired), then read where
+            // the job stands.
             Some(Ran::Failed) | None => {
+                let pause = if once { schedule.every.min(db.ttl() / 3) } else { schedule.every };
                 tokio::select! {
-                    () = tokio::time::sleep(schedule.every) => {}
+                    () = tokio::time::sleep(pause) => {}
                     () = shared.stop.cancelled() => return,
                 }
                 let advance = |l: Leases| async move { l.advance(&job.name).await };
@@ -136,7 +138,8 @@ pub(super) async fn run_leased_once(
     }
     let metrics = LeaseMetrics::new(db.worker(), &job.name);
     while checkpoint < key.end && !shared.stop.is_cancelled() {
-        let lease_next = |l: Leases| async move { l.lease_next(&job.name, &[key]).await };
+        let lease_next =
+            |l: Leases| async move { l.lease_next(&job.name, &job.config_hash, &[key]).await };
         let Some(lease) = with_db(shared, db, job, "lease the run", summary, lease_next).await
         else {
             return;
@@ -196,8 +199,18 @@ async fn register(
             None
         }
     };
-    let adopt = |l: Leases| async move { l.adopt(&job.name, &job.config_hash, restart_at).await };
-    with_db(shared, db, job, "adopt the new configuration", summary, adopt).await
+    let from = found.config_hash.as_str();
+    let adopt =
+        |l: Leases| async move { l.adopt(&job.name, from, &job.config_hash, restart_at).await };
+    match with_db(shared, db, job, "adopt the new configuration", summary, adopt).await? {
+        Some(at) => Some(at),
+        // Another worker moved the job first: go on from where it put it, if it is this
+        // configuration.
+        None => {
+            let again = with_db(shared, db, job, "register the job", summary, register).await?;
+            (again.config_hash == job.config_hash).then_some(again.checkpoint)
+        }
+    }
 }
 
 /// How a run under a lease ended.
@@ -227,11 +240,15 @@ async fn run_under(
     let taken = if lease.epoch > 1 { "window taken over" } else { "window leased" };
     tracing::info!(job = %job.name, window = %lease.window, epoch = lease.epoch, owner = %lease.owner, "{taken}");
     let lease = Arc::new(lease);
-    let scope = Scope { cancel: shared.cancel.child_token(), lease: Some(Arc::clone(&lease)) };
+    let scope = Scope {
+        cancel: shared.cancel.child_token(),
+        lease: commits_last(job).then(|| Arc::clone(&lease)),
+    };
     let finished = {
         let run = run_window(shared, job, validators, window, &scope, summary);
         tokio::pin!(run);
         tokio::select! {
+            biased;
             finished = &mut run => Some(finished),
             () = keep(db, &lease) => {
                 scope.cancel.cancel();
@@ -275,6 +292,15 @@ async fn run_under(
     }
 }
 
+/// Whether the job's last processor is a `postgres_sink`, which may then commit the window in
+/// its own transaction: processors commit in order, and one committing after the window could
+/// fail with the window already done, its output never written.
+fn commits_last(job: &JobConfig) -> bool {
+    job.processors
+        .last()
+        .is_some_and(|p| matches!(&p.kind, ProcessorKind::Builtin(name) if name == "postgres_sink"))
+}
+
 /// Renews `lease` every third of its TTL; resolves when it is lost: another worker took it
 /// over, or the database did not answer for a whole TTL (from then on one may have).
 async fn keep(db: &StateDb, lease: &Lease) {
@@ -282,14 +308,12 @@ async fn keep(db: &StateDb, lease: &Lease) {
     let mut renewed = Instant::now();
     loop {
         tokio::time::sleep(ttl / 3).await;
-        let result = match db.leases().await {
-            Ok(leases) => leases.renew(lease).await,
-            Err(err) => Err(err),
-        };
+        let sent = Instant::now();
+        let result = answered(db, |l: Leases| async move { l.renew(lease).await }).await;
         match result {
             Ok(()) => {
                 db_answered(db.worker(), true);
-                renewed = Instant::now();
+                renewed = sent;
             }
             Err(LeaseError::Fenced { .. }) => return,
             Err(err) => {
@@ -312,6 +336,24 @@ async fn lost(db: &StateDb, lease: &Lease, metrics: &LeaseMetrics, record: bool)
         let _ = leases.ended(lease, RunEnd::Fenced).await;
     }
     Ran::Lost
+}
+
+/// `op` on this worker's leases, within a third of the lease TTL (at least a second): a
+/// connection that stopped answering (half-open, a server stalled) counts as unreachable, so
+/// that a lease is never renewed too late to be trusted.
+async fn answered<T, F, Fut>(db: &StateDb, op: F) -> Result<T, LeaseError>
+where
+    F: Fn(Leases) -> Fut,
+    Fut: Future<Output = Result<T, LeaseError>>,
+{
+    let limit = (db.ttl() / 3).max(Duration::from_secs(1));
+    let attempt = async { op(db.leases().await?).await };
+    match tokio::time::timeout(limit, attempt).await {
+        Ok(result) => result,
+        Err(_) => {
+            Err(LeaseError::Unreachable(format!("{} did not answer within {limit:?}", db.store())))
+        }
+    }
 }
 
 /// [`with_db_raw`], a refusal recorded as the job's failure: `None` when it failed (or the
@@ -359,11 +401,7 @@ where
 {
     let mut failures = 0;
     loop {
-        let result = match db.leases().await {
-            Ok(leases) => op(leases).await,
-            Err(err) => Err(err),
-        };
-        match result {
+        match answered(db, &op).await {
             Err(err) if err.is_unavailable() => {
                 db_answered(db.worker(), false);
                 let pause: Duration = backoff(&job.retries, failures);

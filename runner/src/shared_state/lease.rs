@@ -12,6 +12,7 @@
 //! Every lease taken is also a row of `flightline_runs` (job, window, epoch, owner, start, end,
 //! outcome): the history of who ran what, under which epoch, that `flightline status` reads.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,10 +63,18 @@ impl LeaseError {
         match self {
             LeaseError::Fenced { .. } => false,
             LeaseError::Unreachable(_) => true,
-            LeaseError::Postgres { source, .. } => source.as_db_error().is_none_or(|db| {
-                let code = db.code().code();
-                ["08", "57P", "53", "40"].iter().any(|class| code.starts_with(class))
-            }),
+            LeaseError::Postgres { source, .. } => match source.as_db_error() {
+                Some(db) => {
+                    let code = db.code().code();
+                    ["08", "57P", "53", "40"].iter().any(|class| code.starts_with(class))
+                }
+                // Not the server's answer: the connection closed, or I/O failed on it.
+                None => {
+                    source.is_closed()
+                        || std::error::Error::source(source)
+                            .is_some_and(|cause| cause.is::<std::io::Error>())
+                }
+            },
         }
     }
 }
@@ -161,53 +170,56 @@ impl Leases {
         })
     }
 
-    /// Makes `config_hash` `job`'s configuration; with `restart_at`, makes every window due again
-    /// and puts the checkpoint there (`--reset-checkpoint`), else keeps the position
-    /// (`--continue-checkpoint`).
+    /// Moves `job` from configuration `from` to `config_hash`; with `restart_at`, makes every
+    /// window due again and puts the checkpoint there (`--reset-checkpoint`), else keeps the
+    /// position (`--continue-checkpoint`). `None` when another worker moved it first.
     pub async fn adopt(
         &self,
         job: &str,
+        from: &str,
         config_hash: &str,
         restart_at: Option<DateTime<Utc>>,
-    ) -> Result<DateTime<Utc>, LeaseError> {
-        // Windows are put back, expired, rather than deleted: the next lease of each takes it
-        // over under a higher epoch, so a worker still running one under the old configuration
+    ) -> Result<Option<DateTime<Utc>>, LeaseError> {
+        // One statement, only while the old configuration stands, so that of two workers
+        // resetting together one does. Windows are put back with their epoch raised and no
+        // owner rather than deleted: a worker still running one under the old configuration
         // is fenced, and the history keeps its epochs.
-        if restart_at.is_some() {
-            self.client
-                .execute(
-                    "UPDATE flightline_windows
-                     SET state = 'leased', lease_expires = now() - interval '1 second',
-                         committed_at = NULL
-                     WHERE job = $1",
-                    &[&job],
-                )
-                .await
-                .map_err(pg("forgetting the job's windows"))?;
-        }
         let row = self
             .client
-            .query_one(
-                "UPDATE flightline_jobs
-                 SET config_hash = $2, checkpoint = coalesce($3, checkpoint), updated_at = now()
-                 WHERE job = $1 RETURNING checkpoint",
-                &[&job, &config_hash, &restart_at],
+            .query_opt(
+                "WITH moved AS (
+                     UPDATE flightline_jobs
+                     SET config_hash = $2, checkpoint = coalesce($3, checkpoint),
+                         updated_at = now()
+                     WHERE job = $1 AND config_hash = $4
+                     RETURNING checkpoint),
+                 reset AS (
+                     UPDATE flightline_windows
+                     SET state = 'leased', owner = NULL, epoch = epoch + 1,
+                         lease_expires = now() - interval '1 second', committed_at = NULL
+                     WHERE job = $1 AND $3::timestamptz IS NOT NULL
+                       AND EXISTS (SELECT 1 FROM moved))
+                 SELECT checkpoint FROM moved",
+                &[&job, &config_hash, &restart_at, &from],
             )
             .await
             .map_err(pg("adopting the job's configuration"))?;
-        Ok(row.get(0))
+        Ok(row.map(|r| r.get(0)))
     }
 
     /// Leases the first of `due` (in order) that is neither committed nor leased by a live
-    /// worker; takes over a window whose lease expired (its epoch then goes up).
+    /// worker; takes over a window whose lease expired (its epoch then goes up). Only while
+    /// the job's state is under `config_hash`: a worker on a configuration another worker has
+    /// since replaced leases nothing.
     pub async fn lease_next(
         &self,
         job: &str,
+        config_hash: &str,
         due: &[TimeRange],
     ) -> Result<Option<Lease>, LeaseError> {
         let Some(first) = due.first() else { return Ok(None) };
         // One read skips the windows that are done or held, instead of one attempt each.
-        let busy: Vec<DateTime<Utc>> = self
+        let busy: HashSet<DateTime<Utc>> = self
             .client
             .query(
                 "SELECT window_begin FROM flightline_windows
@@ -221,7 +233,7 @@ impl Leases {
             .map(|row| row.get(0))
             .collect();
         for window in due.iter().filter(|w| !busy.contains(&w.begin)) {
-            if let Some(lease) = self.lease(job, window).await? {
+            if let Some(lease) = self.lease(job, config_hash, window).await? {
                 return Ok(Some(lease));
             }
         }
@@ -230,26 +242,36 @@ impl Leases {
 
     /// Leases `window` when it is free, recording the run; after a takeover, ends the sessions
     /// the predecessor's sink may still hold on the window.
-    async fn lease(&self, job: &str, window: &TimeRange) -> Result<Option<Lease>, LeaseError> {
+    async fn lease(
+        &self,
+        job: &str,
+        config_hash: &str,
+        window: &TimeRange,
+    ) -> Result<Option<Lease>, LeaseError> {
         let row = self
             .client
             .query_opt(
                 "WITH previous AS (
-                     SELECT owner FROM flightline_windows WHERE job = $1 AND window_begin = $2),
+                     SELECT owner, epoch FROM flightline_windows
+                     WHERE job = $1 AND window_begin = $2),
                  leased AS (
                      INSERT INTO flightline_windows AS w
                          (job, window_begin, window_end, state, owner, epoch, lease_expires)
-                     VALUES ($1, $2, $3, 'leased', $4, 1, now() + make_interval(secs => $5))
+                     SELECT $1, $2, $3, 'leased', $4, 1, now() + make_interval(secs => $5)
+                     WHERE EXISTS (SELECT 1 FROM flightline_jobs
+                                   WHERE job = $1 AND config_hash = $6)
                      ON CONFLICT (job, window_begin) DO UPDATE
                          SET owner = excluded.owner, epoch = w.epoch + 1,
+                             window_end = excluded.window_end,
                              lease_expires = excluded.lease_expires
                          WHERE w.state = 'leased' AND w.lease_expires < now()
                      RETURNING epoch),
                  run AS (
                      INSERT INTO flightline_runs (job, window_begin, epoch, owner)
                      SELECT $1, $2, epoch, $4 FROM leased)
-                 SELECT leased.epoch, previous.owner FROM leased LEFT JOIN previous ON true",
-                &[&job, &window.begin, &window.end, &self.owner, &self.ttl_secs()],
+                 SELECT leased.epoch, previous.owner, previous.epoch
+                 FROM leased LEFT JOIN previous ON true",
+                &[&job, &window.begin, &window.end, &self.owner, &self.ttl_secs(), &config_hash],
             )
             .await
             .map_err(pg("leasing a window"))?;
@@ -261,8 +283,8 @@ impl Leases {
             epoch: row.get(0),
             store: self.store.clone(),
         };
-        if let Some(previous) = row.get::<_, Option<String>>(1) {
-            self.cut_off(&lease, &previous).await;
+        if let (Some(previous), Some(epoch)) = (row.get::<_, Option<String>>(1), row.get(2)) {
+            self.cut_off(&lease, &previous, epoch).await;
         }
         Ok(Some(lease))
     }
@@ -270,8 +292,8 @@ impl Leases {
     /// Ends `previous` holder's sink sessions on `lease`'s window. Best effort: without the
     /// right to end them (another role, no `pg_signal_backend`) the successor's sink waits for
     /// the predecessor's transaction instead.
-    async fn cut_off(&self, lease: &Lease, previous: &str) {
-        match cut_off(self.client.as_ref(), lease, previous, lease.epoch - 1).await {
+    async fn cut_off(&self, lease: &Lease, previous: &str, epoch: i64) {
+        match cut_off(self.client.as_ref(), lease, previous, epoch).await {
             Ok(0) => {}
             Ok(ended) => {
                 tracing::info!(job = %lease.job, window = %lease.window, previous, ended, "ended the previous holder's sessions on the window")
@@ -294,7 +316,12 @@ impl Leases {
             )
             .await
             .map_err(pg("renewing a lease"))?;
-        fenced_unless(updated == 1, lease)
+        // A sink may have committed the window under this lease already: nothing to renew.
+        let held = updated == 1
+            || committed_under(self.client.as_ref(), lease)
+                .await
+                .map_err(pg("reading a window's commit"))?;
+        fenced_unless(held, lease)
     }
 
     /// Marks `lease`'s window committed, under its epoch (or finds a sink did, in its own
@@ -338,7 +365,8 @@ impl Leases {
         self.client
             .execute(
                 "UPDATE flightline_runs SET ended_at = clock_timestamp(), outcome = $5
-                 WHERE job = $1 AND window_begin = $2 AND epoch = $3 AND owner = $4",
+                 WHERE job = $1 AND window_begin = $2 AND epoch = $3 AND owner = $4
+                   AND ended_at IS NULL",
                 &[&lease.job, &lease.window.begin, &lease.epoch, &lease.owner, &end.as_str()],
             )
             .await
@@ -365,7 +393,8 @@ const ADVANCE_CHECKPOINT: &str = "WITH RECURSIVE chain AS (
              ON w.window_begin = c.window_end
          WHERE w.job = $1 AND w.state = 'committed')
      UPDATE flightline_jobs
-     SET checkpoint = coalesce((SELECT max(window_end) FROM chain), checkpoint),
+     SET checkpoint = greatest(coalesce((SELECT max(window_end) FROM chain), checkpoint),
+                               checkpoint),
          updated_at = now()
      WHERE job = $1
      RETURNING checkpoint";
