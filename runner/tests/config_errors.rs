@@ -319,3 +319,59 @@ fn a_scheduled_sink_without_a_window_placeholder() {
         job("processors = [{ name = \"csv_sink\", options = { path = \"out/all.csv\" } }]\n");
     Config::parse(Path::new("jobs.toml"), &once, &env).unwrap();
 }
+
+#[test]
+fn a_shared_state_is_checked_and_a_password_in_its_url_never_shown() {
+    let runner = |body: &str| {
+        format!("{SERVER}[runner]\n{body}\n[[job]]\nname = \"j\"\nsql = \"SELECT 1\"\n")
+    };
+    let config = Config::parse(
+        Path::new("jobs.toml"),
+        &runner("state = \"postgres://etl@db:5432/x?sslmode=verify-full\"\nworker = \"w-1\"\nlease_ttl = \"5s\""),
+        &env,
+    )
+    .unwrap();
+    let state = config.runner.state_db.as_ref().unwrap();
+    assert_eq!(state.describe(), "etl@db:5432/x");
+    assert_eq!((config.runner.worker.as_str(), config.runner.lease_ttl.as_secs()), ("w-1", 5));
+
+    let issue = one_issue(
+        &runner("state = \"postgres://etl:hunter2@db/x\""),
+        4,
+        "runner.state",
+        &["`state` holds a password", "state_password_env"],
+    );
+    assert!(!issue.to_string().contains("hunter2"), "{issue}");
+    one_issue(
+        &runner("state = \"postgres://etl@db/x\"\nstate_dir = \"s\""),
+        4,
+        "runner.state",
+        &["not both"],
+    );
+    one_issue(
+        &runner("state = \"postgres://etl@db/x\"\nlease_ttl = \"500ms\""),
+        5,
+        "runner.lease_ttl",
+        &["at least 1s"],
+    );
+    one_issue(
+        &runner("state = \"postgres://etl@db/x\"\nworker = \"a b\""),
+        5,
+        "runner.worker",
+        &["worker name"],
+    );
+    one_issue(
+        &runner("state = \"postgres://etl@db/x?sslmode=maybe\""),
+        4,
+        "runner.state",
+        &["sslmode", "verify-full"],
+    );
+    one_issue(
+        &runner("lease_ttl = \"5s\""),
+        4,
+        "runner.lease_ttl",
+        &["applies only to a shared state"],
+    );
+    let found = issues(&runner("state_password_env = \"X\""));
+    assert!(found.iter().any(|i| i.message.contains("state_password_env")), "{found:#?}");
+}

@@ -6,7 +6,7 @@
 //! |---------------|------------------------------------|-------------------------------------|
 //! | `disable`     | no                                 | -                                   |
 //! | `prefer`      | when the server offers it (default)| no                                  |
-//! | `require`     | yes                                | only against `sslrootcert` if given |
+//! | `require`     | yes                                | chain, when a CA file is at hand    |
 //! | `verify-ca`   | yes                                | chain to `sslrootcert`              |
 //! | `verify-full` | yes                                | chain, and the host name            |
 //!
@@ -126,6 +126,9 @@ impl Tls {
             .map_err(|e| format!("TLS setup: {e}"))?;
         let checked = match (self.mode, &self.root_cert) {
             (SslMode::VerifyCa | SslMode::VerifyFull, None) => Some(default_root_cert()?),
+            // libpq: `require` checks the chain when a CA is at hand, given or in the default
+            // file.
+            (SslMode::Require, None) => default_root_cert().ok(),
             (SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull, Some(path)) => {
                 Some(path.clone())
             }

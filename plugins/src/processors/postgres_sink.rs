@@ -199,7 +199,9 @@ impl PostgresSink {
         let job: &str = &ctx.job;
         let (begin, end) = bounds(ctx);
         client
-            .batch_execute("BEGIN")
+            // Read committed whatever the database's default: the window's commit under the
+            // lease must see a renewal made since the transaction began.
+            .batch_execute("BEGIN ISOLATION LEVEL READ COMMITTED")
             .await
             .map_err(|e| self.fail("cannot begin a transaction in", &e))?;
         // A hash collision only makes two windows wait for each other, never mixes their rows.

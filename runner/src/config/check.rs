@@ -108,8 +108,8 @@ impl Checker<'_> {
 
     /// An issue at `span`, showing what is written there unless it may be a secret.
     pub(super) fn at(&mut self, span: Range<usize>, message: impl Into<String>) {
-        let key = self.source.key_path(span.start);
-        let value = if key.contains("headers") { None } else { self.source.snippet(&span) };
+        let value =
+            if self.secret_at(Some(span.clone())) { None } else { self.source.snippet(&span) };
         self.issue(Some(span), value, message.into());
     }
 
@@ -121,8 +121,13 @@ impl Checker<'_> {
         self.issue(err.span(), value, message);
     }
 
+    /// Whether the value at `span` may hold a secret, and so is never echoed: headers, and
+    /// URLs, where a password may have been written by mistake (the error says to move it).
     fn secret_at(&self, span: Option<Range<usize>>) -> bool {
-        span.is_some_and(|s| self.source.key_path(s.start).contains("headers"))
+        span.is_some_and(|s| {
+            let key = self.source.key_path(s.start);
+            key.contains("headers") || key.ends_with("state") || key.ends_with("url")
+        })
     }
 
     /// Runs `parse` on a spanned string; on failure records the issue and returns `None`.
@@ -179,7 +184,10 @@ impl Checker<'_> {
 
     /// `state = "postgres://..."` with its password settings, checked like a sink's URL.
     fn state_db(&mut self, runner: &RawRunner) -> Option<PgConnection> {
-        let url = runner.state.as_ref()?;
+        let Some(url) = runner.state.as_ref() else {
+            self.without_state(runner);
+            return None;
+        };
         if runner.state_dir.is_some() {
             self.at(
                 url.span(),
@@ -194,8 +202,39 @@ impl Checker<'_> {
             password_file: runner.state_password_file.clone(),
             connect_timeout_secs: None,
         };
-        self.value(url, |_| connection.config().map(|_| ()))?;
+        // The sink's wording names its own keys; here they are the [runner] ones.
+        let in_runner_terms = |message: String| {
+            message
+                .replace("`url`", "`state`")
+                .replace("`password_env`", "`state_password_env`")
+                .replace("`password_file`", "`state_password_file`")
+        };
+        self.value(url, |_| connection.config().map(|_| ()).map_err(in_runner_terms))?;
         Some(connection)
+    }
+
+    /// Settings of the shared state given without `state`: refused, since nothing would use
+    /// them (a worker that meant to share its jobs would run alone).
+    fn without_state(&mut self, runner: &RawRunner) {
+        let message = |key: &str| {
+            format!(
+                "`{key}` applies only to a shared state: add `state = \"postgres://...\"`, or remove it"
+            )
+        };
+        for (key, spanned) in [("worker", &runner.worker), ("lease_ttl", &runner.lease_ttl)] {
+            if let Some(value) = spanned {
+                self.at(value.span(), message(key));
+            }
+        }
+        let unspanned = [
+            ("state_password_env", runner.state_password_env.is_some()),
+            ("state_password_file", runner.state_password_file.is_some()),
+        ];
+        for (key, given) in unspanned {
+            if given {
+                self.issue(None, None, format!("[runner].{}", message(key)));
+            }
+        }
     }
 
     fn positive(&mut self, value: &Spanned<i64>, message: &str) -> Option<u64> {
