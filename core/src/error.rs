@@ -303,8 +303,9 @@ fn is_local(status: &tonic::Status) -> bool {
     std::error::Error::source(status).is_some()
 }
 
-/// Appends each cause of an error chain that the text does not already say.
-pub(crate) fn with_causes(
+/// Appends each cause of an error chain that the text does not already say: for libraries
+/// whose errors keep the reason in their source (a TLS handshake's certificate problem).
+pub fn with_causes(
     mut text: String,
     mut cause: Option<&(dyn std::error::Error + 'static)>,
 ) -> String {

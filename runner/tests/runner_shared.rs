@@ -77,17 +77,7 @@ processors = [{{ name = "postgres_sink", options = {{ url = "{url}", table = "lo
 
     /// `flightline ARGS JOBS`: exit code, stdout and stderr.
     fn flightline(&self, args: &[&str]) -> (Option<i32>, String) {
-        let output = Command::new(env!("CARGO_BIN_EXE_flightline"))
-            .args(args)
-            .arg(&self.jobs)
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        (output.status.code(), text)
+        outcome(Command::new(env!("CARGO_BIN_EXE_flightline")).args(args).arg(&self.jobs))
     }
 
     fn worker(&self) -> RunnerProcess {
@@ -302,11 +292,13 @@ fn a_database_outage_stops_commits_until_it_is_back_and_loses_no_window() {
 }
 
 fn run_once(jobs: &Path) -> (Option<i32>, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_flightline"))
-        .args(["run", "--once", "--progress", "never"])
-        .arg(jobs)
-        .output()
-        .unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_flightline"));
+    outcome(command.args(["run", "--once", "--progress", "never"]).arg(jobs))
+}
+
+/// Runs `command`: its exit code, and its stdout then stderr.
+fn outcome(command: &mut Command) -> (Option<i32>, String) {
+    let output = command.output().unwrap();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use flightline_core::error::with_causes;
 use serde::Deserialize;
 use tokio_postgres::{Client, Config};
 
@@ -109,7 +110,7 @@ impl PgConnection {
     pub fn failure(&self, doing: &str, error: &tokio_postgres::Error) -> String {
         let said = match error.as_db_error() {
             Some(db) => format!("{} ({})", db.message(), db.code().code()),
-            None => with_causes(error),
+            None => with_causes(error.to_string(), std::error::Error::source(error)),
         };
         let hint = match error.as_db_error().map(|db| db.code().code()) {
             Some("28P01") | Some("28000") => {
@@ -120,20 +121,4 @@ impl PgConnection {
         };
         format!("{doing} PostgreSQL at {}: {said}{hint}", self.describe())
     }
-}
-
-/// `error` and each of its causes (a TLS handshake failure says why only in its source: the
-/// certificate that did not verify, the name it lacks).
-fn with_causes(error: &tokio_postgres::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = std::error::Error::source(error);
-    while let Some(inner) = cause {
-        let said = inner.to_string();
-        if !text.contains(&said) {
-            text.push_str(": ");
-            text.push_str(&said);
-        }
-        cause = inner.source();
-    }
-    text
 }
