@@ -44,7 +44,10 @@ async fn main() {
         connect_timeout_secs: Some(10),
     };
 
-    let rust: Vec<f64> = reps(|| sink(&connection, &batches)).await;
+    let mut rust = Vec::with_capacity(REPS);
+    for _ in 0..REPS {
+        rust.push(sink(&connection, &batches).await);
+    }
     let parquet = dir.path().join("rows.parquet");
     write_parquet(&parquet, &batches);
     let python: Vec<f64> = (0..REPS).map(|_| psycopg_copy(&pg, &parquet)).collect();
@@ -91,18 +94,6 @@ async fn demo_rows(rows: u64) -> Vec<RecordBatch> {
         .expect("query");
     server.shutdown().await.expect("stop the server");
     batches
-}
-
-async fn reps<F, Fut>(mut run: F) -> Vec<f64>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = f64>,
-{
-    let mut out = Vec::with_capacity(REPS);
-    for _ in 0..REPS {
-        out.push(run().await);
-    }
-    out
 }
 
 /// One run of the sink over `batches` (the window's earlier rows replaced): seconds.

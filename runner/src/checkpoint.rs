@@ -48,10 +48,14 @@ pub struct Checkpoint {
     pub config_hash: String,
 }
 
+fn checkpoint_path(dir: &Path, job: &str) -> PathBuf {
+    dir.join(format!("{job}{CHECKPOINT_SUFFIX}"))
+}
+
 /// Reads `job`'s checkpoint in `dir` without taking the directory's lock (a runner may hold
 /// it): what `flightline status` shows. `None` when there is none yet.
 pub fn peek(dir: &Path, job: &str) -> Result<Option<Checkpoint>, RunnerError> {
-    let path = dir.join(format!("{job}{CHECKPOINT_SUFFIX}"));
+    let path = checkpoint_path(dir, job);
     match std::fs::read_to_string(&path) {
         Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
             RunnerError::CheckpointCorrupt { job: job.to_string(), path, reason: e.to_string() }
@@ -119,7 +123,7 @@ impl StateDir {
 
     /// The checkpoint file of `job`.
     pub fn checkpoint_path(&self, job: &str) -> PathBuf {
-        self.dir.join(format!("{job}{CHECKPOINT_SUFFIX}"))
+        checkpoint_path(&self.dir, job)
     }
 
     /// Where `job` stands: `None` when it has no checkpoint (or `on_mismatch` is `Reset` and
@@ -131,20 +135,12 @@ impl StateDir {
         on_mismatch: OnMismatch,
     ) -> Result<Option<DateTime<Utc>>, RunnerError> {
         let path = self.checkpoint_path(&job.name);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(RunnerError::Io { path: path.display().to_string(), source });
-            }
-        };
+        let Some(checkpoint) = peek(&self.dir, &job.name)? else { return Ok(None) };
         let corrupt = |reason: String| RunnerError::CheckpointCorrupt {
             job: job.name.clone(),
             path: path.clone(),
             reason,
         };
-        let checkpoint: Checkpoint =
-            serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
         if checkpoint.job != job.name {
             return Err(corrupt(format!("it belongs to job {:?}", checkpoint.job)));
         }

@@ -7,7 +7,9 @@ mod common;
 #[path = "../../interop/postgres.rs"]
 mod postgres;
 
-use common::{DEMO_END, RunnerProcess, Server, checkpoint, instant, job_file};
+use common::{
+    DEMO_END, RunnerProcess, Server, checkpoint, instant, job_file, password_file, postgres_sink,
+};
 use flightline_core::TimeRange;
 
 #[test]
@@ -16,8 +18,7 @@ fn a_rerun_of_every_window_replaces_its_rows_and_never_duplicates_them() {
     let pg = postgres::Postgres::start();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    let password = dir.path().join("pgpass");
-    std::fs::write(&password, postgres::PASSWORD).unwrap();
+    let password = password_file(dir.path(), postgres::PASSWORD);
     let jobs = job_file(
         dir.path(),
         &format!(
@@ -33,12 +34,11 @@ begin = "2024-05-31T18:00:00Z"
 end = "{DEMO_END}"
 every = "100ms"
 window = "1h"
-processors = [{{ name = "postgres_sink", options = {{ url = "{url}", table = "log_copy", password_file = "{password}" }} }}]
+{sink}
 "#,
             uri = server.uri(),
             state = state.display(),
-            url = pg.url("postgres"),
-            password = password.display(),
+            sink = postgres_sink(&pg.url("postgres"), "log_copy", &password),
         ),
     );
     let range = TimeRange::new(instant("2024-05-31T18:00:00Z"), instant(DEMO_END)).unwrap();

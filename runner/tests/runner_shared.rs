@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{DEMO_END, PATIENCE, RunnerProcess, Server, instant, job_file};
+use common::{
+    DEMO_END, PATIENCE, RunnerProcess, Server, instant, job_file, password_file, postgres_sink,
+};
 use flightline_core::TimeRange;
 
 /// A demo server, a PostgreSQL cluster, and a job file whose state and sink are both in it.
@@ -36,8 +38,7 @@ impl Team {
         let server = Server::start(rows);
         let pg = postgres::Postgres::start();
         let dir = tempfile::tempdir().unwrap();
-        let password = dir.path().join("pgpass");
-        std::fs::write(&password, postgres::PASSWORD).unwrap();
+        let password = password_file(dir.path(), postgres::PASSWORD);
         let jobs = job_file(
             dir.path(),
             &format!(
@@ -59,8 +60,9 @@ end = "{DEMO_END}"
 every = "{tick}ms"
 window = "{window}"
 {tail}
-processors = [{{ name = "postgres_sink", options = {{ url = "{url}", table = "log_copy", password_file = "{password}" }} }}]
+{sink}
 "#,
+                sink = postgres_sink(&pg.url("postgres"), "log_copy", &password),
                 uri = server.uri(),
                 url = pg.url("postgres"),
                 password = password.display(),
@@ -78,6 +80,11 @@ processors = [{{ name = "postgres_sink", options = {{ url = "{url}", table = "lo
     /// `flightline ARGS JOBS`: exit code, stdout and stderr.
     fn flightline(&self, args: &[&str]) -> (Option<i32>, String) {
         outcome(Command::new(env!("CARGO_BIN_EXE_flightline")).args(args).arg(&self.jobs))
+    }
+
+    /// The password file the job file names.
+    fn password(&self) -> PathBuf {
+        self.dir.path().join("pgpass")
     }
 
     fn worker(&self) -> RunnerProcess {
@@ -313,7 +320,7 @@ fn a_wrong_password_or_no_database_is_a_clear_error_at_start() {
     let jobs = std::fs::read_to_string(&team.jobs).unwrap();
     let wrong = team.dir.path().join("wrong");
     std::fs::write(&wrong, "not-the-password").unwrap();
-    let password = team.dir.path().join("pgpass").display().to_string();
+    let password = team.password().display().to_string();
     let bad = job_file(team.dir.path(), &jobs.replacen(&password, &wrong.display().to_string(), 1));
     let (code, text) = run_once(&bad);
     assert_eq!(code, Some(2), "{text}");
@@ -361,13 +368,11 @@ fn a_one_shot_job_runs_once_among_workers_and_a_changed_one_waits_for_reset() {
     let team = Team::start(20_000, "2024-05-31T12:00:00Z", "1h", "");
     let original = std::fs::read_to_string(&team.jobs).unwrap();
     let one_shot = |filter: &str| {
+        let sink = postgres_sink(&team.pg.url("postgres"), "once_copy", &team.password());
         let job = format!(
             "[[job]]\nname = \"once\"\nsql = \"SELECT time, level, msg FROM log_entries{filter}\"\n\
-             begin = \"{}\"\nend = \"{DEMO_END}\"\nprocessors = [{{ name = \"postgres_sink\", \
-             options = {{ url = \"{}\", table = \"once_copy\", password_file = \"{}\" }} }}]\n",
+             begin = \"{}\"\nend = \"{DEMO_END}\"\n{sink}\n",
             team.begin,
-            team.pg.url("postgres"),
-            team.dir.path().join("pgpass").display(),
         );
         let without_copy = original.split("[[job]]").next().unwrap().to_string();
         job_file(team.dir.path(), &format!("{without_copy}{job}"))

@@ -50,7 +50,7 @@ pub(super) async fn run_leased(
     let Some(mut checkpoint) = register(shared, db, job, first, summary).await else {
         return;
     };
-    let metrics = LeaseMetrics::new(db.worker(), &job.name);
+    let worker = Worker::new(shared, db, job, validators);
     loop {
         summary.checkpoint = Some(checkpoint);
         lag_gauge(job, checkpoint);
@@ -63,26 +63,9 @@ pub(super) async fn run_leased(
         if due.is_empty() && once {
             return;
         }
-        let slot = tokio::select! {
-            slot = Arc::clone(&shared.lease_slots).acquire_owned() => slot,
-            () = shared.stop.cancelled() => return,
-        };
-        let lease_next = |l: Leases| {
-            let due = &due;
-            async move { l.lease_next(&job.name, &job.config_hash, due).await }
-        };
-        let Some(lease) = with_db(shared, db, job, "lease a window", summary, lease_next).await
-        else {
+        let Some(ran) = worker.run_next(&due, |lease| Some(lease.window), summary).await else {
             return;
         };
-        let ran = match lease {
-            Some(lease) => {
-                let window = Some(lease.window);
-                Some(run_under(shared, db, job, validators, window, lease, &metrics, summary).await)
-            }
-            None => None,
-        };
-        drop(slot);
         match ran {
             Some(Ran::Committed(at)) => {
                 checkpoint = at;
@@ -93,17 +76,10 @@ pub(super) async fn run_leased(
             Some(Ran::Lost) => summary.last_error = None,
             Some(Ran::Failed) if once => return,
             // Nothing free (none due yet, or other workers hold them), or a failed run: wait a
-            // tick (under --once, only until a held lease could have expired), then read where
-            // the job stands.
+            // tick (under --once, only until a held lease could have expired).
             Some(Ran::Failed) | None => {
                 let pause = if once { schedule.every.min(db.ttl() / 3) } else { schedule.every };
-                tokio::select! {
-                    () = tokio::time::sleep(pause) => {}
-                    () = shared.stop.cancelled() => return,
-                }
-                let advance = |l: Leases| async move { l.advance(&job.name).await };
-                let read = with_db(shared, db, job, "read the checkpoint", summary, advance);
-                let Some(at) = read.await else { return };
+                let Some(at) = worker.wait_and_read(pause, summary).await else { return };
                 checkpoint = at;
             }
         }
@@ -136,34 +112,78 @@ pub(super) async fn run_leased_once(
     if checkpoint >= key.end {
         tracing::info!(job = %job.name, "already run under this configuration (see flightline_runs); --reset-checkpoint {} runs it again", job.name);
     }
-    let metrics = LeaseMetrics::new(db.worker(), &job.name);
+    let worker = Worker::new(shared, db, job, validators);
     while checkpoint < key.end && !shared.stop.is_cancelled() {
-        let lease_next =
-            |l: Leases| async move { l.lease_next(&job.name, &job.config_hash, &[key]).await };
-        let Some(lease) = with_db(shared, db, job, "lease the run", summary, lease_next).await
-        else {
-            return;
-        };
-        match lease {
-            Some(lease) => {
-                let ran = run_under(shared, db, job, validators, window, lease, &metrics, summary);
-                match ran.await {
-                    Ran::Committed(at) => checkpoint = at,
-                    Ran::Lost => summary.last_error = None,
-                    Ran::Failed => return,
-                }
-            }
+        let Some(ran) = worker.run_next(&[key], |_| window, summary).await else { return };
+        match ran {
+            Some(Ran::Committed(at)) => checkpoint = at,
+            Some(Ran::Lost) => summary.last_error = None,
+            Some(Ran::Failed) => return,
             None => {
-                tokio::select! {
-                    () = tokio::time::sleep(db.ttl() / 3) => {}
-                    () = shared.stop.cancelled() => return,
-                }
-                let advance = |l: Leases| async move { l.advance(&job.name).await };
-                let read = with_db(shared, db, job, "read the run", summary, advance);
-                let Some(at) = read.await else { return };
+                let Some(at) = worker.wait_and_read(db.ttl() / 3, summary).await else { return };
                 checkpoint = at;
             }
         }
+    }
+}
+
+/// One job as this worker runs it under leases.
+struct Worker<'a> {
+    shared: &'a Shared,
+    db: &'a StateDb,
+    job: &'a JobConfig,
+    validators: &'a JobValidators,
+    metrics: LeaseMetrics,
+}
+
+impl<'a> Worker<'a> {
+    fn new(
+        shared: &'a Shared,
+        db: &'a StateDb,
+        job: &'a JobConfig,
+        validators: &'a JobValidators,
+    ) -> Self {
+        let metrics = LeaseMetrics::new(db.worker(), &job.name);
+        Self { shared, db, job, validators, metrics }
+    }
+
+    /// Under one of the worker's lease slots, leases the first free window of `due` and runs
+    /// `window(lease)` under it. `Some(None)`: nothing free; `None`: the worker stopped, or the
+    /// database refused (recorded in `summary`).
+    async fn run_next(
+        &self,
+        due: &[TimeRange],
+        window: impl FnOnce(&Lease) -> Option<TimeRange>,
+        summary: &mut JobSummary,
+    ) -> Option<Option<Ran>> {
+        let (shared, db, job) = (self.shared, self.db, self.job);
+        let _slot = tokio::select! {
+            slot = Arc::clone(&shared.lease_slots).acquire_owned() => slot.ok()?,
+            () = shared.stop.cancelled() => return None,
+        };
+        let lease_next =
+            |l: Leases| async move { l.lease_next(&job.name, &job.config_hash, due).await };
+        let Some(lease) = with_db(shared, db, job, "lease a window", summary, lease_next).await?
+        else {
+            return Some(None);
+        };
+        let window = window(&lease);
+        Some(Some(self.run_under(window, lease, summary).await))
+    }
+
+    /// Waits `pause` (or until the stop), then reads where the job stands.
+    async fn wait_and_read(
+        &self,
+        pause: Duration,
+        summary: &mut JobSummary,
+    ) -> Option<DateTime<Utc>> {
+        let (shared, db, job) = (self.shared, self.db, self.job);
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = shared.stop.cancelled() => return None,
+        }
+        let advance = |l: Leases| async move { l.advance(&job.name).await };
+        with_db(shared, db, job, "read the checkpoint", summary, advance).await
     }
 }
 
@@ -223,72 +243,69 @@ enum Ran {
     Failed,
 }
 
-/// Runs `window` (a scheduled job's: the lease's) while renewing `lease`, then commits it
-/// under the lease.
-#[allow(clippy::too_many_arguments)]
-async fn run_under(
-    shared: &Shared,
-    db: &StateDb,
-    job: &JobConfig,
-    validators: &JobValidators,
-    window: Option<TimeRange>,
-    lease: Lease,
-    metrics: &LeaseMetrics,
-    summary: &mut JobSummary,
-) -> Ran {
-    let _held = metrics.taken(lease.epoch);
-    let taken = if lease.epoch > 1 { "window taken over" } else { "window leased" };
-    tracing::info!(job = %job.name, window = %lease.window, epoch = lease.epoch, owner = %lease.owner, "{taken}");
-    let lease = Arc::new(lease);
-    let scope = Scope {
-        cancel: shared.cancel.child_token(),
-        lease: commits_last(job).then(|| Arc::clone(&lease)),
-    };
-    let finished = {
-        let run = run_window(shared, job, validators, window, &scope, summary);
-        tokio::pin!(run);
-        tokio::select! {
-            biased;
-            finished = &mut run => Some(finished),
-            () = keep(db, &lease) => {
-                scope.cancel.cancel();
-                run.await;
-                None
-            }
-        }
-    };
-    let Some(finished) = finished else { return lost(db, &lease, metrics, true).await };
-    if !finished {
-        let end = if shared.stop.is_cancelled() { RunEnd::Cancelled } else { RunEnd::Failed };
-        let released = match db.leases().await {
-            Ok(leases) => leases.release(&lease, end).await,
-            Err(err) => Err(err),
+impl Worker<'_> {
+    /// Runs `window` while renewing `lease`, then commits it under the lease.
+    async fn run_under(
+        &self,
+        window: Option<TimeRange>,
+        lease: Lease,
+        summary: &mut JobSummary,
+    ) -> Ran {
+        let (shared, db, job, metrics) = (self.shared, self.db, self.job, &self.metrics);
+        let _held = metrics.taken(lease.epoch);
+        let taken = if lease.epoch > 1 { "window taken over" } else { "window leased" };
+        tracing::info!(job = %job.name, window = %lease.window, epoch = lease.epoch, owner = %lease.owner, "{taken}");
+        let lease = Arc::new(lease);
+        let scope = Scope {
+            cancel: shared.cancel.child_token(),
+            lease: commits_last(job).then(|| Arc::clone(&lease)),
         };
-        match released {
-            Ok(()) => {}
-            Err(LeaseError::Fenced { .. }) => return lost(db, &lease, metrics, false).await,
-            Err(err) => {
-                tracing::warn!(job = %job.name, window = %lease.window, error = %Chain(&err), "cannot give the window back; it is free again when its lease expires")
+        let finished = {
+            let run = run_window(shared, job, self.validators, window, &scope, summary);
+            tokio::pin!(run);
+            tokio::select! {
+                biased;
+                finished = &mut run => Some(finished),
+                () = keep(db, &lease) => {
+                    scope.cancel.cancel();
+                    run.await;
+                    None
+                }
             }
+        };
+        let Some(finished) = finished else { return lost(db, &lease, metrics, true).await };
+        if !finished {
+            let end = if shared.stop.is_cancelled() { RunEnd::Cancelled } else { RunEnd::Failed };
+            let released = match db.leases().await {
+                Ok(leases) => leases.release(&lease, end).await,
+                Err(err) => Err(err),
+            };
+            match released {
+                Ok(()) => {}
+                Err(LeaseError::Fenced { .. }) => return lost(db, &lease, metrics, false).await,
+                Err(err) => {
+                    tracing::warn!(job = %job.name, window = %lease.window, error = %Chain(&err), "cannot give the window back; it is free again when its lease expires")
+                }
+            }
+            return Ran::Failed;
         }
-        return Ran::Failed;
-    }
-    let commit = |l: Leases| {
-        let lease = &lease;
-        async move { l.commit(lease).await }
-    };
-    match with_db_raw(shared, db, job, "commit the window", commit).await {
-        Some(Ok(at)) => {
-            tracing::info!(job = %job.name, window = %lease.window, epoch = lease.epoch, checkpoint = %at, "window committed");
-            Ran::Committed(at)
+        let commit = |l: Leases| {
+            let lease = &lease;
+            async move { l.commit(lease).await }
+        };
+        match with_db_raw(shared, db, job, "commit the window", commit).await {
+            Some(Ok(at)) => {
+                tracing::info!(job = %job.name, window = %lease.window, epoch = lease.epoch, checkpoint = %at, "window committed");
+                Ran::Committed(at)
+            }
+            Some(Err(LeaseError::Fenced { .. })) => lost(db, &lease, metrics, false).await,
+            Some(Err(err)) => {
+                refused(db, job, "commit the window", &err, summary);
+                Ran::Failed
+            }
+            // Stopped before the database answered: the lease expires and the window runs again.
+            None => Ran::Failed,
         }
-        Some(Err(LeaseError::Fenced { .. })) => lost(db, &lease, metrics, false).await,
-        Some(Err(err)) => {
-            refused(db, job, "commit the window", &err, summary);
-            Ran::Failed
-        }
-        // Stopped before the database answered: the lease expires and the window runs again.
-        None => Ran::Failed,
     }
 }
 

@@ -295,3 +295,19 @@ pub fn checkpoint(state: &Path, job: &str) -> Option<DateTime<Utc>> {
     let value: serde_json::Value = serde_json::from_str(&text).ok()?;
     value["end"].as_str().map(instant)
 }
+
+/// Writes `password` to `dir/pgpass`, for a job file's `password_file` keys.
+pub fn password_file(dir: &Path, password: &str) -> PathBuf {
+    let path = dir.join("pgpass");
+    std::fs::write(&path, password).expect("write the password file");
+    path
+}
+
+/// A job's `processors` line: one `postgres_sink` into `table` at `url`, its password read
+/// from `password_file`.
+pub fn postgres_sink(url: &str, table: &str, password_file: &Path) -> String {
+    format!(
+        r#"processors = [{{ name = "postgres_sink", options = {{ url = "{url}", table = "{table}", password_file = "{}" }} }}]"#,
+        password_file.display()
+    )
+}
