@@ -1,4 +1,5 @@
-//! The job file: `[server]` / `[servers.NAME]`, `[metrics]`, `[runner]` and `[[job]]`s.
+//! The job file: `[server]` / `[servers.NAME]`, `[http]` (formerly `[metrics]`), `[runner]`
+//! and `[[job]]`s.
 //!
 //! [`Config::load`] reads the whole file and reports every problem it finds, each with the
 //! file, line, key and the value written (see [`ConfigIssue`](crate::error::ConfigIssue)), before any job starts.
@@ -21,6 +22,7 @@
 pub mod bounds;
 mod check;
 mod env;
+mod http;
 mod locate;
 mod model;
 mod raw;
@@ -31,8 +33,8 @@ use std::path::Path;
 pub use check::parse_duration;
 pub use model::{
     Config, DEFAULT_MAX_CONCURRENT_QUERIES, DEFAULT_MAX_WINDOWS_PER_TICK, DEFAULT_SHUTDOWN_GRACE,
-    JobConfig, ProcessorKind, ProcessorSpec, RangeSpec, RetryPolicy, RunnerSettings, Schedule,
-    ValidatorSpec,
+    HttpSettings, JobConfig, ProcessorKind, ProcessorSpec, RangeSpec, RetryPolicy, RunnerSettings,
+    Schedule, ValidatorSpec,
 };
 pub use raw::TimeRangeMode;
 pub use server::ServerConfig;

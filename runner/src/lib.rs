@@ -24,6 +24,8 @@ pub mod commands;
 pub mod config;
 pub mod connect;
 pub mod error;
+pub mod http;
+pub mod live;
 pub mod metrics;
 pub mod orchestrate;
 pub mod processors;

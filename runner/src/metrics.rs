@@ -1,13 +1,13 @@
 //! The Prometheus endpoint and the metrics the runner itself emits.
 //!
 //! `flightline-core` emits batch, row and query metrics through the `metrics` facade and never
-//! installs a recorder; the runner installs metrics-exporter-prometheus here, once per process,
-//! with real histogram buckets for every `_seconds` histogram (the exporter renders summaries
-//! otherwise) and a description and unit for every name. The exporter's `build` spawns its
-//! upkeep task (every [`UPKEEP_INTERVAL`]), which drains histogram samples into buckets, so
-//! memory stays flat however long the worker runs.
+//! installs a recorder; the runner installs metrics-exporter-prometheus's recorder here, once
+//! per process, with real histogram buckets for every `_seconds` histogram (the exporter
+//! renders summaries otherwise) and a description and unit for every name. The runner's own
+//! HTTP listener ([`crate::http`]) serves the rendered page beside the status page.
 
 use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use flightline_core::metrics::{
@@ -19,6 +19,8 @@ use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::RunnerError;
+use crate::http::{AccessToken, Served};
+use crate::live::LiveStatus;
 
 /// Bucket bounds (seconds) of every `_seconds` histogram: batch work takes from well under a
 /// millisecond (a count over a small batch) to tens of seconds (a slow sink or a big query).
@@ -30,41 +32,40 @@ pub const BUCKETS_SECONDS: [f64; 16] = [
 /// How often the exporter drains histogram samples.
 pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
-/// The installed exporter.
+/// The installed exporter and the listener serving it.
 #[derive(Debug, Clone)]
 pub struct MetricsEndpoint {
     handle: PrometheusHandle,
     listen: SocketAddr,
 }
 
+/// What the listener serves besides `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct Serving {
+    /// The jobs' status, for `/`, `/status.json` and `/readyz`.
+    pub live: Option<Arc<LiveStatus>>,
+    /// The token every route but the probes wants.
+    pub token: Option<AccessToken>,
+}
+
 impl MetricsEndpoint {
     /// Installs the global recorder and serves `/metrics` on `listen` (port 0: a free port,
-    /// chosen here and reported by [`MetricsEndpoint::listen`]). Call once per process, from
-    /// within the tokio runtime.
+    /// reported by [`MetricsEndpoint::listen`]). Call from within the tokio runtime.
     pub fn install(listen: SocketAddr) -> Result<Self, RunnerError> {
+        Self::serve(listen, Serving::default())
+    }
+
+    /// [`MetricsEndpoint::install`], also serving the status page of `serving.live`.
+    pub fn serve(listen: SocketAddr, serving: Serving) -> Result<Self, RunnerError> {
         let fail = |message: String| RunnerError::Metrics { listen: listen.to_string(), message };
-        let listen = if listen.port() == 0 {
-            free_port(listen).map_err(|e| fail(e.to_string()))?
-        } else {
-            listen
-        };
-        let (recorder, exporter) = PrometheusBuilder::new()
-            .with_http_listener(listen)
-            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &BUCKETS_SECONDS)
-            .and_then(|b| b.upkeep_timeout(UPKEEP_INTERVAL).build())
-            .map_err(|e| fail(e.to_string()))?;
-        let handle = recorder.handle();
-        metrics::set_global_recorder(recorder).map_err(|e| fail(e.to_string()))?;
-        tokio::spawn(async move {
-            if let Err(err) = exporter.await {
-                tracing::error!(error = ?err, "the metrics endpoint stopped");
-            }
-        });
-        describe();
+        let handle = recorder().map_err(fail)?;
+        let socket = TcpListener::bind(listen).map_err(|e| fail(e.to_string()))?;
+        let served = Served { metrics: handle.clone(), live: serving.live, token: serving.token };
+        let listen = crate::http::spawn(socket, served).map_err(|e| fail(e.to_string()))?;
         Ok(Self { handle, listen })
     }
 
-    /// Where `/metrics` is served.
+    /// Where the listener is.
     pub fn listen(&self) -> SocketAddr {
         self.listen
     }
@@ -75,10 +76,35 @@ impl MetricsEndpoint {
     }
 }
 
-/// The exporter takes an address, not a socket: ask the OS for a free port and hand it over.
-/// Another process could take it in between; then installing fails with a clear message.
-fn free_port(addr: SocketAddr) -> std::io::Result<SocketAddr> {
-    TcpListener::bind(addr)?.local_addr()
+/// The process's one recorder, installed on first use with its upkeep task (which drains
+/// histogram samples into buckets every [`UPKEEP_INTERVAL`], so memory stays flat however
+/// long the worker runs).
+fn recorder() -> Result<PrometheusHandle, String> {
+    static HANDLE: Mutex<Option<PrometheusHandle>> = Mutex::new(None);
+    let mut installed = HANDLE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(handle) = installed.as_ref() {
+        return Ok(handle.clone());
+    }
+    let recorder = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &BUCKETS_SECONDS)
+        .map_err(|e| e.to_string())?
+        .build_recorder();
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder).map_err(|e| e.to_string())?;
+    // A thread, not a task: the recorder outlives whichever runtime installed it.
+    let upkeep = handle.clone();
+    std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_INTERVAL);
+                upkeep.run_upkeep();
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    describe();
+    *installed = Some(handle.clone());
+    Ok(handle)
 }
 
 /// Every metric gets its help text and unit before its first sample.

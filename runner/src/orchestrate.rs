@@ -33,6 +33,7 @@ use crate::RunnerError;
 use crate::checkpoint::{OnMismatch, StateDir};
 use crate::config::{Config, JobConfig};
 use crate::error::ConfigIssue;
+use crate::live::LiveStatus;
 use crate::metrics::{self as m, RunStatus};
 use crate::processors;
 use crate::progress::ProgressDisplay;
@@ -57,6 +58,8 @@ pub struct RunOptions {
     pub reset_checkpoint: Vec<String>,
     /// Jobs whose checkpoint from another configuration is kept (`all` for every job).
     pub continue_checkpoint: Vec<String>,
+    /// Where the jobs' status is kept for the status page; a private one when `None`.
+    pub live: Option<Arc<LiveStatus>>,
 }
 
 impl RunOptions {
@@ -102,18 +105,22 @@ pub async fn run(
     check_processors(config)?;
     let validators = crate::validators::build_all(config)?;
     let scheduled = config.jobs.iter().any(|j| j.schedule.is_some());
+    let live = options.live.clone().unwrap_or_else(|| LiveStatus::of(config));
     let db = match &config.runner.state_db {
         Some(connection) => {
             let settings = &config.runner;
             let db =
                 StateDb::open(connection.clone(), &settings.worker, settings.lease_ttl).await?;
             tracing::info!(state = %db.store(), worker = %db.owner(), lease_ttl = ?settings.lease_ttl, "sharing jobs through the state database");
+            live.state_writable(true);
             Some(Arc::new(db))
         }
         None => None,
     };
     let state = if scheduled && db.is_none() {
-        Some(Arc::new(StateDir::open(&config.runner.state_dir)?))
+        let state = StateDir::open(&config.runner.state_dir)?;
+        live.state_writable(true);
+        Some(Arc::new(state))
     } else {
         None
     };
@@ -136,7 +143,7 @@ pub async fn run(
     let stop = CancellationToken::new();
     let cancel = CancellationToken::new();
     let shared = Arc::new(Shared {
-        clients: Clients::new(config.servers.clone()),
+        clients: Clients::new(config.servers.clone(), Arc::clone(&live)),
         permits: Arc::new(Semaphore::new(config.runner.max_concurrent_queries)),
         stop: stop.clone(),
         cancel: cancel.clone(),
@@ -145,7 +152,9 @@ pub async fn run(
         lease_slots: Arc::new(Semaphore::new(config.runner.max_concurrent_queries)),
         display,
         options,
+        live,
     });
+    probe_servers(&shared, config);
     let grace = config.runner.shutdown_grace;
     let watcher = tokio::spawn({
         let (stop, cancel) = (stop.clone(), cancel.clone());
@@ -199,6 +208,38 @@ struct Shared {
     lease_slots: Arc<Semaphore>,
     display: ProgressDisplay,
     options: RunOptions,
+    /// Every job's status, for the status page.
+    live: Arc<LiveStatus>,
+}
+
+/// Connects to every server a job uses as soon as the run starts, retrying until each answers
+/// or the run stops: `/readyz` then says whether the worker can reach its servers before the
+/// first window is due, and a wrong address shows in the log at once.
+fn probe_servers(shared: &Arc<Shared>, config: &Config) {
+    let used: std::collections::BTreeSet<_> =
+        config.jobs.iter().map(|j| j.server.clone()).collect();
+    for server in used {
+        let shared = Arc::clone(shared);
+        tokio::spawn(async move {
+            let mut failures = 0u32;
+            loop {
+                let connected = tokio::select! {
+                    connected = shared.clients.get(&server) => connected,
+                    () = shared.stop.cancelled() => return,
+                };
+                let Err(err) = connected else { return };
+                tracing::warn!(server = %server, error = %Chain(&err), "cannot reach the server yet; retrying");
+                let pause = std::time::Duration::from_millis(500)
+                    .saturating_mul(1 << failures.min(5))
+                    .min(std::time::Duration::from_secs(10));
+                failures += 1;
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    () = shared.stop.cancelled() => return,
+                }
+            }
+        });
+    }
 }
 
 async fn run_job(
@@ -209,6 +250,7 @@ async fn run_job(
 ) -> JobSummary {
     let mut summary =
         JobSummary { name: job.name.clone(), server: job.server.clone(), ..Default::default() };
+    let live = shared.live.job(&job.name);
     match (job.schedule, &shared.db) {
         (None, Some(db)) => run_leased_once(&shared, db, &job, &validators, &mut summary).await,
         (None, None) => match schedule::one_shot_range(&job) {
@@ -225,6 +267,7 @@ async fn run_job(
             run_scheduled(&shared, &job, &validators, schedule, start, &mut summary).await
         }
     }
+    live.ended(summary.last_error.as_deref());
     summary
 }
 

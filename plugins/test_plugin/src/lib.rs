@@ -4,7 +4,7 @@
 //!
 //! Options (every one optional, unknown ones refused):
 //! `{"panic_in": "open"|"process"|"finish"|"commit"|"validate", "fail_in": "...", "block_in": "...",
-//! "deny_table": "name"}`. `block_in` makes that call never return, as a call stuck on network
+//! "deny_table": "name", "delay_ms": N}`. `block_in` makes that call never return, as a call stuck on network
 //! I/O without a timeout would.
 #![warn(missing_docs)]
 
@@ -28,6 +28,9 @@ pub struct Options {
     pub block_in: Option<String>,
     /// The table the validator denies.
     pub deny_table: Option<String>,
+    /// Milliseconds each batch takes, as a slow synchronous sink would (a running job a test
+    /// can watch).
+    pub delay_ms: Option<u64>,
 }
 
 fn parse(options: serde_json::Value) -> Result<Options, ProcessError> {
@@ -87,6 +90,9 @@ impl BatchProcessor for Probe {
         _ctx: &ProcessContext,
     ) -> Result<(), ProcessError> {
         self.options.check("process")?;
+        if let Some(ms) = self.options.delay_ms {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
         self.rows += batch.num_rows() as u64;
         self.batches += 1;
         host::counter("probe_rows_total", &[("side", "plugin")], batch.num_rows() as u64);

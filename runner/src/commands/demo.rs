@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use rand::Rng;
@@ -16,7 +17,8 @@ use flightline_server::ServerBuilder;
 use super::print_stdout;
 use crate::RunnerError;
 use crate::config::Config;
-use crate::metrics::{MetricsEndpoint, scrape};
+use crate::live::LiveStatus;
+use crate::metrics::{MetricsEndpoint, Serving, scrape};
 use crate::orchestrate::{self, RunOptions};
 use crate::progress::{ProgressDisplay, ProgressMode, summary_table};
 use crate::summary::RunSummary;
@@ -55,13 +57,16 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode, RunnerError> {
     // A fresh state directory each time, so the scheduled job shows its windows on every run.
     let state = PrivateDir::create()?;
     config.runner.state_dir = state.path().to_path_buf();
-    let metrics = MetricsEndpoint::install(([127, 0, 0, 1], 0).into())?;
+    let live = LiveStatus::of(&config);
+    let serving = Serving { live: Some(Arc::clone(&live)), token: None };
+    let metrics = MetricsEndpoint::serve(([127, 0, 0, 1], 0).into(), serving)?;
     eprintln!(
-        "flightline: running the {} jobs of {DEMO_JOBS_PATH} concurrently",
-        config.jobs.len()
+        "flightline: running the {} jobs of {DEMO_JOBS_PATH} concurrently; status page on http://{}/",
+        config.jobs.len(),
+        metrics.listen()
     );
 
-    let options = RunOptions { once: true, ..Default::default() };
+    let options = RunOptions { once: true, live: Some(live), ..Default::default() };
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -3,10 +3,12 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use crate::RunnerError;
 use crate::config::Config;
-use crate::metrics::MetricsEndpoint;
+use crate::live::LiveStatus;
+use crate::metrics::{MetricsEndpoint, Serving};
 use crate::orchestrate::{self, RunOptions};
 use crate::progress::{ProgressDisplay, ProgressMode, summary_table};
 use crate::shutdown::{EXIT_CUT, Signals};
@@ -44,17 +46,21 @@ pub struct RunArgs {
 pub async fn run(args: RunArgs) -> Result<ExitCode, RunnerError> {
     let config = Config::load(&args.jobs)?;
     let signals = Signals::watch(config.runner.shutdown_grace)?;
-    let metrics = config.metrics_listen.map(MetricsEndpoint::install).transpose()?;
-    if let Some(endpoint) = &metrics {
-        // Scripts and tests read this line to learn where to scrape.
+    let live = LiveStatus::of(&config);
+    if let Some(http) = &config.http {
+        let serving = Serving { live: Some(Arc::clone(&live)), token: http.token.clone() };
+        let endpoint = MetricsEndpoint::serve(http.listen, serving)?;
+        // Scripts and tests read these lines to learn where to look.
         let mut out = std::io::stdout();
         let _ = writeln!(out, "flightline: metrics on http://{}/metrics", endpoint.listen());
+        let _ = writeln!(out, "flightline: status page on http://{}/", endpoint.listen());
         let _ = out.flush();
     }
     let options = RunOptions {
         once: args.once,
         reset_checkpoint: args.reset_checkpoint,
         continue_checkpoint: args.continue_checkpoint,
+        live: Some(live),
     };
     let summary =
         orchestrate::run(&config, options, ProgressDisplay::new(args.progress), signals.first())

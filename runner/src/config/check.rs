@@ -2,7 +2,6 @@
 //! its file, line and key.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -82,15 +81,10 @@ impl Checker<'_> {
             };
         self.servers_known = sections_ok;
         let servers = self.servers(&raw, env);
-        let metrics_listen = raw.metrics.as_ref().and_then(|m| {
-            self.value(&m.listen, |text| {
-                text.parse::<SocketAddr>()
-                    .map_err(|_| "not a listen address; write it like 127.0.0.1:9464".to_string())
-            })
-        });
+        let http = self.http(&raw, env);
         let runner = self.runner(&raw);
         let jobs = self.jobs(jobs, &servers);
-        Some(Config { path: self.path.to_path_buf(), servers, metrics_listen, runner, jobs })
+        Some(Config { path: self.path.to_path_buf(), servers, http, runner, jobs })
     }
 
     pub(super) fn issue(

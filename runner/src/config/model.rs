@@ -12,6 +12,7 @@ use flightline_plugins::postgres::PgConnection;
 use serde::Serialize;
 
 use super::{ServerConfig, TimeRangeMode};
+use crate::http::AccessToken;
 
 /// Default number of queries running at once, over all jobs.
 pub const DEFAULT_MAX_CONCURRENT_QUERIES: usize = 4;
@@ -29,12 +30,21 @@ pub struct Config {
     pub path: PathBuf,
     /// Servers by name (`[server]` is named `default`).
     pub servers: BTreeMap<String, ServerConfig>,
-    /// Where to serve `/metrics`, if anywhere.
-    pub metrics_listen: Option<SocketAddr>,
+    /// `[http]`: where to serve `/metrics` and the status page, if anywhere.
+    pub http: Option<HttpSettings>,
     /// `[runner]`.
     pub runner: RunnerSettings,
     /// The jobs, in file order.
     pub jobs: Vec<JobConfig>,
+}
+
+/// `[http]` (formerly `[metrics]`): the runner's HTTP listener.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Its address.
+    pub listen: SocketAddr,
+    /// The token every route but `/healthz` and `/readyz` wants, read when the file is loaded.
+    pub token: Option<AccessToken>,
 }
 
 /// `[runner]`.

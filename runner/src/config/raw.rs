@@ -16,7 +16,9 @@ pub(crate) struct RawFile {
     pub server: Option<Spanned<RawServer>>,
     #[serde(default)]
     pub servers: BTreeMap<String, Spanned<RawServer>>,
-    pub metrics: Option<RawMetrics>,
+    pub http: Option<Spanned<RawHttp>>,
+    /// The old name of `[http]`, still read.
+    pub metrics: Option<Spanned<RawHttp>>,
     pub runner: Option<RawRunner>,
 }
 
@@ -49,11 +51,15 @@ pub(crate) struct RawServer {
     pub request_timeout: Option<Spanned<String>>,
 }
 
-/// `[metrics]`.
+/// `[http]` (or `[metrics]`, its old name).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RawMetrics {
+pub(crate) struct RawHttp {
     pub listen: Spanned<String>,
+    /// Refused: a token is named by where it is, never written in the file.
+    pub token: Option<Spanned<toml::Value>>,
+    pub token_env: Option<Spanned<String>>,
+    pub token_file: Option<Spanned<PathBuf>>,
 }
 
 /// `[runner]`.

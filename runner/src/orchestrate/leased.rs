@@ -51,8 +51,10 @@ pub(super) async fn run_leased(
         return;
     };
     let worker = Worker::new(shared, db, job, validators);
+    let live = shared.live.job(&job.name);
     loop {
         summary.checkpoint = Some(checkpoint);
+        live.checkpoint(checkpoint);
         lag_gauge(job, checkpoint);
         if shared.stop.is_cancelled() || schedule::finished(checkpoint, stop_at) {
             return;
@@ -79,6 +81,7 @@ pub(super) async fn run_leased(
             // tick (under --once, only until a held lease could have expired).
             Some(Ran::Failed) | None => {
                 let pause = if once { schedule.every.min(db.ttl() / 3) } else { schedule.every };
+                live.waiting(chrono::Duration::from_std(pause).ok().map(|p| Utc::now() + p));
                 let Some(at) = worker.wait_and_read(pause, summary).await else { return };
                 checkpoint = at;
             }
@@ -421,6 +424,7 @@ where
         match answered(db, &op).await {
             Err(err) if err.is_unavailable() => {
                 db_answered(db.worker(), false);
+                shared.live.state_writable(false);
                 let pause: Duration = backoff(&job.retries, failures);
                 tracing::warn!(job = %job.name, state = %db.store(), error = %Chain(&err), retry_in = ?pause, "the state database does not answer: cannot {doing}; nothing is committed until it does");
                 db.reset().await;
@@ -432,6 +436,7 @@ where
             }
             other => {
                 db_answered(db.worker(), true);
+                shared.live.state_writable(true);
                 if failures > 0 {
                     tracing::info!(job = %job.name, state = %db.store(), "the state database answers again");
                 }

@@ -1,12 +1,14 @@
 //! The client pool: one connected client per server, shared by the jobs.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use flightline_core::FlightSqlClient;
 use tokio::sync::OnceCell;
 
 use crate::RunnerError;
 use crate::config::ServerConfig;
+use crate::live::LiveStatus;
 
 /// One client per server, connected on first use and kept (tonic reconnects by itself).
 ///
@@ -15,13 +17,15 @@ use crate::config::ServerConfig;
 /// its own jobs.
 pub(super) struct Clients {
     servers: BTreeMap<String, (ServerConfig, OnceCell<FlightSqlClient>)>,
+    /// Told when a server is reached, for `/readyz`.
+    live: Arc<LiveStatus>,
 }
 
 impl Clients {
-    pub(super) fn new(servers: BTreeMap<String, ServerConfig>) -> Self {
+    pub(super) fn new(servers: BTreeMap<String, ServerConfig>, live: Arc<LiveStatus>) -> Self {
         let servers =
             servers.into_iter().map(|(name, config)| (name, (config, OnceCell::new()))).collect();
-        Self { servers }
+        Self { servers, live }
     }
 
     pub(super) async fn get(&self, name: &str) -> Result<FlightSqlClient, RunnerError> {
@@ -29,6 +33,8 @@ impl Clients {
             return Err(flightline_core::Error::Config(format!("no server named {name:?}")).into());
         };
         // A failed connect leaves the cell empty: the next caller tries again.
-        cell.get_or_try_init(|| server.settings.connect()).await.cloned()
+        let client = cell.get_or_try_init(|| server.settings.connect()).await.cloned()?;
+        self.live.server_reached(name);
+        Ok(client)
     }
 }

@@ -31,6 +31,7 @@ pub(super) async fn attempt(
     summary: &mut JobSummary,
 ) -> Attempt {
     let mut tries = 0;
+    let live = shared.live.job(&job.name);
     loop {
         let started = Instant::now();
         let Some(outcome) = try_once(shared, job, window, scope).await else {
@@ -48,12 +49,19 @@ pub(super) async fn attempt(
         };
         m::record_run(&job.name, &job.server, status);
         match (status, outcome) {
-            (RunStatus::Ok, Ok(o)) => return Attempt::Done(Box::new(o)),
-            (RunStatus::Cancelled, _) => return Attempt::Cancelled,
+            (RunStatus::Ok, Ok(o)) => {
+                live.finished(window, &o.stats);
+                return Attempt::Done(Box::new(o));
+            }
+            (RunStatus::Cancelled, _) => {
+                live.cancelled();
+                return Attempt::Cancelled;
+            }
             (RunStatus::Retried, Err(err)) => {
                 summary.retries += 1;
                 let wait = backoff(&job.retries, tries);
                 tracing::warn!(job = %job.name, attempt = tries + 1, error = %Chain(&err), retry_in = ?wait, after = ?started.elapsed(), "run failed; retrying");
+                live.retrying(&Chain(&err).to_string(), wait);
                 tries += 1;
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}

@@ -32,6 +32,8 @@ pub(super) async fn run_scheduled(
         Err(err) => return refuse(job, err, summary),
     };
     summary.checkpoint = Some(checkpoint);
+    let live = shared.live.job(&job.name);
+    live.checkpoint(checkpoint);
     loop {
         let cap = if shared.options.once { u32::MAX } else { schedule.max_windows_per_tick };
         let due = schedule::due_windows(checkpoint, Utc::now(), &schedule, stop_at, cap);
@@ -54,6 +56,7 @@ pub(super) async fn run_scheduled(
             }
             checkpoint = window.end;
             summary.checkpoint = Some(checkpoint);
+            live.checkpoint(checkpoint);
             summary.last_error = None;
             lag_gauge(job, checkpoint);
         }
@@ -67,6 +70,9 @@ pub(super) async fn run_scheduled(
         if shared.options.once {
             continue;
         }
+        live.waiting(
+            chrono::Duration::from_std(schedule.every).ok().map(|every| Utc::now() + every),
+        );
         tokio::select! {
             () = tokio::time::sleep(schedule.every) => {}
             () = shared.stop.cancelled() => return,
@@ -86,9 +92,14 @@ async fn commit(
     let wait = |failures| backoff(&job.retries, failures);
     let on_failure = |err: &RunnerError, pause: Duration| {
         tracing::warn!(job = %job.name, error = %Chain(err), retry_in = ?pause, "cannot write the checkpoint; retrying");
+        shared.live.state_writable(false);
         lag_gauge(job, at);
     };
-    state.commit_retrying(job, end, wait, on_failure, &shared.cancel).await
+    let committed = state.commit_retrying(job, end, wait, on_failure, &shared.cancel).await;
+    if committed.is_ok() {
+        shared.live.state_writable(true);
+    }
+    committed
 }
 
 pub(super) fn lag_gauge(job: &JobConfig, checkpoint: DateTime<Utc>) {

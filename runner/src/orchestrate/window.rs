@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use flightline_core::error::Chain;
-use flightline_core::exec::{CancellationToken, ExecOutcome, QueryExecutor, RunRequest};
+use flightline_core::exec::{
+    CancellationToken, ExecOutcome, ProgressEvent, ProgressObserver, QueryExecutor, RunRequest,
+};
 use flightline_core::process::WindowLease;
 use flightline_core::{FlightSqlClient, QueryOptions, TimeRange};
 
@@ -43,6 +45,7 @@ pub(super) async fn run_window(
 ) -> bool {
     if let Err(err) = validators.screen(job, &job_sql(job, window.as_ref()), window).await {
         tracing::error!(job = %job.name, window = ?window.map(|w| w.to_string()), error = %err, "run refused by validation");
+        shared.live.job(&job.name).failed(&err.to_string());
         m::record_run(&job.name, &job.server, RunStatus::Failed);
         summary.runs_failed += 1;
         summary.last_error = Some(err.to_string());
@@ -66,6 +69,7 @@ pub(super) async fn run_window(
         }
         Attempt::Failed(err) => {
             tracing::error!(job = %job.name, window = ?window.map(|w| w.to_string()), error = %Chain(&err), "run failed");
+            shared.live.job(&job.name).failed(&Chain(&err).to_string());
             summary.runs_failed += 1;
             summary.last_error = Some(Chain(&err).to_string());
             false
@@ -102,12 +106,18 @@ pub(super) async fn run_once(
     // One-shot jobs are named alone; a scheduled job's bar says which window it is on.
     let shown = if job.schedule.is_some() { window.as_ref() } else { None };
     let progress = shared.display.run(&job.name, shown);
+    let status = shared.live.job(&job.name);
+    status.running(window, None);
+    let observe = |event: &ProgressEvent<'_>| {
+        progress.on_event(event);
+        status.on_event(event);
+    };
     let header_range = if job.time_range.uses_headers() { window } else { None };
     let request = RunRequest::new(sql)
         .range(header_range)
         .window(window)
         .processors(processors)
-        .progress(&progress)
+        .progress(&observe)
         .lease(scope.lease.clone())
         .cancel(scope.cancel.child_token());
     let outcome = executor.run(request).await?;

@@ -132,6 +132,21 @@ pub fn job_file(dir: &Path, text: &str) -> PathBuf {
     path
 }
 
+/// `GET path` on the runner's HTTP listener (HTTP/1.0, so the body is not chunked), with
+/// `token` as a bearer token: the status code and the body.
+pub fn http_get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the listener");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: flightline\r\n{auth}\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read the answer");
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, body.to_string())
+}
+
 /// Samples of a Prometheus text page: `name{labels}` (labels as written) → value.
 pub fn parse_metrics(page: &str) -> BTreeMap<String, f64> {
     page.lines()

@@ -1,0 +1,104 @@
+//! The runner's HTTP listener: `/metrics` for Prometheus, and for people and orchestrators the
+//! status page `/`, its data `/status.json`, `/healthz` and `/readyz`.
+//!
+//! One small axum router on the address of `[http] listen` (formerly `[metrics]`). With a token
+//! configured, every route but the two probes wants it, as `authorization: Bearer TOKEN` or as
+//! `?token=TOKEN` (the page passes its own on to its fetches); the probes say nothing an
+//! attacker could use, and orchestrators call them without credentials.
+
+mod access;
+mod page;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+pub use access::AccessToken;
+
+use crate::live::LiveStatus;
+
+/// What the listener serves.
+#[derive(Clone)]
+pub(crate) struct Served {
+    pub metrics: PrometheusHandle,
+    /// `None` for a listener that only exports metrics (the jobs' status lives elsewhere).
+    pub live: Option<Arc<LiveStatus>>,
+    pub token: Option<AccessToken>,
+}
+
+/// Serves `served` on `listener` until the process ends; errors are logged.
+pub(crate) fn spawn(
+    listener: std::net::TcpListener,
+    served: Served,
+) -> std::io::Result<SocketAddr> {
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let token = served.token.clone();
+    let guarded = Router::new()
+        .route("/", get(page::page))
+        .route("/status.json", get(status_json))
+        .route("/metrics", get(metrics))
+        .route_layer(axum::middleware::from_fn_with_state(token, access::require));
+    let app =
+        guarded.route("/healthz", get(healthz)).route("/readyz", get(readyz)).with_state(served);
+    tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, app).await {
+            tracing::error!(error = %err, %addr, "the HTTP listener stopped");
+        }
+    });
+    Ok(addr)
+}
+
+async fn metrics(State(served): State<Served>) -> Response {
+    let body = served.metrics.render();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+async fn status_json(State(served): State<Served>) -> Response {
+    let Some(live) = &served.live else {
+        return (StatusCode::NOT_FOUND, "this listener serves metrics only\n").into_response();
+    };
+    match serde_json::to_string_pretty(&live.snapshot()) {
+        Ok(body) => (
+            [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")],
+            body,
+        )
+            .into_response(),
+        Err(err) => (StatusCode::INTERNAL_SERVER_ERROR, err.to_string()).into_response(),
+    }
+}
+
+/// Answers while the process lives and its runtime turns.
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// 200 once every server a job uses was reached and the checkpoint state is writable, 503
+/// with what is missing otherwise.
+async fn readyz(State(served): State<Served>) -> Response {
+    let Some(live) = &served.live else {
+        return (StatusCode::OK, "ready\n").into_response();
+    };
+    let snapshot = live.snapshot();
+    if snapshot.ready {
+        return (StatusCode::OK, "ready\n").into_response();
+    }
+    let mut missing: Vec<String> = snapshot
+        .servers
+        .iter()
+        .filter(|(_, reached)| !**reached)
+        .map(|(name, _)| format!("server {name:?} not reached yet"))
+        .collect();
+    if snapshot.state_writable == Some(false) {
+        missing.push("the checkpoint state is not writable".into());
+    }
+    (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}\n", missing.join("; ")))
+        .into_response()
+}
