@@ -18,3 +18,37 @@ def servers() -> Servers:
 @pytest.fixture(scope="session")
 def window(servers: Servers) -> Window:
     return middle_window(servers)
+
+
+@pytest.fixture(scope="session")
+def audit_log():
+    """Reads the audit lines of the server without auth (its log file, FLIGHTLINE_TEST_AUDIT_LOG)."""
+    import os
+
+    path = os.environ.get("FLIGHTLINE_TEST_AUDIT_LOG", "")
+    assert path, "FLIGHTLINE_TEST_AUDIT_LOG is not set: run the suite through interop_python.rs"
+    return AuditLog(path)
+
+
+class AuditLog:
+    """The server's `flightline::audit` lines, waited for by request id."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def lines(self, request_id: str, count: int = 1, timeout: float = 10.0) -> list:
+        """The audit lines naming `request_id`, once there are at least `count` of them."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            with open(self.path, encoding="utf-8", errors="replace") as log:
+                found = [
+                    line
+                    for line in log
+                    if "flightline::audit" in line and f"request_id={request_id} " in line
+                ]
+            if len(found) >= count or time.monotonic() > deadline:
+                assert len(found) >= count, f"{count} audit line(s) for {request_id} expected, got {found}"
+                return found
+            time.sleep(0.1)

@@ -229,3 +229,18 @@ def test_wrong_password_is_unauthenticated(servers):
             count(c, "SELECT count(*) AS n FROM log_entries")
 
     assert err.value.status_code == AdbcStatusCode.UNAUTHENTICATED
+
+
+def test_request_id_set_by_adbc_reaches_the_audit_line_and_the_error(servers, audit_log):
+    request_id = "adbc-interop-7f3a"
+    with connect(servers.uri, **{HEADER + "x-request-id": request_id}) as tagged:
+        ok = fetch(tagged, "SELECT level FROM log_entries WHERE level = 1")
+        with pytest.raises(flightsql.Error) as refused:
+            fetch(tagged, "SELECT * FROM no_such_table")
+
+    assert request_id in str(refused.value), str(refused.value)
+    lines = audit_log.lines(request_id, count=2)
+    ok_lines = [line for line in lines if "status=ok" in line]
+    assert ok_lines and f"rows={ok.num_rows} " in ok_lines[0], lines
+    assert any("status=invalidargument" in line and "no_such_table" in line for line in lines), lines
+    assert all("SELECT" not in line for line in lines), "the SQL text itself never reaches the log"

@@ -228,3 +228,21 @@ def test_wrong_token_is_unauthenticated(servers):
 
     with pytest.raises(flight.FlightUnauthenticatedError):
         list(wrong.query_stream("SELECT count(*) AS n FROM log_entries"))
+
+
+def test_request_id_set_by_micromegas_reaches_the_audit_line_and_the_error(servers, audit_log):
+    request_id = "micromegas-interop-42"
+    with pytest.warns(DeprecationWarning):
+        tagged = FlightSQLClient(
+            servers.uri, headers={"x-request-id": request_id, "x-client-name": "interop-suite"}
+        )
+
+    assert count(tagged, "SELECT count(*) AS n FROM processes") == PROCESS_ROWS
+    with pytest.raises(pa.ArrowInvalid) as refused:
+        tagged.query("SELECT * FROM no_such_table")
+
+    assert request_id in str(refused.value), str(refused.value)
+    lines = audit_log.lines(request_id, count=2)
+    assert any("status=ok" in line and "rows=1 " in line for line in lines), lines
+    assert any("status=invalidargument" in line for line in lines), lines
+    assert all("x-client-name" in line and "interop-suite" in line for line in lines), lines

@@ -54,6 +54,9 @@ pub struct SuiteServers<'a> {
     pub demo_end: &'a str,
     /// Rows in the demo tables.
     pub rows: &'a str,
+    /// The file the server without auth writes its log (audit lines) to, when the suite
+    /// checks them.
+    pub audit_log: Option<&'a Path>,
 }
 
 /// Runs the pytest suite in `suite` (a directory of the repository) with the venv's Python
@@ -74,6 +77,7 @@ pub fn run_pytest(suite: &str, servers: &SuiteServers<'_>, pythonpath: &[&Path])
         .env("FLIGHTLINE_TEST_PASSWORD", servers.password)
         .env("FLIGHTLINE_TEST_DEMO_END", servers.demo_end)
         .env("FLIGHTLINE_TEST_ROWS", servers.rows)
+        .env("FLIGHTLINE_TEST_AUDIT_LOG", servers.audit_log.unwrap_or(Path::new("")))
         // Nothing written into the repo, and gRPC never sent through a proxy for 127.0.0.1.
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .env("NO_PROXY", "127.0.0.1,localhost")

@@ -240,6 +240,51 @@ impl Error {
         )
     }
 
+    /// Names `id` at the end of the message of an error a call produced, unless the message
+    /// (the server's) already does; other errors are returned as they are.
+    pub fn with_request_id(mut self, id: &str) -> Self {
+        if let Some(message) = self.call_message() {
+            *message = crate::request_id::append(std::mem::take(message), id);
+        }
+        self
+    }
+
+    /// The `x-request-id` of the query that failed, when the error came from a call: the id
+    /// the server's log and audit line carry.
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            Error::InvalidQuery { message }
+            | Error::Unauthenticated { message }
+            | Error::PermissionDenied { message }
+            | Error::NotFound { message }
+            | Error::ResourceExhausted { message }
+            | Error::Unimplemented { message }
+            | Error::Unavailable { message }
+            | Error::Transport { message, .. }
+            | Error::Timeout { message }
+            | Error::Cancelled { message }
+            | Error::Server { message, .. } => crate::request_id::find(message),
+            _ => None,
+        }
+    }
+
+    fn call_message(&mut self) -> Option<&mut String> {
+        match self {
+            Error::InvalidQuery { message }
+            | Error::Unauthenticated { message }
+            | Error::PermissionDenied { message }
+            | Error::NotFound { message }
+            | Error::ResourceExhausted { message }
+            | Error::Unimplemented { message }
+            | Error::Unavailable { message }
+            | Error::Transport { message, .. }
+            | Error::Timeout { message }
+            | Error::Cancelled { message }
+            | Error::Server { message, .. } => Some(message),
+            _ => None,
+        }
+    }
+
     /// Maps a gRPC status to the variant that says what the caller should do. `uri` names the
     /// server for errors produced by the local network stack rather than sent by the server.
     pub fn from_status(status: &tonic::Status, uri: &str) -> Self {

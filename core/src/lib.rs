@@ -55,6 +55,7 @@ pub mod exec;
 pub mod metrics;
 pub mod plugin;
 pub mod process;
+pub mod request_id;
 pub mod schema;
 pub mod time;
 pub mod validate;

@@ -69,6 +69,7 @@ fn the_python_package_passes_its_tests() {
         password: PASSWORD,
         demo_end: DEMO_END,
         rows: &DEMO_ROWS.to_string(),
+        audit_log: None,
     };
     // The count of passed tests, in the test's output (shown with --no-capture).
     println!("pytest: {}", venv::run_pytest("python/tests", &servers, &[dir.path()]));

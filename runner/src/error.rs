@@ -235,6 +235,14 @@ impl RunnerError {
     pub fn is_broken_pipe(&self) -> bool {
         broken_pipe(self)
     }
+
+    /// The `x-request-id` of the query that failed, when a call failed.
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            RunnerError::Core(err) => err.request_id(),
+            _ => None,
+        }
+    }
 }
 
 /// Walks the causes, looking inside `io::Error`s too (their `source` skips the error they

@@ -47,8 +47,8 @@ impl ProgressDisplay {
         self.multi.is_some()
     }
 
-    /// The progress of one run of `job` over `window`.
-    pub fn run(&self, job: &str, window: Option<&TimeRange>) -> RunProgress {
+    /// The progress of one run of `job` over `window`, whose query carries `request_id`.
+    pub fn run(&self, job: &str, window: Option<&TimeRange>, request_id: &str) -> RunProgress {
         let label = match window {
             Some(w) => {
                 format!("{job} {}..{}", w.begin.format("%H:%M:%S"), w.end.format("%H:%M:%S"))
@@ -65,7 +65,7 @@ impl ProgressDisplay {
             bar.enable_steady_tick(Duration::from_millis(120));
             bar
         });
-        RunProgress { bar, label: Arc::from(label) }
+        RunProgress { bar, label: Arc::from(label), request_id: Arc::from(request_id) }
     }
 
     /// Prints a line above the bars (or to stderr).
@@ -84,6 +84,7 @@ impl ProgressDisplay {
 pub struct RunProgress {
     bar: Option<ProgressBar>,
     label: Arc<str>,
+    request_id: Arc<str>,
 }
 
 impl RunProgress {
@@ -118,6 +119,7 @@ impl ProgressObserver for RunProgress {
             ProgressEvent::Finished(stats) => {
                 tracing::info!(
                     run = %self.label,
+                    request_id = %self.request_id,
                     rows = stats.rows,
                     batches = stats.batches,
                     bytes = stats.bytes,

@@ -36,7 +36,8 @@ impl Drop for ServerProcess {
     }
 }
 
-fn start_server(extra: &[&str], users: Option<&str>) -> ServerProcess {
+/// Starts `flightline serve` with `extra` arguments, its log written to `log`.
+fn start_server(extra: &[&str], users: Option<&str>, log: &std::path::Path) -> ServerProcess {
     let mut command = Command::new(env!("CARGO_BIN_EXE_flightline"));
     command
         .args(["serve", "--listen", "127.0.0.1:0", "--demo-rows", DEMO_ROWS, "--seed", SEED])
@@ -47,7 +48,7 @@ fn start_server(extra: &[&str], users: Option<&str>) -> ServerProcess {
         .env_remove("FLIGHTLINE_SERVE_USERS")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+        .stderr(std::fs::File::create(log).expect("create the server's log file"));
     // Users come through the environment, as the help advises, to keep passwords out of `ps`.
     if let Some(users) = users {
         command.env("FLIGHTLINE_SERVE_USERS", users);
@@ -75,7 +76,9 @@ fn read_listen_uri(stdout: std::process::ChildStdout, extra: &[&str]) -> String 
         }
     });
     let uri = receiver.recv_timeout(STARTUP_LIMIT).unwrap_or_else(|err| {
-        panic!("flightline serve {extra:?} never printed '{LISTENING}...' ({err}); see its stderr above")
+        panic!(
+            "flightline serve {extra:?} never printed '{LISTENING}...' ({err}); see its log file"
+        )
     });
     assert!(uri.starts_with("grpc://127.0.0.1:"), "unexpected listen address {uri:?}");
     uri
@@ -83,8 +86,11 @@ fn read_listen_uri(stdout: std::process::ChildStdout, extra: &[&str]) -> String 
 
 #[test]
 fn python_flight_sql_clients_interoperate() {
-    let open = start_server(&[], None);
-    let authed = start_server(&["--token", TOKEN], Some(&format!("{USER}:{PASSWORD}")));
+    let dir = tempfile::tempdir().unwrap();
+    let open_log = dir.path().join("open.log");
+    let open = start_server(&[], None, &open_log);
+    let users = format!("{USER}:{PASSWORD}");
+    let authed = start_server(&["--token", TOKEN], Some(&users), &dir.path().join("authed.log"));
 
     let servers = venv::SuiteServers {
         uri: &open.uri,
@@ -94,6 +100,7 @@ fn python_flight_sql_clients_interoperate() {
         password: PASSWORD,
         demo_end: DEMO_END,
         rows: DEMO_ROWS,
+        audit_log: Some(&open_log),
     };
     venv::run_pytest("interop", &servers, &[]);
     drop(open);

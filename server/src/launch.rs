@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
@@ -253,7 +254,11 @@ impl ServerBuilder {
             auth = auth.with_sessions(Arc::clone(sessions));
         }
         let flight = FlightServiceServer::new(service).max_decoding_message_size(MAX_REQUEST_BYTES);
-        let flight = InterceptedService::new(flight, auth);
+        // The request id first, so that a call auth refuses names its id too.
+        let flight = InterceptedService::new(flight, move |mut request: tonic::Request<()>| {
+            let id = crate::request_id::assign(&mut request);
+            auth.call(request).map_err(|status| crate::request_id::tag(status, &id))
+        });
 
         let mut server = Server::builder();
         if let Some((cert, key)) = &self.tls {

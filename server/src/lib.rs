@@ -18,6 +18,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod auth;
 pub mod budget;
 pub mod catalog;
@@ -29,6 +30,7 @@ pub mod launch;
 pub mod limits;
 pub mod options;
 mod preempt;
+pub mod request_id;
 mod secret;
 pub mod service;
 pub mod session;

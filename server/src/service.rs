@@ -36,11 +36,13 @@ use prost::Message;
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::audit::{Audit, Tally};
 use crate::catalog::Catalog;
 use crate::engine::QueryEngine;
 use crate::identity::AuthenticatedUser;
 use crate::identity::Caller;
 use crate::options::CallOptions;
+use crate::request_id::{RequestId, stamp, tag};
 use crate::session::SessionStore;
 
 /// Where every table lives, as generic tools (ADBC GetObjects, DBeaver) browse it.
@@ -113,18 +115,48 @@ impl FlightSqlServer {
         sql: String,
         request: &Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let opts = CallOptions::from_metadata(request.metadata())?;
+        let audit = Audit::start(request, &sql);
+        let opts = match CallOptions::from_metadata(request.metadata()) {
+            Ok(opts) => opts,
+            Err(status) => return Err(audit.fail(status)),
+        };
         let catalog = self.catalog.clone();
+        let tally = audit.tally();
         let stream = self
             .engine
             .stream(&Caller::of(request), &sql.clone(), async move {
                 let df = plan(&catalog, &sql, &opts).await?;
                 // Every operator yields often, so that dropping the task stops it at any size.
                 let stream = crate::preempt::execute(df).await.map_err(plan_status)?;
-                Ok(encode(stream, opts.preserve_dictionary))
+                Ok(encode(stream, opts.preserve_dictionary, tally))
             })
-            .await?;
-        Ok(Response::new(stream))
+            .await;
+        let stream = match stream {
+            Ok(stream) => stream,
+            Err(status) => return Err(audit.fail(status)),
+        };
+        let mut response = Response::new(Box::pin(audit.follow(stream)) as DoGetStream);
+        stamp(&mut response, &RequestId::of(request));
+        Ok(response)
+    }
+
+    /// GetFlightInfo for `sql`: its schema and a ticket, or a failure that gets its audit line
+    /// (no DoGet follows it).
+    async fn flight_info(
+        &self,
+        sql: String,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = match self.result_schema(sql.clone(), &request).await {
+            Ok(schema) => schema,
+            Err(status) => return Err(Audit::start(&request, &sql).fail(status)),
+        };
+        let id = RequestId::of(&request);
+        let mut response =
+            single_endpoint_info(&schema, statement_ticket(&sql), request.into_inner())
+                .map_err(|status| tag(status, &id))?;
+        stamp(&mut response, &id);
+        Ok(response)
     }
 }
 
@@ -143,17 +175,19 @@ async fn plan(catalog: &Catalog, sql: &str, opts: &CallOptions) -> Result<DataFr
 }
 
 /// The Flight messages of a result: its schema, then its batches as Arrow IPC.
-fn encode(stream: SendableRecordBatchStream, preserve: bool) -> DoGetStream {
+fn encode(stream: SendableRecordBatchStream, preserve: bool, tally: Arc<Tally>) -> DoGetStream {
     let schema = stream.schema();
-    let batches = stream.map_err(|e| FlightError::Tonic(Box::new(df_status(e)))).and_then(
-        move |batch| async move {
-            if preserve {
-                compact_dictionaries(batch).map_err(FlightError::Arrow)
-            } else {
-                Ok(batch)
+    let batches =
+        stream.map_err(|e| FlightError::Tonic(Box::new(df_status(e)))).and_then(move |batch| {
+            tally.rows(batch.num_rows());
+            async move {
+                if preserve {
+                    compact_dictionaries(batch).map_err(FlightError::Arrow)
+                } else {
+                    Ok(batch)
+                }
             }
-        },
-    );
+        });
     let flight = FlightDataEncoderBuilder::new()
         .with_schema(schema)
         .with_dictionary_handling(dictionary_handling(preserve))
@@ -285,8 +319,7 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = self.result_schema(query.query.clone(), &request).await?;
-        single_endpoint_info(&schema, statement_ticket(&query.query), request.into_inner())
+        self.flight_info(query.query, request).await
     }
 
     async fn get_flight_info_prepared_statement(
@@ -294,9 +327,9 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandPreparedStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let sql = utf8_handle(&query.prepared_statement_handle, "prepared statement handle")?;
-        let schema = self.result_schema(sql.clone(), &request).await?;
-        single_endpoint_info(&schema, statement_ticket(&sql), request.into_inner())
+        let sql = utf8_handle(&query.prepared_statement_handle, "prepared statement handle")
+            .map_err(|status| tag(status, &RequestId::of(&request)))?;
+        self.flight_info(sql, request).await
     }
 
     async fn do_get_statement(
@@ -304,7 +337,8 @@ impl FlightSqlService for FlightSqlServer {
         ticket: TicketStatementQuery,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let sql = utf8_handle(&ticket.statement_handle, "statement handle")?;
+        let sql = utf8_handle(&ticket.statement_handle, "statement handle")
+            .map_err(|status| tag(status, &RequestId::of(&request)))?;
         self.execute(sql, &request).await
     }
 
@@ -313,7 +347,8 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandPreparedStatementQuery,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let sql = utf8_handle(&query.prepared_statement_handle, "prepared statement handle")?;
+        let sql = utf8_handle(&query.prepared_statement_handle, "prepared statement handle")
+            .map_err(|status| tag(status, &RequestId::of(&request)))?;
         self.execute(sql, &request).await
     }
 
@@ -322,7 +357,11 @@ impl FlightSqlService for FlightSqlServer {
         query: ActionCreatePreparedStatementRequest,
         request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
-        let schema = self.result_schema(query.query.clone(), &request).await?;
+        // A query that fails to prepare never reaches DoGet: this is its audit line.
+        let schema = match self.result_schema(query.query.clone(), &request).await {
+            Ok(schema) => schema,
+            Err(status) => return Err(Audit::start(&request, &query.query).fail(status)),
+        };
         let options = IpcWriteOptions::default();
         let IpcMessage(dataset_schema) = SchemaAsIpc::new(&schema, &options)
             .try_into()

@@ -56,7 +56,7 @@ use arrow_flight::sql::{
 };
 use arrow_flight::{Action, FlightDescriptor, Ticket};
 use bytes::Bytes;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use prost::Message;
 use tonic::transport::Channel;
 
@@ -74,6 +74,7 @@ use crate::error::{Error, Result};
 use auth::{CredentialScope, Credentials, HeaderSet, Redacted, bearer_value};
 use cache::LruCache;
 use cookies::CookieJar;
+use endpoint::BatchStream;
 use plaintext::PlaintextWarnings;
 use tls::{ConnectSettings, Target, parse_target};
 
@@ -176,20 +177,37 @@ impl FlightSqlClient {
     /// [`query_stream`](Self::query_stream) with per-call options.
     ///
     /// Errors that happen before the first batch (bad SQL, authentication, an unreachable
-    /// server) are returned here; later ones arrive as an `Err` item of the stream.
+    /// server) are returned here; later ones arrive as an `Err` item of the stream. Every call
+    /// of the query carries one `x-request-id` ([`QueryStream::request_id`]), and every error
+    /// names it ([`Error::request_id`](crate::Error::request_id)).
     pub async fn query_stream_with(
         &self,
         sql: &str,
         range: Option<TimeRange>,
         options: &QueryOptions,
     ) -> Result<QueryStream> {
-        let call = options.call_headers(range.as_ref())?;
+        let id = options.resolve_request_id()?;
+        let call = options.call_headers(range.as_ref(), &id)?;
+        let started = self.start_query(sql, options, call).await;
+        let (schema, count, batches) = started.map_err(|err| err.with_request_id(&id))?;
+        let named = id.clone();
+        let batches = batches.map_err(move |err| err.with_request_id(&named)).boxed();
+        Ok(QueryStream::new(schema, count, batches, id))
+    }
+
+    /// Sends the query: its announced schema, endpoint count and batches.
+    async fn start_query(
+        &self,
+        sql: &str,
+        options: &QueryOptions,
+        call: HeaderSet,
+    ) -> Result<(Option<SchemaRef>, usize, BatchStream)> {
         let shared = &self.shared;
         if options.direct_ticket {
             let ticket = TicketStatementQuery { statement_handle: Bytes::from(sql.to_string()) };
             let fetch = shared.main_fetch(0, Ticket::new(ticket.as_any().encode_to_vec()));
             let batches = shared.do_get(fetch, &call).await?;
-            return Ok(QueryStream::new(None, 1, endpoint::stop_after_error(batches)));
+            return Ok((None, 1, endpoint::stop_after_error(batches)));
         }
 
         let command = CommandStatementQuery { query: sql.to_string(), transaction_id: None };
@@ -215,7 +233,7 @@ impl FlightSqlClient {
         } else {
             endpoint::sequential(shared, fetches, call)
         };
-        Ok(QueryStream::new(schema, count, batches))
+        Ok((schema, count, batches))
     }
 
     /// Reads the result and parameter schemas of `sql` without running it (DoAction
@@ -231,11 +249,16 @@ impl FlightSqlClient {
         sql: &str,
         options: &QueryOptions,
     ) -> Result<PreparedStatement> {
-        let call = options.call_headers(None)?;
+        let id = options.resolve_request_id()?;
+        let call = options.call_headers(None, &id)?;
+        self.prepare_under(sql, &call).await.map_err(|err| err.with_request_id(&id))
+    }
+
+    async fn prepare_under(&self, sql: &str, call: &HeaderSet) -> Result<PreparedStatement> {
         let body =
             ActionCreatePreparedStatementRequest { query: sql.to_string(), transaction_id: None };
         let action = Action::new("CreatePreparedStatement", body.as_any().encode_to_vec());
-        let reply = self.shared.first_action_result(action, &call).await?;
+        let reply = self.shared.first_action_result(action, call).await?;
         let any = Any::decode(reply).map_err(|err| {
             Error::Protocol(format!("CreatePreparedStatement returned undecodable bytes: {err}"))
         })?;
@@ -254,7 +277,7 @@ impl FlightSqlClient {
         });
         // Closed before the schemas are judged: a statement whose schema cannot be read must
         // not stay open on the server either.
-        self.shared.close_prepared(&result.prepared_statement_handle, &call).await;
+        self.shared.close_prepared(&result.prepared_statement_handle, call).await;
         let (dataset_schema, parameter_schema) = schemas?;
         Ok(PreparedStatement {
             dataset_schema,

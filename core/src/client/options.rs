@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-use crate::error::Result;
-use crate::{TimeRange, wire};
+use crate::error::{Error, Result};
+use crate::{TimeRange, request_id, wire};
 
 use super::auth::{HeaderSet, Redacted};
 
@@ -34,6 +34,10 @@ pub struct QueryOptions {
     pub direct_ticket: bool,
     /// Extra headers for this call only; they replace client-wide headers of the same name.
     pub headers: Vec<(String, String)>,
+    /// The `x-request-id` sent with every call of this query; a new UUID when `None`.
+    pub request_id: Option<String>,
+    /// A W3C `traceparent` sent with every call, to join the caller's trace.
+    pub traceparent: Option<String>,
 }
 
 impl QueryOptions {
@@ -66,6 +70,32 @@ impl QueryOptions {
         self
     }
 
+    /// Sends `id` as the query's `x-request-id` instead of a new one (letters, digits and
+    /// `-_.:/+=@`, at most 128 characters).
+    pub fn request_id(mut self, id: impl Into<String>) -> Self {
+        self.request_id = Some(id.into());
+        self
+    }
+
+    /// Passes a W3C `traceparent` on to the server.
+    pub fn traceparent(mut self, traceparent: impl Into<String>) -> Self {
+        self.traceparent = Some(traceparent.into());
+        self
+    }
+
+    /// The query's request id: the caller's, checked, or a new one.
+    pub(crate) fn resolve_request_id(&self) -> Result<String> {
+        match &self.request_id {
+            Some(id) if request_id::is_well_formed(id) => Ok(id.clone()),
+            Some(id) => Err(Error::Config(format!(
+                "the request id {id:?} is not usable: use 1 to {} letters, digits or `-_.:/+=@` \
+                 (or none, and the client makes one)",
+                request_id::MAX_LEN
+            ))),
+            None => Ok(request_id::new()),
+        }
+    }
+
     /// Adds a header for this call only.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
@@ -73,8 +103,18 @@ impl QueryOptions {
     }
 
     /// The metadata this call adds to every request it makes, checked once up front.
-    pub(crate) fn call_headers(&self, range: Option<&TimeRange>) -> Result<HeaderSet> {
+    pub(crate) fn call_headers(&self, range: Option<&TimeRange>, id: &str) -> Result<HeaderSet> {
         let mut set = HeaderSet::default();
+        set.push(request_id::HEADER, id)?;
+        if let Some(traceparent) = &self.traceparent {
+            if !request_id::is_traceparent(traceparent) {
+                return Err(Error::Config(format!(
+                    "traceparent {traceparent:?} is not a W3C trace context \
+                     (00-<32 hex trace id>-<16 hex span id>-<2 hex flags>)"
+                )));
+            }
+            set.push(request_id::TRACEPARENT, traceparent)?;
+        }
         if let Some(range) = range {
             set.push(wire::QUERY_RANGE_BEGIN, &range.begin_rfc3339())?;
             set.push(wire::QUERY_RANGE_END, &range.end_rfc3339())?;
@@ -100,6 +140,8 @@ impl fmt::Debug for QueryOptions {
             .field("parallel_endpoints", &self.parallel_endpoints)
             .field("direct_ticket", &self.direct_ticket)
             .field("headers", &Redacted(&self.headers))
+            .field("request_id", &self.request_id)
+            .field("traceparent", &self.traceparent)
             .finish()
     }
 }
@@ -113,10 +155,11 @@ mod tests {
         let range = TimeRange::parse("2024-01-01T00:00:00Z", "2024-01-02T00:00:00.5Z").unwrap();
         let options =
             QueryOptions::new().limit(10).preserve_dictionary(true).header("x-tenant-id", "t1");
-        let headers = options.call_headers(Some(&range)).unwrap();
+        let headers = options.call_headers(Some(&range), "id-1").unwrap();
         assert_eq!(
             headers.raw(),
             &[
+                ("x-request-id".to_string(), "id-1".to_string()),
                 ("query_range_begin".to_string(), "2024-01-01T00:00:00Z".to_string()),
                 ("query_range_end".to_string(), "2024-01-02T00:00:00.500Z".to_string()),
                 ("limit".to_string(), "10".to_string()),
@@ -124,7 +167,20 @@ mod tests {
                 ("x-tenant-id".to_string(), "t1".to_string()),
             ]
         );
-        assert!(QueryOptions::default().call_headers(None).unwrap().raw().is_empty());
+        let only_id = QueryOptions::default().call_headers(None, "x").unwrap();
+        assert_eq!(only_id.raw().len(), 1);
+    }
+
+    #[test]
+    fn a_request_id_is_made_unless_given_and_a_bad_one_is_refused() {
+        let made = QueryOptions::new().resolve_request_id().unwrap();
+        assert!(request_id::is_well_formed(&made));
+        let given = QueryOptions::new().request_id("job-7").resolve_request_id().unwrap();
+        assert_eq!(given, "job-7");
+        let bad = QueryOptions::new().request_id("a b").resolve_request_id().unwrap_err();
+        assert!(bad.to_string().contains("not usable"), "{bad}");
+        let trace = QueryOptions::new().traceparent("nope").call_headers(None, "x").unwrap_err();
+        assert!(trace.to_string().contains("traceparent"), "{trace}");
     }
 
     #[test]

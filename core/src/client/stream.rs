@@ -21,6 +21,7 @@ pub struct QueryStream {
     schema: Option<SchemaRef>,
     endpoints: usize,
     inner: BoxStream<'static, Result<RecordBatch>>,
+    request_id: String,
 }
 
 impl QueryStream {
@@ -28,8 +29,15 @@ impl QueryStream {
         schema: Option<SchemaRef>,
         endpoints: usize,
         inner: BoxStream<'static, Result<RecordBatch>>,
+        request_id: String,
     ) -> Self {
-        Self { schema, endpoints, inner }
+        Self { schema, endpoints, inner, request_id }
+    }
+
+    /// The `x-request-id` every call of this query carried: the server's audit line and any
+    /// error of the query name it.
+    pub fn request_id(&self) -> &str {
+        &self.request_id
     }
 
     /// The result schema the server announced in its FlightInfo, if it sent one (the
@@ -58,6 +66,7 @@ impl fmt::Debug for QueryStream {
         f.debug_struct("QueryStream")
             .field("schema", &self.schema)
             .field("endpoints", &self.endpoints)
+            .field("request_id", &self.request_id)
             .finish_non_exhaustive()
     }
 }

@@ -56,6 +56,13 @@ pub struct QueryArgs {
     /// results use --format csv, json or parquet, which stream.
     #[arg(long, value_name = "ROWS", default_value_t = DEFAULT_TABLE_ROWS)]
     pub table_rows: usize,
+    /// Send this `x-request-id` instead of a new one (the server's audit line and any error
+    /// name it).
+    #[arg(long, value_name = "ID")]
+    pub request_id: Option<String>,
+    /// A W3C `traceparent` to pass on to the server.
+    #[arg(long, value_name = "TRACEPARENT")]
+    pub traceparent: Option<String>,
 }
 
 /// How many rows `--format table` shows by default.
@@ -84,6 +91,8 @@ pub async fn run(args: QueryArgs) -> Result<ExitCode, RunnerError> {
         parallel_endpoints: args.parallel,
         direct_ticket: args.direct_ticket,
         headers: Vec::new(),
+        request_id: args.request_id,
+        traceparent: args.traceparent,
     };
     // Cancelled only by the table once it holds --table-rows rows: the rest is not read.
     let full = CancellationToken::new();
@@ -200,6 +209,8 @@ mod tests {
             parallel: 1,
             direct_ticket: false,
             table_rows: DEFAULT_TABLE_ROWS,
+            request_id: None,
+            traceparent: None,
         }
     }
 

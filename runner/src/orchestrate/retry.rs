@@ -60,7 +60,7 @@ pub(super) async fn attempt(
             (RunStatus::Retried, Err(err)) => {
                 summary.retries += 1;
                 let wait = backoff(&job.retries, tries);
-                tracing::warn!(job = %job.name, attempt = tries + 1, error = %Chain(&err), retry_in = ?wait, after = ?started.elapsed(), "run failed; retrying");
+                tracing::warn!(job = %job.name, attempt = tries + 1, request_id = err.request_id(), error = %Chain(&err), retry_in = ?wait, after = ?started.elapsed(), "run failed; retrying");
                 live.retrying(&Chain(&err).to_string(), wait);
                 tries += 1;
                 tokio::select! {

@@ -68,7 +68,7 @@ pub(super) async fn run_window(
             false
         }
         Attempt::Failed(err) => {
-            tracing::error!(job = %job.name, window = ?window.map(|w| w.to_string()), error = %Chain(&err), "run failed");
+            tracing::error!(job = %job.name, window = ?window.map(|w| w.to_string()), request_id = err.request_id(), error = %Chain(&err), "run failed");
             shared.live.job(&job.name).failed(&Chain(&err).to_string());
             summary.runs_failed += 1;
             summary.last_error = Some(Chain(&err).to_string());
@@ -94,20 +94,22 @@ pub(super) async fn run_once(
 ) -> Result<ExecOutcome, RunnerError> {
     let processors = processors::build_all(job)?;
     let sql = job_sql(job, window.as_ref());
+    // One id per attempt: each is its own query in the server's audit log.
+    let request_id = flightline_core::request_id::new();
     let executor = QueryExecutor::new(client)
         .job(job.name.as_str())
         .target_batch_bytes(job.target_batch_bytes)
         .estimate(job.estimate)
-        .query_options(QueryOptions::default())
+        .query_options(QueryOptions::default().request_id(request_id.clone()))
         .metric_labels(vec![(
             flightline_core::metrics::LABEL_SERVER.to_string(),
             job.server.clone(),
         )]);
     // One-shot jobs are named alone; a scheduled job's bar says which window it is on.
     let shown = if job.schedule.is_some() { window.as_ref() } else { None };
-    let progress = shared.display.run(&job.name, shown);
+    let progress = shared.display.run(&job.name, shown, &request_id);
     let status = shared.live.job(&job.name);
-    status.running(window, None);
+    status.running(window, Some(&request_id));
     let observe = |event: &ProgressEvent<'_>| {
         progress.on_event(event);
         status.on_event(event);
