@@ -27,6 +27,7 @@ pub mod error;
 pub mod identity;
 pub mod launch;
 pub mod limits;
+pub mod oidc;
 pub mod options;
 mod preempt;
 mod secret;
