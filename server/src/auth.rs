@@ -271,6 +271,32 @@ mod tests {
     }
 
     #[test]
+    fn an_oidc_subject_becomes_the_user_and_a_refusal_the_message() {
+        let mut auth = TokenAuth::new(vec!["static".into()]).with_oidc();
+        let mut r = Request::new(());
+        r.metadata_mut().insert("authorization", "Bearer a.b.c".parse().unwrap());
+        r.extensions_mut().insert(OidcSubject("svc-account".into()));
+        let passed = auth.call(r).unwrap();
+        assert_eq!(passed.extensions().get(), Some(&Caller::User("svc-account".into())));
+
+        let mut r = Request::new(());
+        r.metadata_mut().insert("authorization", "Bearer a.b.c".parse().unwrap());
+        r.extensions_mut().insert(OidcRefusal("the token expired".into()));
+        let refused = auth.call(r).unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+        assert_eq!(refused.message(), "the token expired");
+
+        // A static token passes beside a refused OIDC token (x-api-key with a foreign bearer).
+        let mut r = Request::new(());
+        r.metadata_mut().insert("x-api-key", "static".parse().unwrap());
+        r.extensions_mut().insert(OidcRefusal("not a JWT".into()));
+        assert_eq!(auth.call(r).unwrap().extensions().get(), Some(&Caller::Token(0)));
+        // OIDC alone turns auth on.
+        let mut oidc_only = TokenAuth::new(vec![]).with_oidc();
+        assert_eq!(call(&mut oidc_only, None), Err(tonic::Code::Unauthenticated));
+    }
+
+    #[test]
     fn a_token_configured_twice_is_accepted() {
         // The same token from --token and FLIGHTLINE_SERVE_TOKENS, say; an odd number of
         // matches must not be what decides.
