@@ -372,3 +372,61 @@ async fn a_job_file_with_oidc_keys_or_the_micromegas_variables_runs() {
     assert_eq!(output.status.code(), Some(1), "{shown}");
     assert!(shown.contains("not authenticated") && shown.contains("audience"), "{shown}");
 }
+
+/// The runs and failures of `job` in the summary table `flightline run` prints.
+fn runs_and_failures(stdout: &str, job: &str) -> (u64, u64) {
+    let line = stdout
+        .lines()
+        .find(|line| line.split_whitespace().next() == Some(job))
+        .unwrap_or_else(|| panic!("no summary line for {job}: {stdout}"));
+    let numbers: Vec<u64> =
+        line.split_whitespace().skip(1).take(2).map(|n| n.parse().unwrap()).collect();
+    (numbers[0], numbers[1])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_job_keeps_running_across_four_lifetimes() {
+    let idp = start_idp();
+    let server = start_server(&idp.address);
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[server]\nuri = \"{}\"\noidc_issuer = \"{}\"\noidc_client_id = \"{CLIENT}\"\n\
+         oidc_client_secret_env = \"{SECRET_VAR}\"\noidc_audience = \"{AUDIENCE}\"\n\
+         [runner]\nstate_dir = \"{}\"\n\
+         [[job]]\nname = \"windows\"\nsql = \"{SQL}\"\nevery = \"500ms\"\nwindow = \"500ms\"\n\
+         last = \"2s\"\n",
+        server.address,
+        idp.address,
+        dir.path().join("state").display()
+    );
+    let jobs = dir.path().join("scheduled.toml");
+    std::fs::write(&jobs, text).unwrap();
+    let mut runner = Command::new(env!("CARGO_BIN_EXE_flightline"))
+        .arg("run")
+        .arg(&jobs)
+        .args(["--progress", "never"])
+        .env(SECRET_VAR, SECRET)
+        .env_remove("FLIGHTLINE_TOKEN")
+        .env_remove("FLIGHTLINE_USER")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lifetimes = 4;
+    tokio::time::sleep(Duration::from_secs(LIFETIME_SECS * lifetimes)).await;
+    let stopped = Command::new("kill").args(["-TERM", &runner.id().to_string()]).status();
+    assert!(stopped.unwrap().success());
+    let output = tokio::task::spawn_blocking(move || {
+        let _ = runner.stdin.take();
+        runner.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    let shown = venv::show(&output);
+    let (runs, failed) = runs_and_failures(&String::from_utf8_lossy(&output.stdout), "windows");
+    assert_eq!(failed, 0, "{shown}");
+    assert!(runs >= 2 * lifetimes, "only {runs} runs: {shown}");
+    assert!(!shown.contains("not authenticated"), "{shown}");
+    let tokens = count(&stats(&idp.address).await, "tokens");
+    assert!((lifetimes - 1..=2 * lifetimes + 2).contains(&tokens), "{tokens} tokens: {shown}");
+}
