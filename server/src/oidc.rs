@@ -146,6 +146,13 @@ impl OidcVerifier {
                 self.candidates(kid)
             }
         };
+        if keys.is_empty() && !self.keys_fetched() {
+            return Err(OidcRefusal(format!(
+                "cannot check the token: the signing keys of {} could not be fetched yet (the \
+                 server's log says why); retry in a few seconds",
+                self.issuer
+            )));
+        }
         if keys.is_empty() {
             return Err(OidcRefusal(format!(
                 "the token is signed by key {} which {} does not publish (if the provider just \
@@ -208,6 +215,10 @@ impl OidcVerifier {
             }
             other => format!("the token is malformed ({other:?})"),
         })
+    }
+
+    fn keys_fetched(&self) -> bool {
+        self.keys.read().unwrap_or_else(|poisoned| poisoned.into_inner()).fetched.is_some()
     }
 
     fn keys_are_stale(&self) -> bool {
@@ -422,6 +433,19 @@ mod tests {
             "{refusal:?}"
         );
         assert!(verifier.fetches.lock().await.recent.is_empty());
+    }
+
+    #[tokio::test]
+    async fn keys_that_cannot_be_fetched_are_named_as_the_reason() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let verifier = OidcVerifier::new(&format!("http://127.0.0.1:{port}"), "aud").unwrap();
+        // {"alg":"RS256","kid":"k1"} . {} . signature
+        let token = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.e30.c2ln";
+        let refusal = verifier.verify(token).await.unwrap_err();
+        assert!(
+            refusal.0.contains("could not be fetched") && refusal.0.contains(&port.to_string()),
+            "{refusal:?}"
+        );
     }
 
     #[test]
