@@ -197,6 +197,18 @@ pub enum Error {
         /// Why it was refused, naming both owners when it is taken.
         reason: String,
     },
+    /// Getting a token from an OIDC provider failed
+    /// ([`OidcClientCredentials`](crate::client::OidcClientCredentials)): discovery, the token
+    /// request, or reading the client secret. Never shows the secret or a token.
+    #[error("OIDC issuer {issuer}: {message}")]
+    Oidc {
+        /// The issuer URL.
+        issuer: String,
+        /// What failed and what to try.
+        message: String,
+        /// The provider was unreachable or answered a server error: trying later may succeed.
+        transient: bool,
+    },
     /// An endpoint lives at a plaintext location while the server was reached over TLS.
     #[error(
         "endpoint {endpoint} is at the plaintext location {location} but the server was reached \
@@ -237,6 +249,7 @@ impl Error {
                 | Error::Transport { .. }
                 | Error::Timeout { .. }
                 | Error::Server { code: tonic::Code::Aborted, .. }
+                | Error::Oidc { transient: true, .. }
         )
     }
 

@@ -85,6 +85,12 @@ def connect(
     auth_provider: Optional["AuthProvider"] = None,
     user: Optional[str] = None,
     password: Optional[str] = None,
+    oidc_issuer: Optional[str] = None,
+    oidc_client_id: Optional[str] = None,
+    oidc_client_secret: Optional[str] = None,
+    oidc_audience: Optional[str] = None,
+    oidc_scope: Optional[str] = None,
+    oidc_from_env: bool = False,
     tls_ca_file: Union[str, "os.PathLike[str]", None] = None,
     tls_domain: Optional[str] = None,
     connect_timeout: Optional[float] = None,
@@ -100,6 +106,10 @@ def connect(
     - `auth_provider`: any object with `get_token()`, called before every request (as the
       Micromegas client does), so a token can be refreshed while the client lives;
     - `user` and `password`: the Flight handshake (Basic), whose session token is then sent;
+    - `oidc_issuer`, `oidc_client_id`, `oidc_client_secret` (optional `oidc_audience`,
+      `oidc_scope`): OIDC client credentials, tokens fetched from the issuer and refreshed
+      before they expire; `oidc_from_env=True` reads the Micromegas variables instead
+      (MICROMEGAS_OIDC_ISSUER, _CLIENT_ID, _CLIENT_SECRET, _AUDIENCE);
     - `headers`: sent with every call as given (e.g. `{"x-api-key": ...}`).
 
     `tls_ca_file` trusts a CA in PEM besides the system roots; `tls_domain` overrides the name
@@ -113,6 +123,12 @@ def connect(
         "auth_provider": auth_provider,
         "user": user,
         "password": password,
+        "oidc_issuer": oidc_issuer,
+        "oidc_client_id": oidc_client_id,
+        "oidc_client_secret": oidc_client_secret,
+        "oidc_audience": oidc_audience,
+        "oidc_scope": oidc_scope,
+        "oidc_from_env": oidc_from_env,
         "tls_ca_file": None if tls_ca_file is None else str(tls_ca_file),
         "tls_domain": tls_domain,
         "connect_timeout": connect_timeout,

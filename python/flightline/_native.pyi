@@ -91,7 +91,8 @@ class Client:
 
 def connect(args: Mapping[str, Any]) -> Client:
     """Connects with `args`: uri, headers (list of (name, value)), token, auth_provider, user,
-    password, tls_ca_file, tls_domain, connect_timeout, request_timeout, preserve_dictionary."""
+    password, oidc_issuer, oidc_client_id, oidc_client_secret, oidc_audience, oidc_scope,
+    oidc_from_env, tls_ca_file, tls_domain, connect_timeout, request_timeout, preserve_dictionary."""
 
 def processor_names() -> List[str]:
     """The names of the built-in processors `execute` accepts."""

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use arrow::datatypes::Schema;
 use arrow_pyarrow::{IntoPyArrow, ToPyArrow};
-use flightline_core::client::{ClientBuilder, TokenProvider};
+use flightline_core::client::{ClientBuilder, ClientSecret, OidcClientCredentials, TokenProvider};
 use flightline_core::schema::{SchemaAnalysis, SizeOptions};
 use flightline_core::validate::{Policy, SchemaSource, ValidationContext, validate_query};
 use flightline_core::{Error, FlightSqlClient, QueryOptions};
@@ -39,6 +39,12 @@ pub struct ConnectArgs {
     auth_provider: Option<Py<PyAny>>,
     user: Option<String>,
     password: Option<String>,
+    oidc_issuer: Option<String>,
+    oidc_client_id: Option<String>,
+    oidc_client_secret: Option<String>,
+    oidc_audience: Option<String>,
+    oidc_scope: Option<String>,
+    oidc_from_env: bool,
     tls_ca_file: Option<String>,
     tls_domain: Option<String>,
     connect_timeout: Option<f64>,
@@ -56,7 +62,18 @@ pub fn connect(py: Python<'_>, args: ConnectArgs) -> PyResult<Client> {
 }
 
 fn builder(args: ConnectArgs) -> PyResult<ClientBuilder> {
+    let oidc = oidc(&args)?;
+    if oidc.is_some()
+        && (args.token.is_some() || args.auth_provider.is_some() || args.user.is_some())
+    {
+        return Err(ConfigError::new_err(
+            "OIDC and token, auth_provider or user all give credentials: pass one of them",
+        ));
+    }
     let mut builder = FlightSqlClient::builder(args.uri);
+    if let Some(oidc) = oidc {
+        builder = builder.token_provider(Arc::new(oidc));
+    }
     for (name, value) in args.headers.unwrap_or_default() {
         builder = builder.header(name, value);
     }
@@ -84,6 +101,33 @@ fn builder(args: ConnectArgs) -> PyResult<ClientBuilder> {
         builder = builder.request_timeout(seconds_arg(seconds, "request_timeout")?);
     }
     Ok(builder)
+}
+
+/// The OIDC client-credentials provider the `oidc_*` arguments ask for, if any.
+fn oidc(args: &ConnectArgs) -> PyResult<Option<OidcClientCredentials>> {
+    let mut provider = match (&args.oidc_issuer, &args.oidc_client_id, &args.oidc_client_secret) {
+        _ if args.oidc_from_env => OidcClientCredentials::from_env().map_err(to_py)?,
+        (Some(issuer), Some(client_id), Some(secret)) => {
+            let secret = ClientSecret::Value(secret.clone());
+            OidcClientCredentials::new(issuer, client_id, secret).map_err(to_py)?
+        }
+        (None, None, None) if args.oidc_audience.is_none() && args.oidc_scope.is_none() => {
+            return Ok(None);
+        }
+        _ => {
+            return Err(ConfigError::new_err(
+                "OIDC needs oidc_issuer, oidc_client_id and oidc_client_secret together (or \
+                 oidc_from_env=True for the MICROMEGAS_OIDC_* variables)",
+            ));
+        }
+    };
+    if let Some(audience) = &args.oidc_audience {
+        provider = provider.audience(audience);
+    }
+    if let Some(scope) = &args.oidc_scope {
+        provider = provider.scope(scope);
+    }
+    Ok(Some(provider))
 }
 
 fn seconds_arg(seconds: f64, name: &str) -> PyResult<Duration> {

@@ -90,7 +90,8 @@ pub fn to_py(err: Error) -> PyErr {
         | Error::Unimplemented { .. } => QueryError::new_err(message),
         Error::Unauthenticated { .. }
         | Error::CredentialsRefused { .. }
-        | Error::PermissionDenied { .. } => AuthError::new_err(message),
+        | Error::PermissionDenied { .. }
+        | Error::Oidc { .. } => AuthError::new_err(message),
         Error::Processor { .. } => ProcessorError::new_err(message),
         Error::ValidationDenied { .. } => ValidationError::new_err(message),
         Error::Unavailable { .. }

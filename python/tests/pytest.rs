@@ -7,7 +7,9 @@
 #[path = "../../interop/venv.rs"]
 mod venv;
 
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 
 use flightline_server::{RunningServer, ServerBuilder};
 
@@ -41,6 +43,35 @@ fn assemble_package(root: &Path, dir: &Path) {
     std::fs::copy(extension_module(), package.join("_native.abi3.so")).unwrap();
 }
 
+/// The OIDC provider of test_oidc.py (interop/oidc_idp.py), killed when dropped.
+struct Idp(Child);
+
+impl Drop for Idp {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the provider with test_oidc.py's client and returns it with its issuer URL.
+fn start_idp(root: &Path) -> (Idp, String) {
+    let child = Command::new(venv::setup_venv().join("bin/python"))
+        .arg(root.join("interop/oidc_idp.py"))
+        .args(["--port", "0", "--lifetime", "3600", "--client", "python-oidc:python oidc secret"])
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start interop/oidc_idp.py");
+    let mut idp = Idp(child);
+    let mut line = String::new();
+    let stdout = idp.0.stdout.take().expect("piped stdout");
+    // It prints this one line and nothing else on stdout.
+    std::io::BufReader::new(stdout).read_line(&mut line).expect("read the provider's line");
+    let issuer = line.trim().strip_prefix("oidc-idp: listening on ").map(str::to_string);
+    (idp, issuer.unwrap_or_else(|| panic!("unexpected first line {line:?}")))
+}
+
 fn demo(builder: ServerBuilder) -> ServerBuilder {
     builder.demo_rows(DEMO_ROWS).seed(SEED).demo_end(DEMO_END.parse().expect("an RFC 3339 instant"))
 }
@@ -54,11 +85,16 @@ fn the_python_package_passes_its_tests() {
     let root = venv::repo_root();
     let dir = tempfile::tempdir().unwrap();
     assemble_package(&root, dir.path());
+    let (_idp, issuer) = start_idp(&root);
+    // SAFETY: set before the runtime starts, while this is the process's only thread; pytest
+    // (a child) inherits it.
+    unsafe { std::env::set_var("FLIGHTLINE_TEST_OIDC_ISSUER", &issuer) };
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let open = runtime.block_on(start(demo(ServerBuilder::new())));
-    let authed =
-        runtime.block_on(start(demo(ServerBuilder::new()).token(TOKEN).user(USER, PASSWORD)));
+    let authed = runtime.block_on(start(
+        demo(ServerBuilder::new()).token(TOKEN).user(USER, PASSWORD).oidc(&issuer, "flightline"),
+    ));
 
     let (uri, auth_uri) = (open.uri(), authed.uri());
     let servers = venv::SuiteServers {

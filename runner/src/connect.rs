@@ -8,10 +8,16 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use flightline_core::client::{ClientBuilder, DEFAULT_URI, FlightSqlClient, is_secret_header};
+use flightline_core::client::{
+    ClientBuilder, ClientSecret, DEFAULT_URI, FlightSqlClient, MICROMEGAS_OIDC_AUDIENCE,
+    MICROMEGAS_OIDC_CLIENT_ID, MICROMEGAS_OIDC_CLIENT_SECRET, MICROMEGAS_OIDC_ISSUER,
+    is_secret_header,
+};
 use flightline_core::{Error, TimeRange};
 
-pub use settings::{Login, PASSWORD_ENV, PasswordSource, ServerSettings, TokenSource};
+pub use settings::{
+    Login, OidcSettings, PASSWORD_ENV, PasswordSource, ServerSettings, TokenSource,
+};
 
 use crate::RunnerError;
 
@@ -40,6 +46,35 @@ pub struct ConnectArgs {
     /// File holding the password of --user (one trailing newline ignored).
     #[arg(long, value_name = "FILE", requires = "user")]
     pub password_file: Option<PathBuf>,
+    /// OIDC client credentials instead of a token: get tokens from this issuer (discovered at
+    /// URL/.well-known/openid-configuration) for --oidc-client-id, refreshed before they expire.
+    #[arg(long, value_name = "URL", requires = "oidc_client_id", conflicts_with = "oidc_from_env")]
+    pub oidc_issuer: Option<String>,
+    /// The OIDC client id (with --oidc-issuer).
+    #[arg(long, value_name = "ID", requires = "oidc_issuer")]
+    pub oidc_client_id: Option<String>,
+    /// Environment variable holding the OIDC client secret (read at every token request).
+    #[arg(
+        long,
+        value_name = "VAR",
+        requires = "oidc_issuer",
+        conflicts_with = "oidc_client_secret_file"
+    )]
+    pub oidc_client_secret_env: Option<String>,
+    /// File holding the OIDC client secret (read at every token request).
+    #[arg(long, value_name = "FILE", requires = "oidc_issuer")]
+    pub oidc_client_secret_file: Option<PathBuf>,
+    /// The audience to ask OIDC tokens for (Auth0, Azure AD, ...).
+    #[arg(long, value_name = "AUD")]
+    pub oidc_audience: Option<String>,
+    /// The scopes to ask OIDC tokens for (space-separated).
+    #[arg(long, value_name = "SCOPES")]
+    pub oidc_scope: Option<String>,
+    /// OIDC client credentials from the Micromegas variables MICROMEGAS_OIDC_ISSUER,
+    /// MICROMEGAS_OIDC_CLIENT_ID, MICROMEGAS_OIDC_CLIENT_SECRET and (optional)
+    /// MICROMEGAS_OIDC_AUDIENCE; they are never used without this flag.
+    #[arg(long)]
+    pub oidc_from_env: bool,
     /// Keep the cookies the server sets and send them back (Dremio keeps sessions in cookies).
     #[arg(long)]
     pub cookies: bool,
@@ -93,6 +128,20 @@ impl ConnectArgs {
             (None, Some(token)) if !token.is_empty() => Some(TokenSource::Value(token.to_string())),
             (None, _) => None,
         };
+        let token = match (self.oidc()?, token) {
+            (Some(oidc), None) if self.user.is_none() => Some(TokenSource::Oidc(oidc)),
+            (Some(_), _) => {
+                return Err(Error::Config(
+                    "OIDC (--oidc-issuer / --oidc-from-env) and --token, --token-file, \
+                     FLIGHTLINE_TOKEN or --user / FLIGHTLINE_USER all give the server's \
+                     credentials: keep one of them (unset FLIGHTLINE_TOKEN or FLIGHTLINE_USER \
+                     if they are exported)"
+                        .into(),
+                )
+                .into());
+            }
+            (None, token) => token,
+        };
         Ok(ServerSettings {
             uri: self.uri.clone(),
             token,
@@ -106,6 +155,60 @@ impl ConnectArgs {
             connect_timeout: Duration::from_secs(self.connect_timeout),
             request_timeout: self.request_timeout.map(Duration::from_secs),
         })
+    }
+
+    /// `--oidc-issuer` and its companions, or `--oidc-from-env`.
+    fn oidc(&self) -> Result<Option<OidcSettings>, RunnerError> {
+        let config = |message: String| RunnerError::from(Error::Config(message));
+        if self.oidc_from_env {
+            let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+            let required = |name: &str| {
+                var(name).ok_or_else(|| {
+                    config(format!(
+                        "--oidc-from-env needs {name}; export {MICROMEGAS_OIDC_ISSUER}, \
+                         {MICROMEGAS_OIDC_CLIENT_ID} and {MICROMEGAS_OIDC_CLIENT_SECRET} \
+                         ({MICROMEGAS_OIDC_AUDIENCE} is optional)"
+                    ))
+                })
+            };
+            let issuer = required(MICROMEGAS_OIDC_ISSUER)?;
+            let client_id = required(MICROMEGAS_OIDC_CLIENT_ID)?;
+            required(MICROMEGAS_OIDC_CLIENT_SECRET)?;
+            return Ok(Some(OidcSettings {
+                issuer: issuer.trim().to_string(),
+                client_id: client_id.trim().to_string(),
+                secret: ClientSecret::Env(MICROMEGAS_OIDC_CLIENT_SECRET.into()),
+                audience: self.oidc_audience.clone().or_else(|| var(MICROMEGAS_OIDC_AUDIENCE)),
+                scope: self.oidc_scope.clone(),
+            }));
+        }
+        let (Some(issuer), Some(client_id)) = (&self.oidc_issuer, &self.oidc_client_id) else {
+            if self.oidc_audience.is_some() || self.oidc_scope.is_some() {
+                return Err(config(
+                    "--oidc-audience and --oidc-scope need --oidc-issuer (or --oidc-from-env)"
+                        .into(),
+                ));
+            }
+            return Ok(None);
+        };
+        let secret = match (&self.oidc_client_secret_env, &self.oidc_client_secret_file) {
+            (Some(var), _) => ClientSecret::Env(var.clone()),
+            (None, Some(path)) => ClientSecret::File(path.clone()),
+            (None, None) => {
+                return Err(config(format!(
+                    "the OIDC client {client_id:?} needs its secret: give \
+                     --oidc-client-secret-env VAR or --oidc-client-secret-file FILE (a secret is \
+                     never taken from the command line)"
+                )));
+            }
+        };
+        Ok(Some(OidcSettings {
+            issuer: issuer.trim().to_string(),
+            client_id: client_id.trim().to_string(),
+            secret,
+            audience: self.oidc_audience.clone(),
+            scope: self.oidc_scope.clone(),
+        }))
     }
 
     /// `--user` with the password from `--password-file`, else from FLIGHTLINE_PASSWORD.
@@ -128,6 +231,13 @@ impl fmt::Debug for ConnectArgs {
             .field("token_file", &self.token_file)
             .field("user", &self.user)
             .field("password_file", &self.password_file)
+            .field("oidc_issuer", &self.oidc_issuer)
+            .field("oidc_client_id", &self.oidc_client_id)
+            .field("oidc_client_secret_env", &self.oidc_client_secret_env)
+            .field("oidc_client_secret_file", &self.oidc_client_secret_file)
+            .field("oidc_audience", &self.oidc_audience)
+            .field("oidc_scope", &self.oidc_scope)
+            .field("oidc_from_env", &self.oidc_from_env)
             .field("cookies", &self.cookies)
             .field("headers", &headers)
             .field("tls_ca", &self.tls_ca)

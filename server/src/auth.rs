@@ -10,6 +10,7 @@ use tonic::service::Interceptor;
 use tonic::{Request, Status};
 
 use crate::identity::{AuthenticatedUser, Caller};
+use crate::oidc::{OidcRefusal, OidcSubject};
 use crate::secret::SecretDigest;
 use crate::session::SessionStore;
 
@@ -18,6 +19,7 @@ use crate::session::SessionStore;
 pub struct TokenAuth {
     tokens: Arc<Vec<SecretDigest>>,
     sessions: Option<Arc<SessionStore>>,
+    oidc: bool,
 }
 
 impl std::fmt::Debug for TokenAuth {
@@ -26,6 +28,7 @@ impl std::fmt::Debug for TokenAuth {
         f.debug_struct("TokenAuth")
             .field("tokens", &self.tokens.len())
             .field("sessions", &self.sessions)
+            .field("oidc", &self.oidc)
             .finish()
     }
 }
@@ -40,7 +43,7 @@ impl TokenAuth {
             .map(|t| t.trim())
             .filter(|t| !t.is_empty())
             .map(|t| SecretDigest::of(t.as_bytes()));
-        Self { tokens: Arc::new(tokens.collect()), sessions: None }
+        Self { tokens: Arc::new(tokens.collect()), sessions: None, oidc: false }
     }
 
     /// Also accepts the users of `sessions`: valid Basic credentials pass (and mark the call
@@ -48,6 +51,13 @@ impl TokenAuth {
     /// and so do the session tokens the handshake issued.
     pub fn with_sessions(mut self, sessions: Arc<SessionStore>) -> Self {
         self.sessions = Some(sessions);
+        self
+    }
+
+    /// Also accepts the OIDC tokens [`OidcService`](crate::oidc::OidcService) verified (their
+    /// subject becomes a [`Caller::User`]); OIDC alone turns auth on.
+    pub fn with_oidc(mut self) -> Self {
+        self.oidc = true;
         self
     }
 
@@ -93,10 +103,15 @@ impl TokenAuth {
 impl Interceptor for TokenAuth {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
         let peer = request.remote_addr().map(|a| a.ip());
-        if self.tokens.is_empty() && self.sessions.is_none() {
+        if self.tokens.is_empty() && self.sessions.is_none() && !self.oidc {
             request.extensions_mut().insert(Caller::Address(peer));
             return Ok(request);
         }
+        if let Some(OidcSubject(subject)) = request.extensions_mut().remove::<OidcSubject>() {
+            request.extensions_mut().insert(Caller::User(subject));
+            return Ok(request);
+        }
+        let oidc_refusal = request.extensions_mut().remove::<OidcRefusal>();
         let basic = self.basic(&request, peer);
         if let Some(Ok(user)) = basic {
             request.extensions_mut().insert(Caller::User(user.0.clone()));
@@ -109,6 +124,8 @@ impl Interceptor for TokenAuth {
             Ok(request)
         } else if let Some(Err(refused)) = basic {
             Err(refused)
+        } else if let Some(OidcRefusal(why)) = oidc_refusal {
+            Err(Status::unauthenticated(why))
         } else if presented.is_empty() {
             Err(Status::unauthenticated(
                 "missing credentials: send `authorization: Bearer <token>` or `x-api-key: <token>`",
@@ -251,6 +268,32 @@ mod tests {
         let open = TokenAuth::default().call(Request::new(())).unwrap();
         assert_eq!(open.extensions().get::<Caller>(), Some(&Caller::Address(None)));
         assert_eq!(Caller::Token(1).to_string(), "static token #2");
+    }
+
+    #[test]
+    fn an_oidc_subject_becomes_the_user_and_a_refusal_the_message() {
+        let mut auth = TokenAuth::new(vec!["static".into()]).with_oidc();
+        let mut r = Request::new(());
+        r.metadata_mut().insert("authorization", "Bearer a.b.c".parse().unwrap());
+        r.extensions_mut().insert(OidcSubject("svc-account".into()));
+        let passed = auth.call(r).unwrap();
+        assert_eq!(passed.extensions().get(), Some(&Caller::User("svc-account".into())));
+
+        let mut r = Request::new(());
+        r.metadata_mut().insert("authorization", "Bearer a.b.c".parse().unwrap());
+        r.extensions_mut().insert(OidcRefusal("the token expired".into()));
+        let refused = auth.call(r).unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+        assert_eq!(refused.message(), "the token expired");
+
+        // A static token passes beside a refused OIDC token (x-api-key with a foreign bearer).
+        let mut r = Request::new(());
+        r.metadata_mut().insert("x-api-key", "static".parse().unwrap());
+        r.extensions_mut().insert(OidcRefusal("not a JWT".into()));
+        assert_eq!(auth.call(r).unwrap().extensions().get(), Some(&Caller::Token(0)));
+        // OIDC alone turns auth on.
+        let mut oidc_only = TokenAuth::new(vec![]).with_oidc();
+        assert_eq!(call(&mut oidc_only, None), Err(tonic::Code::Unauthenticated));
     }
 
     #[test]

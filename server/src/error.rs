@@ -36,6 +36,9 @@ pub enum ServerError {
     /// A user for the handshake is malformed (the message never holds the password).
     #[error("invalid user {0}")]
     User(String),
+    /// The OIDC settings are unusable (`--oidc-issuer`, `--audience`).
+    #[error("OIDC: {0}")]
+    Oidc(String),
     /// The gRPC server stopped with an error.
     #[error("the Flight SQL server failed: {0}")]
     Serve(String),

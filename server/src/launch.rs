@@ -21,6 +21,7 @@ use crate::demo::DemoConfig;
 use crate::engine::QueryEngine;
 use crate::error::ServerError;
 use crate::limits::QueryLimits;
+use crate::oidc::{OidcService, OidcVerifier};
 use crate::service::FlightSqlServer;
 use crate::session::{DEFAULT_SESSION_TTL, SessionStore};
 use crate::values::ValueCap;
@@ -45,6 +46,7 @@ pub struct ServerBuilder {
     tokens: Vec<String>,
     users: Vec<(String, String)>,
     session_ttl: std::time::Duration,
+    oidc: Option<(String, String)>,
     tls: Option<(Vec<u8>, Vec<u8>)>,
     tables: Vec<UserTable>,
     tables_in_memory: bool,
@@ -60,6 +62,7 @@ impl Default for ServerBuilder {
             tokens: Vec::new(),
             users: Vec::new(),
             session_ttl: DEFAULT_SESSION_TTL,
+            oidc: None,
             tls: None,
             tables: Vec::new(),
             tables_in_memory: false,
@@ -78,6 +81,7 @@ impl std::fmt::Debug for ServerBuilder {
             .field("tokens", &format_args!("[{} redacted]", self.tokens.len()))
             .field("users", &self.users.iter().map(|(name, _)| name).collect::<Vec<_>>())
             .field("session_ttl", &self.session_ttl)
+            .field("oidc", &self.oidc)
             .field("tls", &self.tls.is_some())
             .field("tables", &self.tables)
             .field("tables_in_memory", &self.tables_in_memory)
@@ -138,6 +142,15 @@ impl ServerBuilder {
     /// then handshakes again.
     pub fn session_ttl(mut self, ttl: std::time::Duration) -> Self {
         self.session_ttl = ttl;
+        self
+    }
+
+    /// Accepts OIDC access tokens (`authorization: Bearer <JWT>`) of `issuer` for `audience`:
+    /// signed by a key of the issuer's JWKS, not expired, with that `iss` and `aud`. The
+    /// token's `sub` is the caller (a user for the per-user limits). Auth is on once this is
+    /// set; static tokens and users keep working beside it. See [`crate::oidc`].
+    pub fn oidc(mut self, issuer: impl Into<String>, audience: impl Into<String>) -> Self {
+        self.oidc = Some((issuer.into(), audience.into()));
         self
     }
 
@@ -253,12 +266,20 @@ impl ServerBuilder {
             service = service.with_sessions(Arc::clone(sessions));
             auth = auth.with_sessions(Arc::clone(sessions));
         }
+        let verifier = match &self.oidc {
+            Some((issuer, audience)) => Some(Arc::new(OidcVerifier::new(issuer, audience)?)),
+            None => None,
+        };
+        if verifier.is_some() {
+            auth = auth.with_oidc();
+        }
         let flight = FlightServiceServer::new(service).max_decoding_message_size(MAX_REQUEST_BYTES);
         // The request id first, so that a call auth refuses names its id too.
         let flight = InterceptedService::new(flight, move |mut request: tonic::Request<()>| {
             let id = crate::request_id::assign(&mut request);
             auth.call(request).map_err(|status| crate::request_id::tag(status, &id))
         });
+        let flight = OidcService::new(flight, verifier);
 
         let mut server = Server::builder();
         if let Some((cert, key)) = &self.tls {

@@ -28,6 +28,7 @@ pub mod error;
 pub mod identity;
 pub mod launch;
 pub mod limits;
+pub mod oidc;
 pub mod options;
 mod preempt;
 pub mod request_id;

@@ -34,6 +34,7 @@ mod cache;
 mod cookies;
 mod endpoint;
 mod handshake;
+mod oidc;
 mod options;
 mod plaintext;
 mod session;
@@ -65,6 +66,11 @@ pub use builder::{ClientBuilder, DEFAULT_MAX_LOCATION_CONNECTIONS};
 pub use handshake::{
     BasicCredentials, CredentialExchange, ExchangeRequest, HandshakeReply, HandshakeTokenProvider,
     SessionGrant, flight_handshake,
+};
+pub use oidc::{
+    ClientSecret, DEFAULT_OIDC_TIMEOUT, DEFAULT_REFRESH_MARGIN, MICROMEGAS_OIDC_AUDIENCE,
+    MICROMEGAS_OIDC_CLIENT_ID, MICROMEGAS_OIDC_CLIENT_SECRET, MICROMEGAS_OIDC_ISSUER,
+    OidcClientCredentials,
 };
 pub use options::QueryOptions;
 pub use stream::QueryStream;

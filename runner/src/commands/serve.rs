@@ -57,6 +57,15 @@ pub struct ServeArgs {
     /// again.
     #[arg(long, value_name = "SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
     pub session_ttl: u64,
+    /// Accept OIDC access tokens of this issuer (`authorization: Bearer <JWT>`): the signature is
+    /// checked against the keys the issuer publishes (its JWKS, found by OIDC discovery and
+    /// fetched again when a token names a new key), and so are `exp`, `iss` and --audience.
+    /// The token's `sub` is the user. Static tokens and users keep working beside it.
+    #[arg(long, value_name = "URL", requires = "audience")]
+    pub oidc_issuer: Option<String>,
+    /// The audience (`aud`) an OIDC token must be for (with --oidc-issuer).
+    #[arg(long, value_name = "AUD", requires = "oidc_issuer")]
+    pub audience: Option<String>,
     /// Serve a Parquet, CSV or NDJSON file as a table: `name=path`; repeatable.
     #[arg(long = "table", value_parser = parse_table)]
     pub tables: Vec<UserTable>,
@@ -120,6 +129,8 @@ impl std::fmt::Debug for ServeArgs {
                 &entries(&self.users).map(|u| user_name(u).unwrap_or("?")).collect::<Vec<_>>(),
             )
             .field("session_ttl", &self.session_ttl)
+            .field("oidc_issuer", &self.oidc_issuer)
+            .field("audience", &self.audience)
             .field("tables", &self.tables)
             .field("tls_cert", &self.tls_cert)
             .field("in_memory", &self.in_memory)
@@ -208,6 +219,9 @@ impl ServeArgs {
             b = b.user(name, password);
         }
         b = b.session_ttl(std::time::Duration::from_secs(self.session_ttl));
+        if let (Some(issuer), Some(audience)) = (&self.oidc_issuer, &self.audience) {
+            b = b.oidc(issuer, audience);
+        }
         for t in &self.tables {
             b = b.user_table(t.clone());
         }

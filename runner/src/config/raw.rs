@@ -39,6 +39,16 @@ pub(crate) struct RawServer {
     pub password: Option<Spanned<toml::Value>>,
     pub password_env: Option<Spanned<String>>,
     pub password_file: Option<Spanned<PathBuf>>,
+    /// `"env"`: OIDC client credentials from the MICROMEGAS_OIDC_* variables.
+    pub oidc: Option<Spanned<String>>,
+    pub oidc_issuer: Option<Spanned<String>>,
+    pub oidc_client_id: Option<Spanned<String>>,
+    /// Refused, like `token`.
+    pub oidc_client_secret: Option<Spanned<toml::Value>>,
+    pub oidc_client_secret_env: Option<Spanned<String>>,
+    pub oidc_client_secret_file: Option<Spanned<PathBuf>>,
+    pub oidc_audience: Option<Spanned<String>>,
+    pub oidc_scope: Option<Spanned<String>>,
     #[serde(default)]
     pub cookies: bool,
     pub tls_ca: Option<PathBuf>,

@@ -5,12 +5,17 @@
 
 use std::collections::BTreeMap;
 
-use flightline_core::client::DEFAULT_CONNECT_TIMEOUT;
+use flightline_core::client::{
+    ClientSecret, DEFAULT_CONNECT_TIMEOUT, MICROMEGAS_OIDC_AUDIENCE, MICROMEGAS_OIDC_CLIENT_ID,
+    MICROMEGAS_OIDC_CLIENT_SECRET, MICROMEGAS_OIDC_ISSUER,
+};
 
 use super::check::{Checker, check_uri};
 use super::env;
 use super::raw::{RawFile, RawServer, TimeRangeMode};
-use crate::connect::{Login, PASSWORD_ENV, PasswordSource, ServerSettings, TokenSource};
+use crate::connect::{
+    Login, OidcSettings, PASSWORD_ENV, PasswordSource, ServerSettings, TokenSource,
+};
 
 /// A Flight SQL server jobs query: `[server]` or `[servers.NAME]` in the job file, whose keys
 /// mirror the connection flags of the command line:
@@ -78,8 +83,26 @@ impl Checker<'_> {
                 headers.push((key.clone(), v));
             }
         }
-        let token = self.token(raw, env);
+        let mut token = self.token(raw, env);
         let login = self.login(raw, env);
+        if let Some(oidc) = self.oidc(raw, env) {
+            let span = raw.oidc.as_ref().map(|m| m.span());
+            let span = span.or_else(|| raw.oidc_issuer.as_ref().map(|i| i.span()));
+            let other = if token.is_some() || raw.token_env.is_some() || raw.token_file.is_some() {
+                Some("token_env / token_file")
+            } else {
+                raw.user.is_some().then_some("user")
+            };
+            match (other, span) {
+                (Some(other), Some(span)) => self.at(
+                    span,
+                    format!(
+                        "OIDC and {other} both give the server's credentials: keep one of them"
+                    ),
+                ),
+                _ => token = Some(TokenSource::Oidc(oidc)),
+            }
+        }
         let connect_timeout = self.duration(&raw.connect_timeout);
         let request_timeout = self.duration(&raw.request_timeout);
         // A server with a bad key stays known, so its jobs do not also report "no such server";
@@ -126,6 +149,90 @@ impl Checker<'_> {
                 None
             }
             (None, None) => None,
+        }
+    }
+
+    /// `oidc_issuer` with `oidc_client_id` and `oidc_client_secret_env` or
+    /// `oidc_client_secret_file` (plus `oidc_audience`, `oidc_scope`), or `oidc = "env"` for the
+    /// MICROMEGAS_OIDC_* variables. An inline secret is refused without showing it.
+    fn oidc(&mut self, raw: &RawServer, env: Env<'_>) -> Option<OidcSettings> {
+        if let Some(inline) = &raw.oidc_client_secret {
+            self.issue(
+                Some(inline.span()),
+                None,
+                "a client secret is never written in the job file: name the environment \
+                 variable that holds it, oidc_client_secret_env = \"VARIABLE\", or a file, \
+                 oidc_client_secret_file = \"/run/secrets/oidc\""
+                    .into(),
+            );
+        }
+        let audience =
+            raw.oidc_audience.as_ref().and_then(|a| self.value(a, |t| env::expand(t, env)));
+        let scope = raw.oidc_scope.as_ref().and_then(|s| self.value(s, |t| env::expand(t, env)));
+        match (&raw.oidc, &raw.oidc_issuer) {
+            (Some(mode), _) => {
+                let explicit = [
+                    raw.oidc_issuer.as_ref().map(|k| k.span()),
+                    raw.oidc_client_id.as_ref().map(|k| k.span()),
+                    raw.oidc_client_secret_env.as_ref().map(|k| k.span()),
+                    raw.oidc_client_secret_file.as_ref().map(|k| k.span()),
+                ];
+                if let Some(span) = explicit.into_iter().flatten().next() {
+                    self.at(span, "oidc = \"env\" takes the issuer, client id and secret from the MICROMEGAS_OIDC_* variables: remove this key, or remove `oidc`");
+                    return None;
+                }
+                self.value(mode, |mode| oidc_from_env(mode, env)).map(|mut oidc| {
+                    if audience.is_some() {
+                        oidc.audience = audience;
+                    }
+                    oidc.scope = scope;
+                    oidc
+                })
+            }
+            (None, Some(issuer)) => {
+                let issuer_url =
+                    self.value(issuer, |text| env::expand(text, env).and_then(check_issuer))?;
+                let Some(client_id) = &raw.oidc_client_id else {
+                    self.at(
+                        issuer.span(),
+                        "an OIDC issuer needs a client: add oidc_client_id = \"ID\"",
+                    );
+                    return None;
+                };
+                let client_id =
+                    self.value(client_id, |text| env::expand(text, env).and_then(non_empty))?;
+                let secret = match (&raw.oidc_client_secret_env, &raw.oidc_client_secret_file) {
+                    (Some(var), None) => {
+                        ClientSecret::Env(self.value(var, |name| set_variable(name, env))?)
+                    }
+                    (None, Some(path)) => ClientSecret::File(path.get_ref().clone()),
+                    (Some(var), Some(_)) => {
+                        self.at(var.span(), "give either oidc_client_secret_env or oidc_client_secret_file, not both");
+                        return None;
+                    }
+                    (None, None) => {
+                        self.at(issuer.span(), "the OIDC client needs its secret: add oidc_client_secret_env = \"VARIABLE\" or oidc_client_secret_file = \"FILE\"");
+                        return None;
+                    }
+                };
+                Some(OidcSettings { issuer: issuer_url, client_id, secret, audience, scope })
+            }
+            (None, None) => {
+                let stray = [
+                    raw.oidc_client_id.as_ref().map(|k| k.span()),
+                    raw.oidc_client_secret_env.as_ref().map(|k| k.span()),
+                    raw.oidc_client_secret_file.as_ref().map(|k| k.span()),
+                    raw.oidc_audience.as_ref().map(|k| k.span()),
+                    raw.oidc_scope.as_ref().map(|k| k.span()),
+                ];
+                if let Some(span) = stray.into_iter().flatten().next() {
+                    self.at(
+                        span,
+                        "this OIDC key needs oidc_issuer = \"URL\" (or oidc = \"env\") beside it",
+                    );
+                }
+                None
+            }
         }
     }
 
@@ -199,6 +306,50 @@ fn set_variable(name: &str, env: Env<'_>) -> Result<String, String> {
     }
 }
 
+/// `oidc = "env"`: the Micromegas variables, which must be set (the secret is read at every
+/// token request, never kept).
+fn oidc_from_env(mode: &str, env: Env<'_>) -> Result<OidcSettings, String> {
+    if mode.trim() != "env" {
+        return Err("the only value of `oidc` is \"env\" (the MICROMEGAS_OIDC_* variables); \
+                    or give oidc_issuer, oidc_client_id and oidc_client_secret_env instead"
+            .into());
+    }
+    let required = |name: &str| {
+        env(name).filter(|v| !v.trim().is_empty()).ok_or_else(|| {
+            format!(
+                "oidc = \"env\" needs {name}; export {MICROMEGAS_OIDC_ISSUER}, \
+                 {MICROMEGAS_OIDC_CLIENT_ID} and {MICROMEGAS_OIDC_CLIENT_SECRET} \
+                 ({MICROMEGAS_OIDC_AUDIENCE} is optional) before starting the runner"
+            )
+        })
+    };
+    let issuer = check_issuer(required(MICROMEGAS_OIDC_ISSUER)?)?;
+    let client_id = required(MICROMEGAS_OIDC_CLIENT_ID)?.trim().to_string();
+    required(MICROMEGAS_OIDC_CLIENT_SECRET)?;
+    Ok(OidcSettings {
+        issuer,
+        client_id,
+        secret: ClientSecret::Env(MICROMEGAS_OIDC_CLIENT_SECRET.into()),
+        audience: env(MICROMEGAS_OIDC_AUDIENCE).filter(|a| !a.trim().is_empty()),
+        scope: None,
+    })
+}
+
+/// An issuer is an http(s) URL (its discovery document lives below it).
+fn check_issuer(issuer: String) -> Result<String, String> {
+    let issuer = issuer.trim().trim_end_matches('/');
+    if issuer.starts_with("https://") || issuer.starts_with("http://") {
+        Ok(issuer.to_string())
+    } else {
+        Err(format!("the OIDC issuer {issuer:?} is not an https:// (or http://) URL"))
+    }
+}
+
+fn non_empty(text: String) -> Result<String, String> {
+    let text = text.trim();
+    if text.is_empty() { Err("must not be empty".into()) } else { Ok(text.to_string()) }
+}
+
 /// A user name HTTP Basic can carry.
 fn check_user(user: String) -> Result<String, String> {
     let user = user.trim();
@@ -219,7 +370,7 @@ mod tests {
     use super::*;
     use crate::RunnerError;
     use crate::config::Config;
-    use crate::connect::ConnectArgs;
+    use crate::connect::{ConnectArgs, OidcSettings};
     use crate::error::ConfigIssue;
 
     const JOB: &str = "[[job]]\nname = \"j\"\nsql = \"SELECT 1\"\n";
@@ -331,6 +482,127 @@ mod tests {
             assert_eq!(found[0].key, key, "{keys}: {found:?}");
             assert!(found[0].message.contains(words), "{keys}: {}", found[0]);
         }
+    }
+
+    #[test]
+    fn oidc_keys_and_flags_give_the_same_settings() {
+        let from_file = settings(
+            "uri = \"grpc://h:1\"\noidc_issuer = \"https://idp.example/\"\n\
+             oidc_client_id = \"svc\"\noidc_client_secret_env = \"PROD_TOKEN\"\n\
+             oidc_audience = \"flightline\"\noidc_scope = \"read write\"",
+        );
+        let from_flags = cli(&[
+            "--uri=grpc://h:1",
+            "--oidc-issuer=https://idp.example",
+            "--oidc-client-id=svc",
+            "--oidc-client-secret-env=PROD_TOKEN",
+            "--oidc-audience=flightline",
+            "--oidc-scope=read write",
+        ]);
+        assert_eq!(from_file, from_flags);
+        let Some(TokenSource::Oidc(oidc)) = from_file.token else {
+            panic!("no OIDC settings: {from_file:?}")
+        };
+        assert_eq!(oidc.issuer, "https://idp.example");
+        assert_eq!(oidc.secret, ClientSecret::Env("PROD_TOKEN".into()));
+        let file = settings(
+            "uri = \"grpc://h:1\"\noidc_issuer = \"https://idp.example\"\n\
+             oidc_client_id = \"svc\"\noidc_client_secret_file = \"/run/oidc\"",
+        );
+        let shown = format!("{file:?}");
+        assert!(shown.contains("/run/oidc") && shown.contains("svc"), "{shown}");
+    }
+
+    #[test]
+    fn oidc_env_reads_the_micromegas_variables_only_when_asked() {
+        let vars = |name: &str| match name {
+            MICROMEGAS_OIDC_ISSUER => Some("https://idp.example".to_string()),
+            MICROMEGAS_OIDC_CLIENT_ID => Some("svc".to_string()),
+            MICROMEGAS_OIDC_CLIENT_SECRET => Some("hunter2".to_string()),
+            _ => None,
+        };
+        let text = format!("[server]\nuri = \"grpc://h:1\"\noidc = \"env\"\n{JOB}");
+        let config = Config::parse(Path::new("jobs.toml"), &text, &vars).unwrap();
+        let settings = &config.servers["default"].settings;
+        let expected = OidcSettings {
+            issuer: "https://idp.example".into(),
+            client_id: "svc".into(),
+            secret: ClientSecret::Env(MICROMEGAS_OIDC_CLIENT_SECRET.into()),
+            audience: None,
+            scope: None,
+        };
+        assert_eq!(settings.token, Some(TokenSource::Oidc(expected)));
+        assert!(!format!("{config:?}").contains("hunter2"));
+        // Without `oidc`, the variables are not looked at.
+        let text = format!("[server]\nuri = \"grpc://h:1\"\n{JOB}");
+        let config = Config::parse(Path::new("jobs.toml"), &text, &vars).unwrap();
+        assert_eq!(config.servers["default"].settings.token, None);
+    }
+
+    #[test]
+    fn oidc_mistakes_are_refused_naming_the_key() {
+        let issuer = "oidc_issuer = \"https://idp\"\noidc_client_id = \"svc\"";
+        let cases = [
+            (
+                format!("{issuer}\noidc_client_secret_file = \"f\"\ntoken_file = \"t\""),
+                "server.oidc_issuer",
+                "keep one",
+            ),
+            (
+                format!(
+                    "{issuer}\noidc_client_secret_file = \"f\"\nuser = \"u\"\npassword_file = \"p\""
+                ),
+                "server.oidc_issuer",
+                "keep one",
+            ),
+            (issuer.to_string(), "server.oidc_issuer", "needs its secret"),
+            (
+                "oidc_issuer = \"https://idp\"\noidc_client_secret_file = \"f\"".into(),
+                "server.oidc_issuer",
+                "oidc_client_id",
+            ),
+            ("oidc_client_id = \"svc\"".into(), "server.oidc_client_id", "needs oidc_issuer"),
+            (
+                format!("{issuer}\noidc_client_secret_env = \"NOPE\""),
+                "server.oidc_client_secret_env",
+                "NOPE is not set",
+            ),
+            (
+                "oidc_issuer = \"idp\"\noidc_client_id = \"svc\"\noidc_client_secret_file = \"f\""
+                    .into(),
+                "server.oidc_issuer",
+                "https://",
+            ),
+            ("oidc = \"yes\"".into(), "server.oidc", "\"env\""),
+            ("oidc = \"env\"".into(), "server.oidc", "needs MICROMEGAS_OIDC_ISSUER"),
+            ("oidc = \"env\"\noidc_client_id = \"svc\"".into(), "server.oidc_client_id", "remove"),
+        ];
+        for (keys, key, words) in cases {
+            let found = issues(&format!("uri = \"grpc://h:1\"\n{keys}"));
+            assert_eq!(found.len(), 1, "{keys}: {found:?}");
+            assert_eq!(found[0].key, key, "{keys}: {found:?}");
+            assert!(found[0].message.contains(words), "{keys}: {}", found[0]);
+        }
+        let found =
+            issues(&format!("uri = \"grpc://h:1\"\n{issuer}\noidc_client_secret = \"hunter2\""));
+        let refused = found.iter().find(|i| i.key == "server.oidc_client_secret");
+        assert!(refused.is_some_and(|i| i.message.contains("never written")), "{found:?}");
+        assert!(!format!("{found:?}").contains("hunter2"), "{found:?}");
+    }
+
+    #[test]
+    fn oidc_flags_conflicting_with_a_token_or_missing_a_secret_are_refused() {
+        let parse = |args: &[&str]| {
+            let cli = Cli::try_parse_from(std::iter::once("probe").chain(args.iter().copied()));
+            cli.unwrap().connect.settings().unwrap_err().to_string()
+        };
+        let oidc = ["--oidc-issuer=https://idp", "--oidc-client-id=svc"];
+        let err = parse(&[&oidc[..], &["--oidc-client-secret-file=f", "--token=t"]].concat());
+        assert!(err.contains("keep one of them") && !err.contains("=t"), "{err}");
+        let err = parse(&oidc);
+        assert!(err.contains("--oidc-client-secret-env"), "{err}");
+        let err = parse(&["--oidc-audience=a"]);
+        assert!(err.contains("need --oidc-issuer"), "{err}");
     }
 
     #[test]

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use flightline_core::Error;
 use flightline_core::client::{
-    BasicCredentials, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, EnvToken, FileToken, FlightSqlClient,
-    is_secret_header,
+    BasicCredentials, ClientBuilder, ClientSecret, DEFAULT_CONNECT_TIMEOUT, EnvToken, FileToken,
+    FlightSqlClient, OidcClientCredentials, is_secret_header,
 };
 
 use crate::RunnerError;
@@ -60,6 +60,41 @@ pub enum TokenSource {
     /// Read from this file before every request, so a rotated token is picked up
     /// (`--token-file`, `token_file`).
     File(PathBuf),
+    /// Tokens from an OIDC provider, by the client-credentials grant, refreshed before they
+    /// expire (`--oidc-issuer`, `oidc_issuer`, ...).
+    Oidc(OidcSettings),
+}
+
+/// An OIDC client-credentials client: where to get tokens and as whom. The secret is named by
+/// where it is read (an environment variable or a file), never held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OidcSettings {
+    /// The issuer URL (the `iss` of its tokens; discovery is at
+    /// `ISSUER/.well-known/openid-configuration`).
+    pub issuer: String,
+    /// The client id.
+    pub client_id: String,
+    /// Where the client secret is read, at every token request.
+    pub secret: ClientSecret,
+    /// The audience to ask tokens for.
+    pub audience: Option<String>,
+    /// The scopes to ask for (space-separated).
+    pub scope: Option<String>,
+}
+
+impl OidcSettings {
+    /// The token provider these settings describe.
+    pub fn provider(&self) -> Result<OidcClientCredentials, RunnerError> {
+        let mut provider =
+            OidcClientCredentials::new(&self.issuer, &self.client_id, self.secret.clone())?;
+        if let Some(audience) = &self.audience {
+            provider = provider.audience(audience);
+        }
+        if let Some(scope) = &self.scope {
+            provider = provider.scope(scope);
+        }
+        Ok(provider)
+    }
 }
 
 /// A user name and where its password is read, at every handshake (so a rotated password is
@@ -120,6 +155,7 @@ impl ServerSettings {
             Some(TokenSource::Value(token)) => builder.bearer_token(token),
             Some(TokenSource::Env(var)) => builder.token_provider(Arc::new(EnvToken::new(var))),
             Some(TokenSource::File(path)) => builder.token_provider(Arc::new(FileToken::new(path))),
+            Some(TokenSource::Oidc(oidc)) => builder.token_provider(Arc::new(oidc.provider()?)),
             None => builder,
         };
         if let Some(login) = &self.login {
@@ -194,6 +230,11 @@ impl fmt::Debug for TokenSource {
             TokenSource::Value(_) => f.write_str("<redacted>"),
             TokenSource::Env(var) => write!(f, "<from ${var}>"),
             TokenSource::File(path) => write!(f, "<from {}>", path.display()),
+            TokenSource::Oidc(oidc) => write!(
+                f,
+                "<OIDC client {:?} of {}, secret {:?}>",
+                oidc.client_id, oidc.issuer, oidc.secret
+            ),
         }
     }
 }
