@@ -50,6 +50,7 @@
 
 pub mod atomic_file;
 pub mod client;
+pub mod console;
 pub mod error;
 pub mod exec;
 pub mod metrics;

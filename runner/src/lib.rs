@@ -35,6 +35,7 @@ pub mod shared_state;
 pub mod shutdown;
 pub mod sql_time;
 pub mod summary;
+pub mod terminal;
 pub mod validators;
 
 pub use error::{ConfigIssue, RunnerError};
@@ -49,16 +50,19 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the log subscriber: `RUST_LOG` wins, else `-v` raises the default level.
-pub fn init_tracing(verbose: u8, format: LogFormat) {
-    let default = match verbose {
+/// Installs the log subscriber: `RUST_LOG` wins, else `-v` raises the default level. `audit`
+/// keeps the server's audit lines (`flightline::audit`) at the default level.
+pub fn init_tracing(verbose: u8, format: LogFormat, audit: bool) {
+    let level = match verbose {
         0 => "warn,flightline=info,flightline_runner=info",
         1 => "info",
         _ => "debug",
     };
+    let default = if audit { level.to_string() } else { format!("{level},flightline::audit=warn") };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(terminal::LogWriter);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         // Colour codes only for a person at a terminal, never in files or CI logs.

@@ -14,7 +14,9 @@ const LEFTOVER_WAIT: Duration = Duration::from_secs(1);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    flightline_runner::init_tracing(cli.verbose, cli.log_format);
+    // The embedded server's audit lines are for `serve`; in the demo they would bury the run.
+    let audit = !matches!(cli.command, flightline_runner::cli::Command::Demo(_));
+    flightline_runner::init_tracing(cli.verbose, cli.log_format, audit);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {

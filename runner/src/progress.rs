@@ -38,7 +38,11 @@ impl ProgressDisplay {
             ProgressMode::Always => true,
             ProgressMode::Never => false,
         };
-        let multi = bars.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        let multi = bars.then(|| {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+            crate::terminal::show_bars(multi.clone());
+            multi
+        });
         Self { multi }
     }
 
@@ -105,15 +109,25 @@ impl Drop for RunProgress {
 impl ProgressObserver for RunProgress {
     fn on_event(&self, event: &ProgressEvent<'_>) {
         match event {
-            ProgressEvent::Batch { batches, rows, bytes, .. } => {
+            ProgressEvent::Batch { batches, rows, bytes, elapsed, .. } => {
                 if let Some(bar) = &self.bar {
-                    let percent = event.percent().map(|p| format!(" {p:.0}%")).unwrap_or_default();
+                    let percent = event.percent();
+                    let done = match (percent, crate::live::eta_seconds(percent, *elapsed)) {
+                        (Some(p), Some(eta)) => format!(" {p:.0}%, ETA {}", human_seconds(eta)),
+                        (Some(p), None) => format!(" {p:.0}%"),
+                        _ => String::new(),
+                    };
                     let rate = event.rows_per_second().unwrap_or(0.0);
                     bar.set_message(format!(
-                        "{rows} rows{percent}, {batches} batches, {}, {} rows/s",
+                        "{rows} rows{done}, {batches} batches, {}, {} rows/s",
                         human_bytes(*bytes),
                         rate as u64
                     ));
+                }
+            }
+            ProgressEvent::Estimate(estimate) => {
+                if let Some(bar) = &self.bar {
+                    bar.set_message(format!("estimate: {estimate}"));
                 }
             }
             ProgressEvent::Finished(stats) => {
@@ -131,6 +145,12 @@ impl ProgressObserver for RunProgress {
             _ => {}
         }
     }
+}
+
+/// `42s`, `3m05s`.
+fn human_seconds(seconds: f64) -> String {
+    let whole = seconds.round() as u64;
+    if whole < 60 { format!("{whole}s") } else { format!("{}m{:02}s", whole / 60, whole % 60) }
 }
 
 /// `12.3 MiB`.

@@ -58,7 +58,10 @@ async fn fetch(
     options: &QueryOptions,
 ) -> Result<u64> {
     // The count is one row: a row cap must not apply to it, only to the estimate afterwards.
-    let options = QueryOptions { limit: None, ..options.clone() };
+    // Its own request id, named after the query's, so the audit log tells the two apart.
+    let request_id = options.request_id.as_ref().map(|id| format!("{id}.estimate"));
+    let request_id = request_id.filter(|id| crate::request_id::is_well_formed(id));
+    let options = QueryOptions { limit: None, request_id, ..options.clone() };
     let batches = client.query_with(count, range, &options).await?;
     let column = batches
         .iter()

@@ -1,7 +1,5 @@
 //! `print`: the first N rows of the result as a table on standard output.
 
-use std::io::Write;
-
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use arrow::util::pretty::pretty_format_batches;
@@ -81,8 +79,7 @@ impl BatchProcessor for Print {
         let table = self.render()?;
         // `println!` panics when the reader went away (`flightline demo | head`); a closed
         // pipe only means nobody wants the table any more, which is not this job's failure.
-        let mut out = std::io::stdout().lock();
-        match writeln!(out, "{table}").and_then(|()| out.flush()) {
+        match flightline_core::console::print(&format!("{table}\n")) {
             Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => return Err(err.into()),
             _ => {}
         }

@@ -44,7 +44,12 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode, RunnerError> {
     let mut config =
         Config::parse(Path::new(DEMO_JOBS_PATH), DEMO_JOBS, &|name| std::env::var(name).ok())?;
     let server =
-        ServerBuilder::new().demo_rows(args.demo_rows).spawn(([127, 0, 0, 1], 0).into()).await?;
+        // Every job and its row estimate at once, all from this one address.
+        ServerBuilder::new()
+            .demo_rows(args.demo_rows)
+            .max_queries_per_user(8)
+            .spawn(([127, 0, 0, 1], 0).into())
+            .await?;
     eprintln!(
         "flightline: demo server on {} with {} rows per table ({:.1}s)",
         server.uri(),
