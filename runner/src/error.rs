@@ -108,7 +108,7 @@ pub enum RunnerError {
         message: String,
     },
     /// The Prometheus endpoint could not be started.
-    #[error("metrics endpoint on {listen}: {message} (pick another [metrics].listen address)")]
+    #[error("metrics endpoint on {listen}: {message} (pick another [http] listen address)")]
     Metrics {
         /// The listen address.
         listen: String,

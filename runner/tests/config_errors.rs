@@ -375,3 +375,48 @@ fn a_shared_state_is_checked_and_a_password_in_its_url_never_shown() {
     let found = issues(&runner("state_password_env = \"X\""));
     assert!(found.iter().any(|i| i.message.contains("state_password_env")), "{found:#?}");
 }
+
+/// `[http]` with `lines` after its `listen`, before a job.
+fn http(lines: &str) -> String {
+    format!(
+        "{SERVER}[http]\nlisten = \"127.0.0.1:0\"\n{lines}[[job]]\nname = \"j\"\nsql = \"SELECT 1\"\n"
+    )
+}
+
+#[test]
+fn the_http_section_takes_its_token_from_the_environment_or_a_file_never_the_file_itself() {
+    let config = Config::parse(
+        Path::new("jobs.toml"),
+        &http("token_env = \"FLIGHTLINE_TEST_TOKEN\"\n"),
+        &env,
+    )
+    .unwrap();
+    let settings = config.http.expect("[http] read");
+    assert!(settings.token.is_some());
+    assert!(!format!("{settings:?}").contains("t0ken-value"), "Debug leaks the token");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, "from-a-file\n").unwrap();
+    let text = http(&format!("token_file = \"{}\"\n", file.display()));
+    assert!(
+        Config::parse(Path::new("jobs.toml"), &text, &env).unwrap().http.unwrap().token.is_some()
+    );
+
+    one_issue(&http("token = \"s3cret\"\n"), 5, "http.token", &["never written", "token_env"]);
+    let unset =
+        one_issue(&http("token_env = \"NOT_SET_HERE\"\n"), 5, "http.token_env", &["not set"]);
+    assert!(!unset.to_string().contains("s3cret"));
+    std::fs::write(&file, "  \n").unwrap();
+    one_issue(&text, 5, "http.token_file", &["empty"]);
+    one_issue(&http("token_env = \"A\"\ntoken_file = \"f\"\n"), 5, "http.token_env", &["not both"]);
+}
+
+#[test]
+fn the_http_section_and_its_old_name_together_are_refused() {
+    let text = format!(
+        "{SERVER}[http]\nlisten = \"127.0.0.1:1\"\n[metrics]\nlisten = \"127.0.0.1:2\"\n[[job]]\nname = \"j\"\nsql = \"SELECT 1\"\n"
+    );
+    one_issue(&text, 5, "metrics", &["old name of [http]"]);
+    one_issue(&http("").replace("127.0.0.1:0", "nowhere"), 4, "http.listen", &["listen address"]);
+}
