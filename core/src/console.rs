@@ -25,7 +25,7 @@ pub type Hook = dyn Fn(&str) -> std::io::Result<()> + Send + Sync;
 
 static HOOK: RwLock<Option<Arc<Hook>>> = RwLock::new(None);
 
-/// Sends [`print`]ed text through `hook` from now on (`None`: standard output again).
+/// Sends [`print()`]ed text through `hook` from now on (`None`: standard output again).
 pub fn set_hook(hook: Option<Arc<Hook>>) {
     *HOOK.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = hook;
 }

@@ -239,6 +239,27 @@ pub enum ConnectErrorKind {
     Dns,
 }
 
+/// The message of an error a call produced (the server's, or the network stack's), by
+/// reference or mutably as `error` is.
+macro_rules! call_message {
+    ($error:expr) => {
+        match $error {
+            Error::InvalidQuery { message }
+            | Error::Unauthenticated { message }
+            | Error::PermissionDenied { message }
+            | Error::NotFound { message }
+            | Error::ResourceExhausted { message }
+            | Error::Unimplemented { message }
+            | Error::Unavailable { message }
+            | Error::Transport { message, .. }
+            | Error::Timeout { message }
+            | Error::Cancelled { message }
+            | Error::Server { message, .. } => Some(message),
+            _ => None,
+        }
+    };
+}
+
 impl Error {
     /// True when the same call may succeed if tried again later: the server was unavailable,
     /// the connection failed or broke, a deadline passed, or the server aborted the call.
@@ -256,7 +277,7 @@ impl Error {
     /// Names `id` at the end of the message of an error a call produced, unless the message
     /// (the server's) already does; other errors are returned as they are.
     pub fn with_request_id(mut self, id: &str) -> Self {
-        if let Some(message) = self.call_message() {
+        if let Some(message) = call_message!(&mut self) {
             *message = crate::request_id::append(std::mem::take(message), id);
         }
         self
@@ -265,37 +286,7 @@ impl Error {
     /// The `x-request-id` of the query that failed, when the error came from a call: the id
     /// the server's log and audit line carry.
     pub fn request_id(&self) -> Option<&str> {
-        match self {
-            Error::InvalidQuery { message }
-            | Error::Unauthenticated { message }
-            | Error::PermissionDenied { message }
-            | Error::NotFound { message }
-            | Error::ResourceExhausted { message }
-            | Error::Unimplemented { message }
-            | Error::Unavailable { message }
-            | Error::Transport { message, .. }
-            | Error::Timeout { message }
-            | Error::Cancelled { message }
-            | Error::Server { message, .. } => crate::request_id::find(message),
-            _ => None,
-        }
-    }
-
-    fn call_message(&mut self) -> Option<&mut String> {
-        match self {
-            Error::InvalidQuery { message }
-            | Error::Unauthenticated { message }
-            | Error::PermissionDenied { message }
-            | Error::NotFound { message }
-            | Error::ResourceExhausted { message }
-            | Error::Unimplemented { message }
-            | Error::Unavailable { message }
-            | Error::Transport { message, .. }
-            | Error::Timeout { message }
-            | Error::Cancelled { message }
-            | Error::Server { message, .. } => Some(message),
-            _ => None,
-        }
+        call_message!(self).and_then(|message| crate::request_id::find(message))
     }
 
     /// Maps a gRPC status to the variant that says what the caller should do. `uri` names the
@@ -383,6 +374,18 @@ mod tests {
     use super::*;
 
     type Check = fn(&Error) -> bool;
+
+    #[test]
+    fn a_call_error_names_its_request_id_once_and_others_none() {
+        let refused = Error::InvalidQuery { message: "no such table".into() }.with_request_id("r1");
+        assert_eq!(refused.request_id(), Some("r1"));
+        assert!(refused.to_string().contains("no such table (request id: r1)"), "{refused}");
+        let again = refused.with_request_id("r1");
+        assert_eq!(again.to_string().matches("request id").count(), 1, "{again}");
+        let local = Error::Config("bad".into()).with_request_id("r1");
+        assert_eq!(local.request_id(), None);
+        assert_eq!(local.to_string(), "invalid client configuration: bad");
+    }
 
     #[test]
     fn server_statuses_map_to_typed_variants() {
