@@ -7,7 +7,7 @@ set -euo pipefail
 python="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 log="$(mktemp)"
-"$root/target/debug/flightline" serve --listen 127.0.0.1:0 --demo-rows 1000 >"$log" 2>&1 &
+"${CARGO_TARGET_DIR:-$root/target}/debug/flightline" serve --listen 127.0.0.1:0 --demo-rows 1000 >"$log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -f "$log"' EXIT
 for _ in $(seq 1 100); do

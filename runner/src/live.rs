@@ -201,24 +201,26 @@ impl LiveStatus {
 
     /// Every server was reached and the state, if any, is writable.
     pub fn ready(&self) -> bool {
-        self.servers.values().all(|r| r.load(Ordering::Relaxed))
-            && *lock(&self.state) != Some(false)
+        self.snapshot().ready
     }
 
-    /// What `/status.json` shows now.
+    /// What `/status.json` shows now; `ready` is read from the same loads as the fields that
+    /// explain it.
     pub fn snapshot(&self) -> Snapshot {
         let now = Utc::now();
+        let servers: BTreeMap<String, bool> = self
+            .servers
+            .iter()
+            .map(|(name, r)| (name.clone(), r.load(Ordering::Relaxed)))
+            .collect();
+        let state_writable = *lock(&self.state);
         Snapshot {
             version: SNAPSHOT_VERSION,
             started_at: self.started_at,
             now,
-            ready: self.ready(),
-            servers: self
-                .servers
-                .iter()
-                .map(|(name, r)| (name.clone(), r.load(Ordering::Relaxed)))
-                .collect(),
-            state_writable: *lock(&self.state),
+            ready: servers.values().all(|r| *r) && state_writable != Some(false),
+            servers,
+            state_writable,
             jobs: self.jobs.iter().map(|j| j.view(now)).collect(),
         }
     }
@@ -305,7 +307,7 @@ impl JobStatus {
             v.state = JobState::Retrying;
             v.progress = None;
             v.retries += 1;
-            v.next_run = chrono::Duration::from_std(wait).ok().map(|w| Utc::now() + w);
+            v.next_run = after(wait);
             set_error(v, error);
         });
     }
@@ -325,6 +327,7 @@ impl JobStatus {
         self.update(|v| {
             v.state = JobState::Waiting;
             v.progress = None;
+            v.next_run = None;
         });
     }
 
@@ -382,6 +385,11 @@ impl ProgressObserver for JobStatus {
             });
         }
     }
+}
+
+/// The instant `wait` from now; `None` past the calendar (a backoff of ten million days).
+pub fn after(wait: Duration) -> Option<DateTime<Utc>> {
+    Utc::now().checked_add_signed(chrono::Duration::from_std(wait).ok()?)
 }
 
 /// Seconds left when `percent` of the work took `elapsed`, at the same pace.
@@ -455,6 +463,12 @@ mod tests {
         live.job("b").checkpoint(Utc::now() - chrono::Duration::seconds(90));
         let lag = live.snapshot().jobs[1].lag_seconds.unwrap();
         assert!((89.0..100.0).contains(&lag), "{lag}");
+    }
+
+    #[test]
+    fn a_wait_past_the_calendar_has_no_instant() {
+        assert!(after(Duration::from_secs(5)).is_some());
+        assert_eq!(after(Duration::from_secs(u64::MAX / 2)), None);
     }
 
     #[test]

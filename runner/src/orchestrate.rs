@@ -181,7 +181,7 @@ pub async fn run(
             tasks.spawn(async move { (index, run_job(shared, job, validators, start).await) });
         ids.insert(task.id(), index);
     }
-    let mut jobs = join_jobs(&mut tasks, &ids, &config.jobs, cancel.clone()).await;
+    let mut jobs = join_jobs(&mut tasks, &ids, &config.jobs, &shared.live, cancel.clone()).await;
     let interrupted = stop.is_cancelled();
     let cut = cancel.is_cancelled();
     if !tasks.is_empty() {
@@ -267,7 +267,12 @@ async fn run_job(
             run_scheduled(&shared, &job, &validators, schedule, start, &mut summary).await
         }
     }
-    live.ended(summary.last_error.as_deref());
+    // A job a signal stopped resumes on the next start: it is waiting, not done.
+    if shared.stop.is_cancelled() && summary.last_error.is_none() {
+        live.cancelled();
+    } else {
+        live.ended(summary.last_error.as_deref());
+    }
     summary
 }
 

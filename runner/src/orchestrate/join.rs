@@ -8,6 +8,7 @@ use flightline_core::exec::{ABORT_DEADLINE, CancellationToken};
 use tokio::task::JoinSet;
 
 use crate::config::{Config, JobConfig};
+use crate::live::LiveStatus;
 use crate::metrics::{self as m, RunStatus};
 use crate::summary::JobSummary;
 
@@ -19,6 +20,7 @@ pub(super) async fn join_jobs(
     tasks: &mut JoinSet<(usize, JobSummary)>,
     ids: &BTreeMap<tokio::task::Id, usize>,
     configs: &[JobConfig],
+    live: &LiveStatus,
     cancel: CancellationToken,
 ) -> Vec<Option<JobSummary>> {
     let mut jobs: Vec<Option<JobSummary>> = vec![None; configs.len()];
@@ -35,14 +37,16 @@ pub(super) async fn join_jobs(
                 let Some((index, job)) = job else { continue };
                 tracing::error!(job = %job.name, error = %err, "the job's task ended abnormally");
                 m::record_run(&job.name, &job.server, RunStatus::Failed);
+                let error = format!(
+                    "{err} (a bug: please report it with the log above); windows after the \
+                     last committed checkpoint run again next time"
+                );
+                live.job(&job.name).ended(Some(&error));
                 jobs[index] = Some(JobSummary {
                     name: job.name.clone(),
                     server: job.server.clone(),
                     runs_failed: 1,
-                    last_error: Some(format!(
-                        "{err} (a bug: please report it with the log above); windows after the \
-                         last committed checkpoint run again next time"
-                    )),
+                    last_error: Some(error),
                     ..Default::default()
                 });
             }
@@ -105,7 +109,11 @@ mod tests {
         };
         ids.insert(tasks.spawn(panics).id(), 1);
 
-        let jobs = join_jobs(&mut tasks, &ids, &configs, CancellationToken::new()).await;
+        let live = LiveStatus::new(configs.iter().map(|j| (j.name.as_str(), "s", true)));
+        let jobs = join_jobs(&mut tasks, &ids, &configs, &live, CancellationToken::new()).await;
+        let shown = live.snapshot();
+        assert_eq!(shown.jobs[1].state, crate::live::JobState::Failed, "the page says so too");
+        assert!(shown.jobs[1].last_error.as_deref().unwrap_or_default().contains("a bug"));
         let jobs = jobs.into_iter().flatten().collect();
         let summary = RunSummary { jobs, interrupted: false, cut: false };
         assert_eq!(summary.failed_jobs(), vec!["boom".to_string()]);

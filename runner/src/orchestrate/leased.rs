@@ -81,7 +81,7 @@ pub(super) async fn run_leased(
             // tick (under --once, only until a held lease could have expired).
             Some(Ran::Failed) | None => {
                 let pause = if once { schedule.every.min(db.ttl() / 3) } else { schedule.every };
-                live.waiting(chrono::Duration::from_std(pause).ok().map(|p| Utc::now() + p));
+                live.waiting(crate::live::after(pause));
                 let Some(at) = worker.wait_and_read(pause, summary).await else { return };
                 checkpoint = at;
             }
@@ -304,6 +304,9 @@ impl Worker<'_> {
             Some(Err(LeaseError::Fenced { .. })) => lost(db, &lease, metrics, false).await,
             Some(Err(err)) => {
                 refused(db, job, "commit the window", &err, summary);
+                if let Some(error) = &summary.last_error {
+                    self.shared.live.job(&job.name).failed(error);
+                }
                 Ran::Failed
             }
             // Stopped before the database answered: the lease expires and the window runs again.

@@ -70,9 +70,7 @@ pub(super) async fn run_scheduled(
         if shared.options.once {
             continue;
         }
-        live.waiting(
-            chrono::Duration::from_std(schedule.every).ok().map(|every| Utc::now() + every),
-        );
+        live.waiting(crate::live::after(schedule.every));
         tokio::select! {
             () = tokio::time::sleep(schedule.every) => {}
             () = shared.stop.cancelled() => return,
