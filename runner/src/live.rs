@@ -199,11 +199,6 @@ impl LiveStatus {
         *lock(&self.state) = Some(writable);
     }
 
-    /// Every server was reached and the state, if any, is writable.
-    pub fn ready(&self) -> bool {
-        self.snapshot().ready
-    }
-
     /// What `/status.json` shows now; `ready` is read from the same loads as the fields that
     /// explain it.
     pub fn snapshot(&self) -> Snapshot {
@@ -420,15 +415,15 @@ mod tests {
     #[test]
     fn ready_needs_every_server_reached_and_a_writable_state() {
         let live = live();
-        assert!(!live.ready());
+        assert!(!live.snapshot().ready);
         live.server_reached("s1");
-        assert!(!live.ready(), "s2 not reached yet");
+        assert!(!live.snapshot().ready, "s2 not reached yet");
         live.server_reached("s2");
-        assert!(live.ready());
+        assert!(live.snapshot().ready);
         live.state_writable(false);
-        assert!(!live.ready());
+        assert!(!live.snapshot().ready);
         live.state_writable(true);
-        assert!(live.ready());
+        assert!(live.snapshot().ready);
     }
 
     #[test]

@@ -60,7 +60,7 @@ impl MetricsEndpoint {
         let fail = |message: String| RunnerError::Metrics { listen: listen.to_string(), message };
         let handle = recorder().map_err(fail)?;
         let socket = TcpListener::bind(listen).map_err(|e| fail(e.to_string()))?;
-        let served = Served { metrics: handle.clone(), live: serving.live, token: serving.token };
+        let served = Served { metrics: handle.clone(), serving };
         let listen = crate::http::spawn(socket, served).map_err(|e| fail(e.to_string()))?;
         Ok(Self { handle, listen })
     }

@@ -14,9 +14,8 @@ use toml::Spanned;
 use super::check::Checker;
 use super::model::HttpSettings;
 use super::raw::{RawFile, RawHttp};
+use super::server::{Env, set_variable};
 use crate::http::AccessToken;
-
-type Env<'e> = &'e dyn Fn(&str) -> Option<String>;
 
 impl Checker<'_> {
     /// `[http]`, or `[metrics]` where an older file says so; both at once is refused.
@@ -61,7 +60,10 @@ impl Checker<'_> {
                 self.at(var.span(), "give either token_env or token_file, not both");
                 return None;
             }
-            (Some(var), None) => self.value(var, |name| from_env(name, env)),
+            // The name is checked and the variable known to be set; its value is the token.
+            (Some(var), None) => self.value(var, |name| {
+                set_variable(name, env).map(|name| env(&name).unwrap_or_default())
+            }),
             (None, Some(path)) => self.value(&path_text(path), |path| {
                 std::fs::read_to_string(path)
                     .map_err(|err| format!("cannot read the token file {path}: {err}"))
@@ -81,13 +83,6 @@ impl Checker<'_> {
             }
         }
     }
-}
-
-fn from_env(name: &str, env: Env<'_>) -> Result<String, String> {
-    let name = name.trim();
-    env(name).ok_or_else(|| {
-        format!("environment variable {name} is not set (export it before starting the runner)")
-    })
 }
 
 fn path_text(path: &Spanned<std::path::PathBuf>) -> Spanned<String> {

@@ -51,7 +51,7 @@ pub struct ServerConfig {
     pub settings: ServerSettings,
 }
 
-type Env<'e> = &'e dyn Fn(&str) -> Option<String>;
+pub(super) type Env<'e> = &'e dyn Fn(&str) -> Option<String>;
 
 impl Checker<'_> {
     pub(super) fn servers(
@@ -293,7 +293,7 @@ impl Checker<'_> {
 }
 
 /// `name` when it is a variable name that is set (its value is never looked at further).
-fn set_variable(name: &str, env: Env<'_>) -> Result<String, String> {
+pub(super) fn set_variable(name: &str, env: Env<'_>) -> Result<String, String> {
     let name = name.trim();
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err("not an environment variable name; use letters, digits and `_`".into());

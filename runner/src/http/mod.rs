@@ -10,7 +10,6 @@ mod access;
 mod page;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
@@ -21,15 +20,14 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 pub use access::AccessToken;
 
-use crate::live::LiveStatus;
+use crate::metrics::Serving;
 
 /// What the listener serves.
 #[derive(Clone)]
 pub(crate) struct Served {
     pub metrics: PrometheusHandle,
-    /// `None` for a listener that only exports metrics (the jobs' status lives elsewhere).
-    pub live: Option<Arc<LiveStatus>>,
-    pub token: Option<AccessToken>,
+    /// The status (`None`: a listener that only exports metrics) and the token.
+    pub serving: Serving,
 }
 
 /// Serves `served` on `listener` until the process ends; errors are logged.
@@ -40,7 +38,7 @@ pub(crate) fn spawn(
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
-    let token = served.token.clone();
+    let token = served.serving.token.clone();
     let guarded = Router::new()
         .route("/", get(page::page))
         .route("/status.json", get(status_json))
@@ -62,7 +60,7 @@ async fn metrics(State(served): State<Served>) -> Response {
 }
 
 async fn status_json(State(served): State<Served>) -> Response {
-    let Some(live) = &served.live else {
+    let Some(live) = &served.serving.live else {
         return (StatusCode::NOT_FOUND, "this listener serves metrics only\n").into_response();
     };
     match serde_json::to_string_pretty(&live.snapshot()) {
@@ -83,7 +81,7 @@ async fn healthz() -> &'static str {
 /// 200 once every server a job uses was reached and the checkpoint state is writable, 503
 /// with what is missing otherwise.
 async fn readyz(State(served): State<Served>) -> Response {
-    let Some(live) = &served.live else {
+    let Some(live) = &served.serving.live else {
         return (StatusCode::OK, "ready\n").into_response();
     };
     let snapshot = live.snapshot();
