@@ -69,6 +69,16 @@ impl Job {
         Ok(measured)
     }
 
+    /// Loads the plugin, if the job has one, once per process and before any query, as the
+    /// runner does when it starts: its hash and `dlopen` are the process's cost (in CPU-s), not
+    /// the stream's (rows/s). The loads of the runs then find it loaded.
+    pub(crate) fn load_plugin(&self) -> Result<(), BenchError> {
+        if let (Processor::Plugin, Some(path)) = (self.processor, &self.plugin) {
+            flightline_core::plugin::load(path, None)?;
+        }
+        Ok(())
+    }
+
     async fn run_one(&self, name: String) -> Result<ExecOutcome, BenchError> {
         let client = FlightSqlClient::builder(&self.target.uri).connect().await?;
         let executor = QueryExecutor::new(client).job(name);

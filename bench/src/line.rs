@@ -65,6 +65,9 @@ impl Measurement {
 impl Line {
     /// Runs the line once.
     pub async fn run(&self) -> Result<Measurement, BenchError> {
+        if let Line::Job(job) = self {
+            job.load_plugin()?;
+        }
         let started = Instant::now();
         let mut measured = match self {
             Line::Flight(target) => drain::flight(target).await?,

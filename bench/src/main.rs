@@ -16,9 +16,22 @@ struct Args {
     line: Line,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // As the `flightline` binary does, so that every line (the bare one too: it is the floor)
+    // runs on the same malloc settings as what users run.
+    flightline_core::malloc::keep_freed_memory();
     let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("flightline-bench: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> ExitCode {
     match args.line.run().await {
         Ok(measurement) => {
             println!("{}", Measurement::to_json(&measurement));

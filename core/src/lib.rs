@@ -53,6 +53,7 @@ pub mod client;
 pub mod console;
 pub mod error;
 pub mod exec;
+pub mod malloc;
 pub mod metrics;
 pub mod plugin;
 pub mod process;

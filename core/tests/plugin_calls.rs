@@ -39,6 +39,29 @@ async fn the_c_plugin_counts_levels_over_zero_copy_batches() {
     assert_eq!(report.counts["rows"], 4200);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_batch_crosses_with_its_own_schema() {
+    // The host exports a result's type once and reuses it for the batches that share it; a
+    // batch with other columns must cross with its own, or the plugin reads the wrong columns.
+    let plugin = plugin::load(support::top_targets(), None).unwrap();
+    let original = support::log_batches(3, 200);
+    let reversed: Vec<usize> = (0..original[0].num_columns()).rev().collect();
+    let twice: Vec<RecordBatch> = original.iter().chain(&original).cloned().collect();
+    let mixed: Vec<RecordBatch> = original
+        .iter()
+        .cloned()
+        .chain(original.iter().map(|b| b.project(&reversed).unwrap()))
+        .collect();
+    let options = json!({ "top": 50, "max_level": 3 });
+    let mut same = plugin.processor(&options).unwrap();
+    let mut reordered = plugin.processor(&options).unwrap();
+    let expected = support::drive(&mut same, "j", &twice).await.unwrap();
+    let got = support::drive(&mut reordered, "j", &mixed).await.unwrap();
+    assert_eq!(got.counts["rows"], 1200);
+    assert!(got.counts["error_rows"] > 0, "{got:?}");
+    assert_eq!(got, expected);
+}
+
 #[tokio::test]
 async fn the_c_plugin_refuses_a_result_without_its_column_at_open() {
     let dir = tempfile::tempdir().unwrap();

@@ -442,6 +442,34 @@ fn options_errors_name_the_processor_and_the_problem() {
 }
 
 #[tokio::test]
+async fn count_by_never_counts_a_null_value_of_its_column() {
+    let (_server, client) = start().await;
+    let sql = "SELECT CASE WHEN length(msg) % 3 = 0 THEN NULL ELSE level END AS level, target \
+               FROM log_entries";
+    let options = json!({ "column": "level", "threshold": 2, "group_by": ["target"] });
+    let processors = vec![processor("count_by", options)];
+    let cancel = CancellationToken::new();
+    let outcome = run(&client, sql, Some(window()), processors, None, cancel).await.unwrap();
+    let report = report_of(&outcome, "count_by");
+    let ours: BTreeMap<String, u64> = report.tables[0]
+        .rows
+        .iter()
+        .map(|r| (r[0].as_str().unwrap().to_string(), r[1].as_u64().unwrap()))
+        .collect();
+    let counted = |filter: &str| {
+        format!("SELECT target, COUNT(*) FROM ({sql}) AS q WHERE {filter} GROUP BY target")
+    };
+    let parse = |rows: Vec<Vec<String>>| -> BTreeMap<String, u64> {
+        rows.into_iter().map(|r| (r[0].clone(), r[1].parse().unwrap())).collect()
+    };
+    let theirs = parse(server_rows(&client, &counted("level <= 2"), Some(window())).await);
+    let nulls = parse(server_rows(&client, &counted("level IS NULL"), Some(window())).await);
+    assert!(nulls.values().sum::<u64>() > 0, "the query made no NULL levels");
+    assert_eq!(ours, theirs);
+    assert_eq!(report.counts["rows_matched"], theirs.values().sum::<u64>());
+}
+
+#[tokio::test]
 async fn count_by_refuses_a_missing_or_non_numeric_column_at_open() {
     let (_server, client) = start().await;
     for (options, needle) in [

@@ -13,6 +13,8 @@ use flightline_runner::commands;
 const LEFTOVER_WAIT: Duration = Duration::from_secs(1);
 
 fn main() -> ExitCode {
+    // Before any thread: batches' buffers then stay in malloc's heap (README, "Memory allocator").
+    flightline_core::malloc::keep_freed_memory();
     let cli = Cli::parse();
     // The embedded server's audit lines are for `serve`; in the demo they would bury the run.
     let audit = !matches!(cli.command, flightline_runner::cli::Command::Demo(_));

@@ -9,6 +9,13 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use crate::error::{Error, Result, with_causes};
 
+/// The largest HTTP/2 frame this client accepts (hyper's default is 16 KiB).
+const MAX_FRAME_BYTES: u32 = 256 << 10;
+/// What a server may send on one result before the client has read it (hyper's: 2 MiB).
+const STREAM_WINDOW_BYTES: u32 = 8 << 20;
+/// What a server may send on the whole connection before the client has read it (hyper's: 5 MiB).
+const CONNECTION_WINDOW_BYTES: u32 = 16 << 20;
+
 /// Settings shared by the main connection and the connections to endpoint locations.
 #[derive(Clone)]
 pub(crate) struct ConnectSettings {
@@ -109,7 +116,16 @@ impl ConnectSettings {
             // Detects a peer that vanished without closing the connection, so a stream fails
             // instead of hanging forever.
             .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_timeout(Duration::from_secs(20));
+            .keep_alive_timeout(Duration::from_secs(20))
+            // A result arrives as messages of a few hundred KiB to a few MiB. hyper's defaults
+            // (16 KiB frames, a 2 MiB stream window) cut each into dozens of frames, each one a
+            // wake-up of the reading task, and stalled the server on window updates; these
+            // took a third of the client's and a quarter of the server's CPU off the full scan
+            // (bench/results/2026-12-03-release-10000000.md). The windows bound what a server
+            // may send ahead of the reader: 8 MiB per result, 16 MiB per connection.
+            .max_frame_size(MAX_FRAME_BYTES)
+            .initial_stream_window_size(STREAM_WINDOW_BYTES)
+            .initial_connection_window_size(CONNECTION_WINDOW_BYTES);
         if target.tls {
             endpoint = endpoint.tls_config(self.tls_config(main)).map_err(|err| {
                 Error::Config(with_causes(

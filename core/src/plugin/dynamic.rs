@@ -90,6 +90,12 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
+/// Whether batches of `b` can reuse the type exported for `a`: the same `Arc` for every batch
+/// of one result, equal fields otherwise.
+fn same_schema(a: &SchemaRef, b: &SchemaRef) -> bool {
+    Arc::ptr_eq(a, b) || a.fields() == b.fields()
+}
+
 fn process_error(plugin: &Plugin, e: CallError) -> ProcessError {
     ProcessError::new(format!("plugin {:?} ({}): {e}", plugin.name(), plugin.path().display()))
 }
@@ -102,6 +108,9 @@ pub struct DynamicProcessor {
     instance: Shared,
     /// `finish` was called: a version 1 plugin must then get no `abort` (its header says so).
     finished: bool,
+    /// The batches' type as exported for the last `process`, kept for the next batch of the
+    /// same schema: a result's batches share one, and exporting it allocated per batch.
+    exported: Option<(SchemaRef, FFI_ArrowSchema)>,
 }
 
 impl Plugin {
@@ -118,6 +127,7 @@ impl Plugin {
             plugin: self.clone(),
             instance: Arc::new(Mutex::new(instance)),
             finished: false,
+            exported: None,
         })
     }
 
@@ -178,9 +188,14 @@ impl BatchProcessor for DynamicProcessor {
         // Zero-copy: the C structs point at the batch's buffers; the Arcs they hold keep them
         // alive however long the plugin keeps the batch.
         let array = StructArray::from(batch.clone()).into_data();
-        let (mut ffi_array, ffi_schema) = arrow::ffi::to_ffi(&array)?;
+        let mut ffi_array = FFI_ArrowArray::new(&array);
+        let exported = match self.exported.take() {
+            Some((schema, ffi)) if same_schema(&schema, batch.schema_ref()) => (schema, ffi),
+            _ => (batch.schema(), FFI_ArrowSchema::try_from(array.data_type())?),
+        };
         let ctx = OwnedContext::new(ctx);
-        let result = run(&self.instance, move |instance| {
+        let (result, exported) = run(&self.instance, move |instance| {
+            let ffi_schema = &exported.1;
             let process = instance.plugin().table.process;
             let result = instance.call("process", |ptr, error| match process {
                 // SAFETY: as in `open`; the plugin may move `ffi_array` out (release set to NULL).
@@ -188,7 +203,7 @@ impl BatchProcessor for DynamicProcessor {
                     process(
                         ptr,
                         &mut ffi_array as *mut FFI_ArrowArray,
-                        &ffi_schema,
+                        ffi_schema,
                         ctx.as_ptr(),
                         error,
                     )
@@ -196,9 +211,10 @@ impl BatchProcessor for DynamicProcessor {
                 None => super::abi::STATUS_NOT_IMPLEMENTED,
             });
             drop(ffi_array); // releases the batch unless the plugin took it
-            result
+            (result, exported)
         })
         .await?;
+        self.exported = Some(exported);
         result.map_err(|e| process_error(&self.plugin, e))
     }
 

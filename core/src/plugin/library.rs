@@ -121,6 +121,48 @@ impl fmt::Display for Plugin {
 /// path it came from. Entries are never removed: see [`load`].
 static REGISTRY: Mutex<BTreeMap<String, Arc<Plugin>>> = Mutex::new(BTreeMap::new());
 
+/// The SHA-256 of every file this process hashed and then loaded, by the file's [`Identity`]:
+/// a runner loads a job's plugins for every window, and re-reading a library of megabytes each
+/// time bought nothing, as an unchanged file can only hash to what was loaded already.
+static HASHED: Mutex<BTreeMap<Identity, String>> = Mutex::new(BTreeMap::new());
+
+/// What tells a file's content apart without reading it, on Unix: any write moves the change
+/// time (which, unlike the modification time, no caller can set back), and a file replaced on
+/// the path has another inode. `None` elsewhere: every load hashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Identity {
+    device: u64,
+    inode: u64,
+    size: u64,
+    modified: (i64, i64),
+    changed: (i64, i64),
+}
+
+impl Identity {
+    #[cfg(unix)]
+    fn of(metadata: &std::fs::Metadata) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt;
+        Some(Self {
+            device: metadata.dev(),
+            inode: metadata.ino(),
+            size: metadata.size(),
+            modified: (metadata.mtime(), metadata.mtime_nsec()),
+            changed: (metadata.ctime(), metadata.ctime_nsec()),
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn of(_metadata: &std::fs::Metadata) -> Option<Self> {
+        None
+    }
+
+    /// The plugin this process loaded from a file of this identity, if any.
+    fn loaded(self) -> Option<Arc<Plugin>> {
+        let sha256 = HASHED.lock().unwrap_or_else(|p| p.into_inner()).get(&self).cloned()?;
+        REGISTRY.lock().unwrap_or_else(|p| p.into_inner()).get(&sha256).cloned()
+    }
+}
+
 /// A plugin library opened once: its size and SHA-256, read from the open file. Obtaining one
 /// runs none of the library's code; [`LibraryFile::load`] then hands this same open file to the
 /// dynamic loader, never the path again, so a file swapped on the path (or a symlink re-pointed)
@@ -138,6 +180,7 @@ static REGISTRY: Mutex<BTreeMap<String, Arc<Plugin>>> = Mutex::new(BTreeMap::new
 pub struct LibraryFile {
     path: PathBuf,
     file: std::fs::File,
+    identity: Option<Identity>,
     size: u64,
     sha256: String,
 }
@@ -146,22 +189,16 @@ impl LibraryFile {
     /// Opens `path` and hashes the open file, without loading it.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let fail = |kind| Error::Plugin { path: path.to_path_buf(), kind };
-        let unreadable = |e: std::io::Error| PluginErrorKind::Unreadable { message: e.to_string() };
-        let mut file = std::fs::File::open(path).map_err(|e| {
-            fail(match e.kind() {
-                std::io::ErrorKind::NotFound => PluginErrorKind::NotFound,
-                _ => unreadable(e),
-            })
+        let (file, identity) = open_regular(path)?;
+        Self::hash(path, file, identity)
+    }
+
+    fn hash(path: &Path, mut file: std::fs::File, identity: Option<Identity>) -> Result<Self> {
+        let (size, sha256) = hash(&mut file).map_err(|e| Error::Plugin {
+            path: path.to_path_buf(),
+            kind: PluginErrorKind::Unreadable { message: e.to_string() },
         })?;
-        let metadata = file.metadata().map_err(|e| fail(unreadable(e)))?;
-        if !metadata.is_file() {
-            return Err(fail(PluginErrorKind::NotALibrary {
-                message: "not a regular file".into(),
-            }));
-        }
-        let (size, sha256) = hash(&mut file).map_err(|e| fail(unreadable(e)))?;
-        Ok(Self { path: path.to_path_buf(), file, size, sha256 })
+        Ok(Self { path: path.to_path_buf(), file, identity, size, sha256 })
     }
 
     /// The path, as given.
@@ -189,13 +226,19 @@ impl LibraryFile {
     /// the window in which a path-based loader could be tricked.
     fn load_checked(self, before_load: impl FnOnce()) -> Result<Arc<Plugin>> {
         let mut registry = REGISTRY.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(loaded) = registry.get(&self.sha256) {
-            return Ok(loaded.clone());
+        let (identity, sha256) = (self.identity, self.sha256.clone());
+        let plugin = match registry.get(&sha256) {
+            Some(loaded) => loaded.clone(),
+            None => {
+                before_load();
+                let plugin = Arc::new(open(self)?);
+                registry.insert(sha256.clone(), plugin.clone());
+                plugin
+            }
+        };
+        if let Some(identity) = identity {
+            HASHED.lock().unwrap_or_else(|p| p.into_inner()).insert(identity, sha256);
         }
-        before_load();
-        let sha256 = self.sha256.clone();
-        let plugin = Arc::new(open(self)?);
-        registry.insert(sha256, plugin.clone());
         Ok(plugin)
     }
 }
@@ -209,7 +252,9 @@ impl fmt::Display for LibraryFile {
 }
 
 /// Loads the plugin at `path` once per process and returns it; later calls for the same file
-/// content return the same [`Plugin`].
+/// content return the same [`Plugin`]. A file this process has loaded already and that has not
+/// changed since (same inode, size, modification and change times) is not read again: a runner
+/// asks for a job's plugins at every window, and pays the hash and `dlopen` once.
 ///
 /// The file is opened once ([`LibraryFile::open`]) and hashed from the open descriptor; with
 /// `sha256` (64 hex digits) a mismatch is refused before the dynamic loader runs any of its code.
@@ -233,13 +278,38 @@ pub fn load(path: impl AsRef<Path>, sha256: Option<&str>) -> Result<Arc<Plugin>>
     let path = path.as_ref();
     let fail = |kind| Error::Plugin { path: path.to_path_buf(), kind };
     let pin = sha256.map(normalise_pin).transpose().map_err(fail)?;
-    let file = LibraryFile::open(path)?;
-    if let Some(pin) = pin
-        && pin != file.sha256
-    {
-        return Err(fail(PluginErrorKind::HashMismatch { expected: pin, actual: file.sha256 }));
+    let (file, identity) = open_regular(path)?;
+    let check = |actual: &str| match &pin {
+        Some(pin) if pin != actual => Err(fail(PluginErrorKind::HashMismatch {
+            expected: pin.clone(),
+            actual: actual.to_string(),
+        })),
+        _ => Ok(()),
+    };
+    if let Some(loaded) = identity.and_then(Identity::loaded) {
+        check(loaded.sha256())?;
+        return Ok(loaded);
     }
+    let file = LibraryFile::hash(path, file, identity)?;
+    check(file.sha256())?;
     file.load()
+}
+
+/// Opens `path`, which must be a regular file, and reads its identity.
+fn open_regular(path: &Path) -> Result<(std::fs::File, Option<Identity>)> {
+    let fail = |kind| Error::Plugin { path: path.to_path_buf(), kind };
+    let unreadable = |e: std::io::Error| PluginErrorKind::Unreadable { message: e.to_string() };
+    let file = std::fs::File::open(path).map_err(|e| {
+        fail(match e.kind() {
+            std::io::ErrorKind::NotFound => PluginErrorKind::NotFound,
+            _ => unreadable(e),
+        })
+    })?;
+    let metadata = file.metadata().map_err(|e| fail(unreadable(e)))?;
+    if !metadata.is_file() {
+        return Err(fail(PluginErrorKind::NotALibrary { message: "not a regular file".into() }));
+    }
+    Ok((file, Identity::of(&metadata)))
 }
 
 /// Loads `path` (see [`load`]) for `flightline plugins inspect --abi`: name, version, kind, ABI
@@ -256,6 +326,8 @@ pub fn sha256_file(path: impl AsRef<Path>) -> Result<String> {
 
 /// The size and SHA-256 of what `file` reads from its start.
 fn hash(file: &mut std::fs::File) -> std::io::Result<(u64, String)> {
+    #[cfg(test)]
+    tests::HASHES.with(|n| n.set(n.get() + 1));
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 64 * 1024];
     let mut size = 0u64;
@@ -403,6 +475,11 @@ unsafe fn static_str(ptr: *const std::ffi::c_char) -> Option<String> {
 mod tests {
     use super::*;
 
+    thread_local! {
+        /// Files this thread hashed: a test's loads run on its own thread.
+        pub(super) static HASHES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
     #[test]
     fn pins_are_64_hex_digits_in_any_case() {
         let pin = "AB".repeat(32);
@@ -513,5 +590,30 @@ mod tests {
         assert!(!marker.exists(), "hashing ran the library's constructor");
         file.load().unwrap();
         assert_eq!(std::fs::read_to_string(&marker).unwrap(), "hash_only\n");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_unchanged_file_is_hashed_once_and_a_rewritten_one_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = named_plugin(dir.path(), "hash_once", None);
+        let first = load(&path, None).unwrap();
+        let hashed = HASHES.with(|n| n.get());
+        let again = load(&path, Some(first.sha256())).unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        assert_eq!(HASHES.with(|n| n.get()), hashed, "an unchanged file was read again");
+        // A wrong pin is still refused without reading the file: its hash is known.
+        assert!(matches!(
+            load(&path, Some(&"0".repeat(64))),
+            Err(Error::Plugin { kind: PluginErrorKind::HashMismatch { .. }, .. })
+        ));
+        // Another library deployed on the same path (renamed over it, as installs do; a write
+        // in place would change the pages of the library already mapped): read, hashed, loaded.
+        let other = named_plugin(dir.path(), "hash_twice", None);
+        std::fs::rename(&other, &path).unwrap();
+        let rewritten = load(&path, None).unwrap();
+        assert_eq!(HASHES.with(|n| n.get()), hashed + 1);
+        assert_eq!(rewritten.name(), "hash_twice");
+        assert_ne!(rewritten.sha256(), first.sha256());
     }
 }

@@ -2,8 +2,8 @@
 //! the guide's `process_error_logs` (`level <= 2`, counted per level and target).
 
 use arrow::array::{Array, ArrayRef, Datum, Float64Array, Int64Array, Scalar};
+use arrow::compute::cast;
 use arrow::compute::kernels::cmp::lt_eq;
-use arrow::compute::{cast, filter_record_batch};
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use flightline_core::process::{
@@ -120,9 +120,8 @@ impl BatchProcessor for CountBy {
         self.rows_seen += batch.num_rows() as u64;
         let column: &dyn Datum = batch.column(self.column);
         let mask = lt_eq(column, threshold)?;
-        let matched = filter_record_batch(batch, &mask)?;
-        self.rows_matched += matched.num_rows() as u64;
-        for id in self.grouper.ids(&matched)? {
+        self.rows_matched += mask.true_count() as u64;
+        for id in self.grouper.ids_where(batch, &mask)? {
             let id = id as usize;
             if id >= self.counts.len() {
                 self.counts.resize(id + 1, 0);

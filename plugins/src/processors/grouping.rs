@@ -4,18 +4,22 @@
 
 use std::collections::HashMap;
 
-use arrow::array::ArrayRef;
+use arrow::array::{ArrayRef, BooleanArray};
+use arrow::compute::filter;
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, SortField};
+use foldhash::fast::RandomState;
 
 /// Assigns a dense group id to each distinct combination of the group columns.
 pub(crate) struct Grouper {
     columns: Vec<String>,
     indices: Vec<usize>,
     converter: Option<RowConverter>,
-    ids: HashMap<Box<[u8]>, u32>,
+    /// foldhash, not the standard SipHash: every counted row is looked up here, and the keys
+    /// come from the result, not from anyone who could choose them to collide.
+    ids: HashMap<Box<[u8]>, u32, RandomState>,
     keys: Vec<Box<[u8]>>,
 }
 
@@ -25,7 +29,7 @@ impl Grouper {
             columns,
             indices: Vec::new(),
             converter: None,
-            ids: HashMap::new(),
+            ids: HashMap::default(),
             keys: Vec::new(),
         }
     }
@@ -55,16 +59,36 @@ impl Grouper {
 
     /// The group id of every row of `batch` (all 0 when there are no group columns).
     pub fn ids(&mut self, batch: &RecordBatch) -> Result<Vec<u32>, ArrowError> {
+        let columns: Vec<ArrayRef> =
+            self.indices.iter().map(|&i| batch.column(i).clone()).collect();
+        self.ids_of(&columns, batch.num_rows())
+    }
+
+    /// The group id of every row of `batch` that `mask` selects. Only the group columns are
+    /// filtered: copying the selected rows of every other column (a message column, say) was
+    /// most of the cost of counting.
+    pub fn ids_where(
+        &mut self,
+        batch: &RecordBatch,
+        mask: &BooleanArray,
+    ) -> Result<Vec<u32>, ArrowError> {
+        let columns = self
+            .indices
+            .iter()
+            .map(|&i| filter(batch.column(i), mask))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.ids_of(&columns, mask.true_count())
+    }
+
+    fn ids_of(&mut self, columns: &[ArrayRef], rows: usize) -> Result<Vec<u32>, ArrowError> {
         let converter = self.converter.as_ref().ok_or_else(not_open)?;
         if self.indices.is_empty() {
             if self.keys.is_empty() {
                 self.keys.push(Box::default());
             }
-            return Ok(vec![0; batch.num_rows()]);
+            return Ok(vec![0; rows]);
         }
-        let columns: Vec<ArrayRef> =
-            self.indices.iter().map(|&i| batch.column(i).clone()).collect();
-        let rows = converter.convert_columns(&columns)?;
+        let rows = converter.convert_columns(columns)?;
         let mut ids = Vec::with_capacity(rows.num_rows());
         for row in rows.iter() {
             let bytes = row.as_ref();

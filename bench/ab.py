@@ -1,0 +1,87 @@
+"""The same benchmark lines under variants of the environment, interleaved, in one run.
+
+    bench/ab.py ROWS REPS NAME=SERVER_ENV|CLIENT_ENV ...
+
+Each variant starts its own `flightline serve --in-memory` (release binaries, or those of $BIN)
+with SERVER_ENV, and runs the lines named in $LINES (default 1,2,3,3b,5,F1,F2,F3,8x1,8x4) with
+CLIENT_ENV; an environment is `-` or `KEY~VALUE,KEY~VALUE`. Prints the median rows/s, wall s,
+client CPU-s (c) and server CPU-s (s) of each line under each variant. For example, glibc's
+malloc against a preloaded allocator:
+
+    bench/ab.py 10000000 5 'glibc=-|-' 'jemalloc=LD_PRELOAD~/usr/lib/x86_64-linux-gnu/libjemalloc.so.2|LD_PRELOAD~/usr/lib/x86_64-linux-gnu/libjemalloc.so.2'
+
+Results of the runs behind the current settings: bench/results/2026-12-03-ab.md.
+"""
+
+import os
+import statistics
+import sys
+from pathlib import Path
+
+import run as bench
+
+ROOT = bench.ROOT
+BIN = Path(os.environ.get("BIN", ROOT / "target/release"))
+DEFAULT_LINES = "1,2,3,3b,5,F1,F2,F3,8x1,8x4"
+
+
+def environment(text: str) -> dict:
+    return {} if text == "-" else dict(pair.split("~", 1) for pair in text.split(","))
+
+
+def commands(uri: str) -> dict:
+    bench_bin, full = BIN / "flightline-bench", bench.SERVER_QUERIES["full scan"]
+
+    def line(sub, sql=bench.GUIDE_SQL, *extra):
+        return [bench_bin, sub, "--uri", uri, "--sql", sql, *extra]
+
+    plugin = ("--processor", "plugin", "--plugin", str(BIN / "libtop_targets.so"))
+    return {
+        "1": line("flight"), "2": line("sdk"), "3": line("job"),
+        "3b": line("job", bench.GUIDE_SQL, "--processor", "top-targets"),
+        "5": line("job", bench.GUIDE_SQL, *plugin),
+        "F1": line("flight", full), "F2": line("sdk", full), "F3": line("job", full),
+        "8x1": line("job", bench.GUIDE_SQL, "--copies", "1"),
+        "8x4": line("job", bench.GUIDE_SQL, "--copies", "4"),
+        "ceiling": line("sdk", bench.CEILING_SQL),
+    }
+
+
+def main(argv) -> int:
+    if len(argv) < 3:
+        print(__doc__, file=sys.stderr)
+        return 2
+    rows, reps = int(argv[0]), int(argv[1])
+    lines = os.environ.get("LINES", DEFAULT_LINES).split(",")
+    variants = []
+    for spec in argv[2:]:
+        name, envs = spec.split("=", 1)
+        server_env, client_env = envs.split("|")
+        variants.append((name, environment(server_env), environment(client_env)))
+    table = bench.parquet_of(BIN / "flightline", rows, ROOT / "bench/data")
+    results = {}
+    for name, server_env, client_env in variants:
+        cmd = [BIN / "flightline", "serve", "--listen", "127.0.0.1:0", "--demo-rows", "0",
+               "--query-timeout", "0", "--table", f"log_entries={table}", "--in-memory"]
+        with bench.Server(cmd, r"listening on grpc://(\S+)", name, env=dict(os.environ, **server_env)) as server:
+            runs = commands(server.uri)
+            for _ in range(reps):
+                for key in lines:
+                    measured = bench.measure(runs[key], server.pid, env=dict(os.environ, **client_env))
+                    results.setdefault((name, key), []).append(measured)
+    print(f"{'line':8}" + "".join(f"{name:>34}" for name, _, _ in variants))
+    for key in lines:
+        cells = []
+        for name, _, _ in variants:
+            runs = results[(name, key)]
+            seconds = statistics.median(r.out.get("seconds", r.wall) for r in runs)
+            rate = runs[0].out.get("rows", 0) / seconds / 1e6
+            cpu = statistics.median(r.cpu for r in runs)
+            server = statistics.median(r.server_cpu for r in runs)
+            cells.append(f"{rate:6.2f}M/s {seconds:6.3f}s c{cpu:5.3f} s{server:5.2f}")
+        print(f"{key:8}" + "".join(f"{cell:>34}" for cell in cells))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
