@@ -17,8 +17,8 @@ pub(crate) struct Grouper {
     columns: Vec<String>,
     indices: Vec<usize>,
     converter: Option<RowConverter>,
-    /// foldhash, not the standard SipHash: every counted row is looked up here, and the keys
-    /// come from the result, not from anyone who could choose them to collide.
+    /// foldhash (seeded at random per process), not the standard SipHash: every counted row
+    /// is looked up here.
     ids: HashMap<Box<[u8]>, u32, RandomState>,
     keys: Vec<Box<[u8]>>,
 }
@@ -65,8 +65,8 @@ impl Grouper {
     }
 
     /// The group id of every row of `batch` that `mask` selects. Only the group columns are
-    /// filtered: copying the selected rows of every other column (a message column, say) was
-    /// most of the cost of counting.
+    /// filtered: the selected rows of every other column (a message column, say) were copied
+    /// and thrown away.
     pub fn ids_where(
         &mut self,
         batch: &RecordBatch,
