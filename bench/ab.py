@@ -2,8 +2,9 @@
 
     bench/ab.py ROWS REPS NAME=SERVER_ENV|CLIENT_ENV ...
 
-Each variant starts its own `flightline serve --in-memory` (release binaries, or those of $BIN)
-with SERVER_ENV, and runs the lines named in $LINES (default 1,2,3,3b,5,F1,F2,F3,8x1,8x4) with
+Each variant starts its own `flightline serve --in-memory` (binaries of the cargo profile
+$PROFILE, release by default) with SERVER_ENV, and runs run.py's lines named in $LINES (default
+1,2,3,3b,5,F1,F2,F3,8x1,8x4; `ceiling` is the server-ceiling query) with
 CLIENT_ENV; an environment is `-` or `KEY~VALUE,KEY~VALUE`. Prints the median rows/s, wall s,
 client CPU-s (c) and server CPU-s (s) of each line under each variant. For example, glibc's
 malloc against a preloaded allocator:
@@ -13,38 +14,18 @@ malloc against a preloaded allocator:
 Results of the runs behind the current settings: bench/results/2026-12-03-ab.md.
 """
 
+import argparse
 import os
 import statistics
 import sys
-from pathlib import Path
 
 import run as bench
 
-ROOT = bench.ROOT
-BIN = Path(os.environ.get("BIN", ROOT / "target/release"))
 DEFAULT_LINES = "1,2,3,3b,5,F1,F2,F3,8x1,8x4"
 
 
 def environment(text: str) -> dict:
     return {} if text == "-" else dict(pair.split("~", 1) for pair in text.split(","))
-
-
-def commands(uri: str) -> dict:
-    bench_bin, full = BIN / "flightline-bench", bench.SERVER_QUERIES["full scan"]
-
-    def line(sub, sql=bench.GUIDE_SQL, *extra):
-        return [bench_bin, sub, "--uri", uri, "--sql", sql, *extra]
-
-    plugin = ("--processor", "plugin", "--plugin", str(BIN / "libtop_targets.so"))
-    return {
-        "1": line("flight"), "2": line("sdk"), "3": line("job"),
-        "3b": line("job", bench.GUIDE_SQL, "--processor", "top-targets"),
-        "5": line("job", bench.GUIDE_SQL, *plugin),
-        "F1": line("flight", full), "F2": line("sdk", full), "F3": line("job", full),
-        "8x1": line("job", bench.GUIDE_SQL, "--copies", "1"),
-        "8x4": line("job", bench.GUIDE_SQL, "--copies", "4"),
-        "ceiling": line("sdk", bench.CEILING_SQL),
-    }
 
 
 def main(argv) -> int:
@@ -58,13 +39,14 @@ def main(argv) -> int:
         name, envs = spec.split("=", 1)
         server_env, client_env = envs.split("|")
         variants.append((name, environment(server_env), environment(client_env)))
-    table = bench.parquet_of(BIN / "flightline", rows, ROOT / "bench/data")
+    # The lines are run.py's own; `ceiling` is its server-ceiling query.
+    b = bench.Bench(argparse.Namespace(profile=os.environ.get("PROFILE", "release")))
+    table = bench.parquet_of(b.flightline, rows, bench.ROOT / "bench/data")
     results = {}
     for name, server_env, client_env in variants:
-        cmd = [BIN / "flightline", "serve", "--listen", "127.0.0.1:0", "--demo-rows", "0",
-               "--query-timeout", "0", "--table", f"log_entries={table}", "--in-memory"]
-        with bench.Server(cmd, r"listening on grpc://(\S+)", name, env=dict(os.environ, **server_env)) as server:
-            runs = commands(server.uri)
+        with bench.flightline_server(b.flightline, table, env=dict(os.environ, **server_env)) as server:
+            runs = {key: cmd for key, (_, cmd) in b.main_lines(server).items()}
+            runs["ceiling"] = b.rust("sdk", server.uri, bench.CEILING_SQL)
             for _ in range(reps):
                 for key in lines:
                     measured = bench.measure(runs[key], server.pid, env=dict(os.environ, **client_env))

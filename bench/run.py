@@ -67,6 +67,11 @@ class Line:
         seconds = self.median("seconds")
         return self.rows() / seconds if seconds > 0 else float("nan")
 
+    def bytes_per_s(self) -> float:
+        """The bytes the line itself counted (the loopback's copy, a result's values)."""
+        seconds = self.median("seconds")
+        return self.runs[0].out["bytes"] / seconds if seconds > 0 else float("nan")
+
 
 # ---------------------------------------------------------------------------------------------
 # processes
@@ -160,11 +165,11 @@ class Server:
         self.stop()
 
 
-def flightline_server(flightline: Path, table: Path, in_memory: bool = True) -> Server:
+def flightline_server(flightline: Path, table: Path, in_memory: bool = True, env=None) -> Server:
     """`flightline serve` on `table`, read into memory at start (as roapi does) unless not asked."""
     cmd = [flightline, "serve", "--listen", "127.0.0.1:0", "--demo-rows", "0", "--query-timeout", "0"]
     cmd += ["--table", f"log_entries={table}"] + (["--in-memory"] if in_memory else [])
-    return Server(cmd, r"listening on grpc://(\S+)", f"flightline serve ({flightline.parent.name})")
+    return Server(cmd, r"listening on grpc://(\S+)", f"flightline serve ({flightline.parent.name})", env=env)
 
 
 def roapi_server(venv: Path, table: Path) -> Server:
@@ -450,8 +455,7 @@ class Report:
         return max(keys, key=lambda k: self.lines[k].rows_per_s())
 
     def loopback_bps(self) -> float:
-        loop = self.lines["10"]
-        return loop.runs[0].out["bytes"] / loop.median("seconds")
+        return self.lines["10"].bytes_per_s()
 
     def concurrency_ceiling(self, copies: int) -> float:
         """The most `copies` jobs can gain over one on this machine when CPU-bound: each copy
@@ -463,8 +467,7 @@ class Report:
     def targets(self) -> list:
         r = self.ratio
         full = self.fastest(("F1", "F2", "F3"))
-        full_share = self.lines[full].rows_per_s() * self.lines[full].runs[0].out["bytes"] / max(
-            self.lines[full].rows(), 1) / self.loopback_bps()
+        full_share = self.lines[full].bytes_per_s() / self.loopback_bps()
         ceiling4 = self.concurrency_ceiling(4)
         line11 = []
         for query in SERVER_QUERIES:

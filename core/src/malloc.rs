@@ -7,8 +7,9 @@
 //! `do_anonymous_page` in the client's profile. [`keep_freed_memory`] raises the thresholds
 //! so that such blocks come from, and return to, malloc's own heap.
 //!
-//! Measured with `bench/run.py`'s lines on 10M rows (README, "Memory allocator"): up to a fifth
-//! less client CPU, against no gain or a loss from mimalloc and jemalloc in the same run.
+//! Measured with `bench/run.py`'s lines on 10M rows (`bench/results/2026-12-03-ab.md`): 5% to a
+//! third less client CPU on every line, where mimalloc and jemalloc, each measured beside glibc
+//! in a run of its own, were slower than glibc's defaults on most lines.
 //!
 //! ```
 //! // First thing in `main`, before any thread or runtime starts.

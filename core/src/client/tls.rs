@@ -119,9 +119,10 @@ impl ConnectSettings {
             .keep_alive_timeout(Duration::from_secs(20))
             // A result arrives as messages of a few hundred KiB to a few MiB. hyper's defaults
             // (16 KiB frames, a 2 MiB stream window) cut each into dozens of frames, each one a
-            // wake-up of the reading task, and stalled the server on window updates; these
-            // took a third of the client's and a quarter of the server's CPU off the full scan
-            // (bench/results/2026-12-03-release-10000000.md). The windows bound what a server
+            // wake-up of the reading task, and stalled the server on window updates. Measured
+            // side by side (bench/results/2026-12-03-ab.md): 256 KiB frames alone took a third
+            // of the client's CPU off the full scan, and the larger windows a little more. The
+            // recorded run reads it at 0.55x the bare client's CPU. The windows bound what a server
             // may send ahead of the reader: 8 MiB per result, 16 MiB per connection.
             .max_frame_size(MAX_FRAME_BYTES)
             .initial_stream_window_size(STREAM_WINDOW_BYTES)

@@ -121,10 +121,10 @@ impl fmt::Display for Plugin {
 /// path it came from. Entries are never removed: see [`load`].
 static REGISTRY: Mutex<BTreeMap<String, Arc<Plugin>>> = Mutex::new(BTreeMap::new());
 
-/// The SHA-256 of every file this process hashed and then loaded, by the file's [`Identity`]:
-/// a runner loads a job's plugins for every window, and re-reading a library of megabytes each
+/// What every file this process hashed and then loaded gave, by the file's [`Identity`]: a
+/// runner loads a job's plugins for every window, and re-reading a library of megabytes each
 /// time bought nothing, as an unchanged file can only hash to what was loaded already.
-static HASHED: Mutex<BTreeMap<Identity, String>> = Mutex::new(BTreeMap::new());
+static LOADED_FILES: Mutex<BTreeMap<Identity, Arc<Plugin>>> = Mutex::new(BTreeMap::new());
 
 /// What tells a file's content apart without reading it, on Unix: any write moves the change
 /// time (which, unlike the modification time, no caller can set back), and a file replaced on
@@ -158,8 +158,7 @@ impl Identity {
 
     /// The plugin this process loaded from a file of this identity, if any.
     fn loaded(self) -> Option<Arc<Plugin>> {
-        let sha256 = HASHED.lock().unwrap_or_else(|p| p.into_inner()).get(&self).cloned()?;
-        REGISTRY.lock().unwrap_or_else(|p| p.into_inner()).get(&sha256).cloned()
+        LOADED_FILES.lock().unwrap_or_else(|p| p.into_inner()).get(&self).cloned()
     }
 }
 
@@ -190,10 +189,11 @@ impl LibraryFile {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let (file, identity) = open_regular(path)?;
-        Self::hash(path, file, identity)
+        Self::read(path, file, identity)
     }
 
-    fn hash(path: &Path, mut file: std::fs::File, identity: Option<Identity>) -> Result<Self> {
+    /// Hashes the opened `file`.
+    fn read(path: &Path, mut file: std::fs::File, identity: Option<Identity>) -> Result<Self> {
         let (size, sha256) = hash(&mut file).map_err(|e| Error::Plugin {
             path: path.to_path_buf(),
             kind: PluginErrorKind::Unreadable { message: e.to_string() },
@@ -232,12 +232,12 @@ impl LibraryFile {
             None => {
                 before_load();
                 let plugin = Arc::new(open(self)?);
-                registry.insert(sha256.clone(), plugin.clone());
+                registry.insert(sha256, plugin.clone());
                 plugin
             }
         };
         if let Some(identity) = identity {
-            HASHED.lock().unwrap_or_else(|p| p.into_inner()).insert(identity, sha256);
+            LOADED_FILES.lock().unwrap_or_else(|p| p.into_inner()).insert(identity, plugin.clone());
         }
         Ok(plugin)
     }
@@ -290,7 +290,7 @@ pub fn load(path: impl AsRef<Path>, sha256: Option<&str>) -> Result<Arc<Plugin>>
         check(loaded.sha256())?;
         return Ok(loaded);
     }
-    let file = LibraryFile::hash(path, file, identity)?;
+    let file = LibraryFile::read(path, file, identity)?;
     check(file.sha256())?;
     file.load()
 }
