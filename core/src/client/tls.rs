@@ -118,12 +118,12 @@ impl ConnectSettings {
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_timeout(Duration::from_secs(20))
             // A result arrives as messages of a few hundred KiB to a few MiB. hyper's defaults
-            // (16 KiB frames, a 2 MiB stream window) cut each into dozens of frames, each one a
-            // wake-up of the reading task, and stalled the server on window updates. Measured
-            // side by side (bench/results/2026-12-03-ab.md): 256 KiB frames alone took a third
-            // of the client's CPU off the full scan, and the larger windows a little more. The
-            // recorded run reads it at 0.55x the bare client's CPU. The windows bound what a server
-            // may send ahead of the reader: 8 MiB per result, 16 MiB per connection.
+            // (16 KiB frames, a 2 MiB stream window) cut each into dozens of frames; task
+            // switches were a fifth of the client's profile. Measured side by side
+            // (bench/results/2026-12-03-ab.md): 256 KiB frames alone took a third of the
+            // client's CPU off the full scan, and of the larger settings compared in a second
+            // run these windows did best. The windows bound what a server may send ahead of the
+            // reader: 8 MiB per result, 16 MiB per connection.
             .max_frame_size(MAX_FRAME_BYTES)
             .initial_stream_window_size(STREAM_WINDOW_BYTES)
             .initial_connection_window_size(CONNECTION_WINDOW_BYTES);
