@@ -11,6 +11,9 @@ malloc against a preloaded allocator:
 
     bench/ab.py 10000000 5 'glibc=-|-' 'jemalloc=LD_PRELOAD~/usr/lib/x86_64-linux-gnu/libjemalloc.so.2|LD_PRELOAD~/usr/lib/x86_64-linux-gnu/libjemalloc.so.2'
 
+A SERVER_ENV key SERVER_BIN names another `flightline` binary to serve with (a copy of the
+one built before a change, say): `before=SERVER_BIN~/tmp/flightline-before|-`.
+
 Results of the runs behind the current settings: bench/results/2026-12-03-ab.md.
 """
 
@@ -18,6 +21,7 @@ import argparse
 import os
 import statistics
 import sys
+from pathlib import Path
 
 import run as bench
 
@@ -44,7 +48,8 @@ def main(argv) -> int:
     table = bench.parquet_of(b.flightline, rows, bench.ROOT / "bench/data")
     results = {}
     for name, server_env, client_env in variants:
-        with bench.flightline_server(b.flightline, table, env=dict(os.environ, **server_env)) as server:
+        binary = Path(server_env.pop("SERVER_BIN", b.flightline))
+        with bench.flightline_server(binary, table, env=dict(os.environ, **server_env)) as server:
             runs = {key: cmd for key, (_, cmd) in b.main_lines(server).items()}
             runs["ceiling"] = b.rust("sdk", server.uri, bench.CEILING_SQL)
             for _ in range(reps):

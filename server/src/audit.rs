@@ -41,6 +41,12 @@ impl Tally {
     pub fn rows(&self, rows: usize) {
         self.rows.fetch_add(rows as u64, Ordering::Relaxed);
     }
+
+    /// The rows counted so far.
+    #[cfg(test)]
+    pub(crate) fn rows_counted(&self) -> u64 {
+        self.rows.load(Ordering::Relaxed)
+    }
 }
 
 /// One query's audit line, written once: by [`Audit::fail`], at the end of an

@@ -23,6 +23,7 @@ pub mod auth;
 pub mod budget;
 pub mod catalog;
 pub mod demo;
+pub mod encode;
 pub mod engine;
 pub mod error;
 pub mod identity;

@@ -8,10 +8,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::{DataType, Schema, SchemaRef};
+use arrow::datatypes::{Schema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::ipc::writer::IpcWriteOptions;
-use arrow_flight::encode::{DictionaryHandling, FlightDataEncoderBuilder};
+use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
@@ -30,14 +30,15 @@ use bytes::Bytes;
 use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
-use datafusion::physical_plan::SendableRecordBatchStream;
 use futures::{Stream, TryStreamExt};
 use prost::Message;
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::audit::{Audit, Tally};
+use crate::audit::Audit;
 use crate::catalog::Catalog;
+use crate::encode;
+pub use crate::encode::flight_schema;
 use crate::engine::QueryEngine;
 use crate::identity::AuthenticatedUser;
 use crate::identity::Caller;
@@ -127,8 +128,8 @@ impl FlightSqlServer {
             .stream(&Caller::of(request), &sql.clone(), async move {
                 let df = plan(&catalog, &sql, &opts).await?;
                 // Every operator yields often, so that dropping the task stops it at any size.
-                let stream = crate::preempt::execute(df).await.map_err(plan_status)?;
-                Ok(encode(stream, opts.preserve_dictionary, tally))
+                let (plan, task) = crate::preempt::plan(df).await.map_err(plan_status)?;
+                encode::execute(plan, task, opts.preserve_dictionary, tally).map_err(plan_status)
             })
             .await;
         let stream = match stream {
@@ -174,69 +175,9 @@ async fn plan(catalog: &Catalog, sql: &str, opts: &CallOptions) -> Result<DataFr
     }
 }
 
-/// The Flight messages of a result: its schema, then its batches as Arrow IPC.
-fn encode(stream: SendableRecordBatchStream, preserve: bool, tally: Arc<Tally>) -> DoGetStream {
-    let schema = stream.schema();
-    let batches =
-        stream.map_err(|e| FlightError::Tonic(Box::new(df_status(e)))).and_then(move |batch| {
-            tally.rows(batch.num_rows());
-            async move {
-                if preserve {
-                    compact_dictionaries(batch).map_err(FlightError::Arrow)
-                } else {
-                    Ok(batch)
-                }
-            }
-        });
-    let flight = FlightDataEncoderBuilder::new()
-        .with_schema(schema)
-        .with_dictionary_handling(dictionary_handling(preserve))
-        .build(batches)
-        .map_err(Status::from);
-    Box::pin(flight)
-}
-
 fn utf8_handle(bytes: &[u8], what: &str) -> Result<String, Status> {
     String::from_utf8(bytes.to_vec())
         .map_err(|_| Status::invalid_argument(format!("{what} is not UTF-8 SQL text")))
-}
-
-/// The schema the Flight encoder will announce for batches of `schema`: dictionaries become
-/// their value type unless `preserve_dictionary`. Asking the encoder itself keeps prepared and
-/// GetFlightInfo schemas equal to what DoGet streams, whatever types a user table holds.
-pub fn flight_schema(schema: SchemaRef, preserve_dictionary: bool) -> SchemaRef {
-    let encoder = FlightDataEncoderBuilder::new()
-        .with_schema(schema.clone())
-        .with_dictionary_handling(dictionary_handling(preserve_dictionary))
-        .build(futures::stream::empty());
-    encoder.known_schema().unwrap_or(schema)
-}
-
-fn dictionary_handling(preserve_dictionary: bool) -> DictionaryHandling {
-    if preserve_dictionary { DictionaryHandling::Resend } else { DictionaryHandling::Hydrate }
-}
-
-/// Re-encodes dictionary columns so that each value appears once in its dictionary.
-///
-/// DataFusion's merges concatenate dictionaries without deduplicating them, and some clients
-/// (pandas categoricals, hence the Micromegas Python client) refuse repeated categories.
-fn compact_dictionaries(batch: RecordBatch) -> Result<RecordBatch, ArrowError> {
-    if !batch.schema().fields().iter().any(|f| matches!(f.data_type(), DataType::Dictionary(_, _)))
-    {
-        return Ok(batch);
-    }
-    let columns = batch
-        .columns()
-        .iter()
-        .map(|c| match c.data_type() {
-            DataType::Dictionary(_, value) => {
-                let plain = arrow::compute::cast(c, value)?;
-                arrow::compute::cast(&plain, c.data_type())
-            }
-            _ => Ok(c.clone()),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    RecordBatch::try_new(batch.schema(), columns)
 }
 
 /// Maps DataFusion errors to the gRPC codes Micromegas uses: the caller's fault (including
@@ -571,45 +512,6 @@ fn one_batch<E: Into<FlightError>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::datatypes::Field;
-
-    #[test]
-    fn flight_schema_hydrates_nested_dictionaries_unless_preserved() {
-        let dict = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("target", dict.clone(), false),
-            Field::new_list("tags", Field::new("item", dict, true), true),
-            Field::new("n", DataType::Int64, true),
-        ]));
-        assert_eq!(flight_schema(schema.clone(), true), schema);
-        let h = flight_schema(schema, false);
-        assert_eq!(h.field(0).data_type(), &DataType::Utf8);
-        assert!(!h.field(0).is_nullable());
-        assert_eq!(
-            h.field(1).data_type(),
-            &DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
-        );
-        assert_eq!(h.field(2).data_type(), &DataType::Int64);
-    }
-
-    #[test]
-    fn compacted_dictionaries_hold_each_value_once() {
-        use arrow::array::{Array, DictionaryArray, Int32Array, StringArray};
-        use arrow::datatypes::Int32Type;
-        let values = StringArray::from(vec!["a", "b", "a", "b"]);
-        let dict = DictionaryArray::<Int32Type>::try_new(
-            Int32Array::from(vec![0, 1, 2, 3, 0]),
-            Arc::new(values),
-        )
-        .unwrap();
-        let batch = RecordBatch::try_from_iter([("t", Arc::new(dict) as Arc<dyn Array>)]).unwrap();
-        let out = compact_dictionaries(batch).unwrap();
-        let d = out.column(0).as_any().downcast_ref::<DictionaryArray<Int32Type>>().unwrap();
-        assert_eq!(d.values().len(), 2);
-        let plain = arrow::compute::cast(out.column(0), &DataType::Utf8).unwrap();
-        let plain = plain.as_any().downcast_ref::<StringArray>().unwrap();
-        assert_eq!(plain.iter().flatten().collect::<Vec<_>>(), ["a", "b", "a", "b", "a"]);
-    }
 
     #[test]
     fn datafusion_errors_map_to_grpc_codes() {

@@ -28,15 +28,16 @@ use std::sync::Arc;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::dataframe::DataFrame;
 use datafusion::error::Result as DfResult;
+use datafusion::execution::TaskContext;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::coop::CooperativeExec;
 use datafusion::physical_plan::execution_plan::SchedulingType;
-use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream, execute_stream};
 
-/// Plans `df` and executes it with every operator yielding (see the module docs).
-pub async fn execute(df: DataFrame) -> DfResult<SendableRecordBatchStream> {
+/// Plans `df` with every operator yielding (see the module docs), and the context to execute
+/// the plan in.
+pub async fn plan(df: DataFrame) -> DfResult<(Arc<dyn ExecutionPlan>, Arc<TaskContext>)> {
     let task = Arc::new(df.task_ctx());
-    let plan = preemptible(df.create_physical_plan().await?)?;
-    execute_stream(plan, task)
+    Ok((preemptible(df.create_physical_plan().await?)?, task))
 }
 
 /// `plan` with a yield point above every operator and bounded nested loop join probes.
