@@ -10,9 +10,9 @@ use chrono::{DateTime, Utc};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::auth::TokenAuth;
@@ -294,7 +294,7 @@ impl ServerBuilder {
         let (stop, stopped) = oneshot::channel::<()>();
         let router = server.add_service(flight);
         let task = tokio::spawn(async move {
-            let incoming = TcpListenerStream::new(listener);
+            let incoming = incoming(listener);
             router
                 .serve_with_incoming_shutdown(incoming, async {
                     let _ = stopped.await;
@@ -313,6 +313,13 @@ impl ServerBuilder {
             task,
         })
     }
+}
+
+/// The connections `listener` accepts, with `TCP_NODELAY` set. HTTP/2 writes small frames
+/// (a response's headers, a short result, a window update) and then waits for an answer; with
+/// Nagle's algorithm on, such a write waits for the client's delayed ACK (40 ms on Linux).
+fn incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
 /// How [`RunningServer::shutdown`] ended.
@@ -395,6 +402,17 @@ impl Drop for RunningServer {
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn accepted_connections_send_small_writes_at_once() {
+        use futures::StreamExt;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut accepted = super::incoming(listener);
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let server_side = accepted.next().await.unwrap().unwrap();
+        assert!(server_side.nodelay().unwrap(), "Nagle's algorithm is still on");
+    }
+
     use super::*;
 
     #[test]
