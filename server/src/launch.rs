@@ -402,18 +402,18 @@ impl Drop for RunningServer {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[tokio::test]
     async fn accepted_connections_send_small_writes_at_once() {
         use futures::StreamExt;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let mut accepted = super::incoming(listener);
+        let mut accepted = incoming(listener);
         let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
         let server_side = accepted.next().await.unwrap().unwrap();
         assert!(server_side.nodelay().unwrap(), "Nagle's algorithm is still on");
     }
-
-    use super::*;
 
     #[test]
     fn debug_redacts_tokens_and_the_private_key() {
