@@ -22,7 +22,9 @@ use arrow_flight::encode::{DictionaryHandling, FlightDataEncoderBuilder};
 use arrow_flight::error::FlightError;
 use datafusion::error::Result as DfResult;
 use datafusion::execution::TaskContext;
-use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, execute_stream};
+use datafusion::physical_plan::{
+    ExecutionPlan, ExecutionPlanProperties, execute_stream, execute_stream_partitioned,
+};
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, TryStreamExt};
 use tokio::sync::mpsc;
@@ -55,10 +57,7 @@ pub fn execute(
         let batches = execute_stream(plan, task)?;
         return Ok(encoded(batches, schema, preserve_dictionary, tally).boxed());
     }
-    let streams = (0..partitions)
-        .map(|partition| plan.execute(partition, Arc::clone(&task)))
-        .collect::<DfResult<Vec<_>>>()?;
-    Ok(merged(streams, schema, tally))
+    Ok(merged(execute_stream_partitioned(plan, task)?, schema, tally))
 }
 
 /// The schema message, then `batches` encoded in order.

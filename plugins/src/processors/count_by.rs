@@ -120,8 +120,9 @@ impl BatchProcessor for CountBy {
         self.rows_seen += batch.num_rows() as u64;
         let column: &dyn Datum = batch.column(self.column);
         let mask = lt_eq(column, threshold)?;
-        self.rows_matched += mask.true_count() as u64;
-        for id in self.grouper.ids_where(batch, &mask)? {
+        let ids = self.grouper.ids_where(batch, &mask)?;
+        self.rows_matched += ids.len() as u64;
+        for id in ids {
             let id = id as usize;
             if id >= self.counts.len() {
                 self.counts.resize(id + 1, 0);

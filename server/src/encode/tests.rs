@@ -67,13 +67,15 @@ fn expected(ns: impl Iterator<Item = i64>) -> Vec<(i64, String)> {
     ns.map(|n| (n, format!("t{}", n % 3))).collect()
 }
 
-/// A plan over three partitions of a table `t` (rows 0..4001), and its context.
+/// A plan over three partitions of a table `t` (rows 0..800,001), and its context. The first
+/// and second partitions hold a batch of about 400,000 rows: more than arrow-flight's 2 MiB
+/// message, so the encoder splits it.
 async fn plan_of(sql: &str) -> (Arc<dyn ExecutionPlan>, Arc<TaskContext>) {
     let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(3));
     let partitions = vec![
-        vec![batch(0..1000), batch(1000..1500)],
-        vec![batch(1500..4000)],
-        vec![batch(4000..4001)],
+        vec![batch(0..400_000), batch(400_000..410_000)],
+        vec![batch(410_000..800_000)],
+        vec![batch(800_000..800_001)],
     ];
     ctx.register_table("t", Arc::new(MemTable::try_new(schema(), partitions).unwrap())).unwrap();
     let df = ctx.sql(sql).await.unwrap();
@@ -88,9 +90,9 @@ async fn every_row_of_every_partition_arrives_once_after_one_schema() {
     let tally = Arc::new(Tally::default());
     let (schemas, batches) = decode(execute(plan, task, false, Arc::clone(&tally)).unwrap()).await;
     assert_eq!(schemas, 1);
-    assert_eq!(rows(&batches), expected((0..4001).filter(|n| n % 2 == 0)));
+    assert_eq!(rows(&batches), expected((0..800_001).filter(|n| n % 2 == 0)));
     assert!(batches.iter().all(|b| b.schema().field(1).data_type() == &DataType::Utf8));
-    assert_eq!(tally.rows_counted(), 2001);
+    assert_eq!(tally.rows_counted(), 400_001);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,7 +101,7 @@ async fn preserved_dictionaries_arrive_as_dictionaries_with_every_row() {
     assert!(plan.output_partitioning().partition_count() > 1, "the test needs partitions");
     let (schemas, batches) = decode(execute(plan, task, true, Arc::default()).unwrap()).await;
     assert_eq!(schemas, 1);
-    assert_eq!(rows(&batches), expected(0..4001));
+    assert_eq!(rows(&batches), expected(0..800_001));
     assert!(batches.iter().all(|b| b.schema().field(1).data_type() == &dict()));
 }
 
@@ -111,7 +113,18 @@ async fn an_ordered_result_keeps_its_order() {
         .iter()
         .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
         .collect();
-    assert_eq!(received, (0..4001).rev().collect::<Vec<_>>());
+    assert_eq!(received, (0..800_001).rev().collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_over_the_message_limit_arrive_whole_in_pieces_between_other_partitions() {
+    let (plan, task) = plan_of("SELECT n, target FROM t").await;
+    assert!(plan.output_partitioning().partition_count() > 1, "the test needs partitions");
+    let (schemas, batches) = decode(execute(plan, task, false, Arc::default()).unwrap()).await;
+    assert_eq!(schemas, 1);
+    // The table holds 4 batches; the two large ones arrive as several messages each.
+    assert!(batches.len() > 4, "{} batches: nothing was split", batches.len());
+    assert_eq!(rows(&batches), expected(0..800_001));
 }
 
 type Batches = BoxStream<'static, DfResult<RecordBatch>>;
