@@ -83,13 +83,21 @@ async fn plan_of(sql: &str) -> (Arc<dyn ExecutionPlan>, Arc<TaskContext>) {
     (df.create_physical_plan().await.unwrap(), task)
 }
 
+/// The batches a client receives for `sql` over the partitioned table, having checked that the
+/// plan has several partitions and that the client saw exactly one schema message.
+async fn received(sql: &str, preserve_dictionary: bool, tally: Arc<Tally>) -> Vec<RecordBatch> {
+    let (plan, task) = plan_of(sql).await;
+    assert!(plan.output_partitioning().partition_count() > 1, "the test needs partitions");
+    let (schemas, batches) = decode(execute(plan, task, preserve_dictionary, tally).unwrap()).await;
+    assert_eq!(schemas, 1);
+    batches
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_row_of_every_partition_arrives_once_after_one_schema() {
-    let (plan, task) = plan_of("SELECT n, target FROM t WHERE n % 2 = 0").await;
-    assert!(plan.output_partitioning().partition_count() > 1, "the test needs partitions");
     let tally = Arc::new(Tally::default());
-    let (schemas, batches) = decode(execute(plan, task, false, Arc::clone(&tally)).unwrap()).await;
-    assert_eq!(schemas, 1);
+    let batches =
+        received("SELECT n, target FROM t WHERE n % 2 = 0", false, Arc::clone(&tally)).await;
     assert_eq!(rows(&batches), expected((0..800_001).filter(|n| n % 2 == 0)));
     assert!(batches.iter().all(|b| b.schema().field(1).data_type() == &DataType::Utf8));
     assert_eq!(tally.rows_counted(), 400_001);
@@ -97,10 +105,7 @@ async fn every_row_of_every_partition_arrives_once_after_one_schema() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn preserved_dictionaries_arrive_as_dictionaries_with_every_row() {
-    let (plan, task) = plan_of("SELECT n, target FROM t").await;
-    assert!(plan.output_partitioning().partition_count() > 1, "the test needs partitions");
-    let (schemas, batches) = decode(execute(plan, task, true, Arc::default()).unwrap()).await;
-    assert_eq!(schemas, 1);
+    let batches = received("SELECT n, target FROM t", true, Arc::default()).await;
     assert_eq!(rows(&batches), expected(0..800_001));
     assert!(batches.iter().all(|b| b.schema().field(1).data_type() == &dict()));
 }
@@ -118,10 +123,7 @@ async fn an_ordered_result_keeps_its_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_over_the_message_limit_arrive_whole_in_pieces_between_other_partitions() {
-    let (plan, task) = plan_of("SELECT n, target FROM t").await;
-    assert!(plan.output_partitioning().partition_count() > 1, "the test needs partitions");
-    let (schemas, batches) = decode(execute(plan, task, false, Arc::default()).unwrap()).await;
-    assert_eq!(schemas, 1);
+    let batches = received("SELECT n, target FROM t", false, Arc::default()).await;
     // The table holds 4 batches; the two large ones arrive as several messages each.
     assert!(batches.len() > 4, "{} batches: nothing was split", batches.len());
     assert_eq!(rows(&batches), expected(0..800_001));
