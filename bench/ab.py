@@ -12,12 +12,15 @@ malloc against a preloaded allocator:
     bench/ab.py 10000000 5 'glibc=-|-' 'jemalloc=LD_PRELOAD~/usr/lib/x86_64-linux-gnu/libjemalloc.so.2|LD_PRELOAD~/usr/lib/x86_64-linux-gnu/libjemalloc.so.2'
 
 A SERVER_ENV key SERVER_BIN names another `flightline` binary to serve with (a copy of the
-one built before a change, say): `before=SERVER_BIN~/tmp/flightline-before|-`.
+one built before a change, say): `before=SERVER_BIN~/tmp/flightline-before|-`. The CLIENT_ENV
+keys BENCH_BIN and PLUGIN do the same for the client side: another `flightline-bench` binary and
+another `top_targets` library for line 5.
 
 Results of the runs behind the current settings: bench/results/2026-12-03-ab.md.
 """
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -47,14 +50,24 @@ def main(argv) -> int:
     b = bench.Bench(argparse.Namespace(profile=os.environ.get("PROFILE", "release")))
     table = bench.parquet_of(b.flightline, rows, bench.ROOT / "bench/data")
     results = {}
-    for name, server_env, client_env in variants:
-        binary = Path(server_env.pop("SERVER_BIN", b.flightline))
-        with bench.flightline_server(binary, table, env=dict(os.environ, **server_env)) as server:
-            runs = {key: cmd for key, (_, cmd) in b.main_lines(server).items()}
-            runs["ceiling"] = b.rust("sdk", server.uri, bench.CEILING_SQL)
-            for _ in range(reps):
+    with contextlib.ExitStack() as servers:
+        # Every variant's server is up for the whole run, and each rep runs every variant in
+        # turn, so that a drift of the machine spreads over all of them.
+        started = []
+        for name, server_env, client_env in variants:
+            binary = Path(server_env.pop("SERVER_BIN", b.flightline))
+            client = bench.Bench(b.args)
+            client.bench = Path(client_env.pop("BENCH_BIN", b.bench))
+            client.plugin = Path(client_env.pop("PLUGIN", b.plugin))
+            env = dict(os.environ, **server_env)
+            server = servers.enter_context(bench.flightline_server(binary, table, env=env))
+            runs = {key: cmd for key, (_, cmd) in client.main_lines(server).items()}
+            runs["ceiling"] = client.rust("sdk", server.uri, bench.CEILING_SQL)
+            started.append((name, server, runs, dict(os.environ, **client_env)))
+        for _ in range(reps):
+            for name, server, runs, env in started:
                 for key in lines:
-                    measured = bench.measure(runs[key], server.pid, env=dict(os.environ, **client_env))
+                    measured = bench.measure(runs[key], server.pid, env=env)
                     results.setdefault((name, key), []).append(measured)
     print(f"{'line':8}" + "".join(f"{name:>34}" for name, _, _ in variants))
     for key in lines:

@@ -64,6 +64,7 @@ use crate::error::{Error, Result};
 use crate::metrics as names;
 use crate::process::{BatchProcessor, ProcessContext, Report, RowEstimate, WindowLease};
 use crate::time::TimeRange;
+pub(crate) use worker::on_own_thread;
 use worker::{Message, WorkerMetrics, Workers};
 
 /// Batches each processor's queue holds by default.
@@ -175,7 +176,7 @@ impl QueryExecutor {
         for processor in request.processors {
             let (tx, rx) = mpsc::channel(self.queue_depth);
             let metrics = WorkerMetrics::new(&labels, processor.name());
-            workers.spawn(worker::run(processor, rx, halt.clone(), metrics));
+            workers.spawn(processor, rx, metrics);
             queues.push(tx);
         }
 

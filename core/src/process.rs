@@ -145,6 +145,17 @@ pub trait BatchProcessor: Send {
     /// or prepared output. Never called after `commit`. The executor waits for it at most
     /// [`ABORT_DEADLINE`](crate::exec::ABORT_DEADLINE), then goes on without it.
     async fn abort(&mut self) {}
+
+    /// Whether this processor's calls block their thread while they work (synchronous I/O, a
+    /// C library). The executor then runs it on a thread of its own rather than on a runtime
+    /// worker: a slow call holds up no other task, and batches reach it without a hop through
+    /// tokio's blocking pool for each call. Its futures still run in the runtime's context
+    /// (timers, `spawn`). A run that is cancelled waits for a call in progress at most
+    /// [`ABORT_DEADLINE`](crate::exec::ABORT_DEADLINE), then leaves the thread to finish it.
+    /// Plugin instances ([`crate::plugin::DynamicProcessor`]) say yes; the default is no.
+    fn blocking(&self) -> bool {
+        false
+    }
 }
 
 #[async_trait]
@@ -170,5 +181,8 @@ impl<P: BatchProcessor + ?Sized> BatchProcessor for Box<P> {
     }
     async fn abort(&mut self) {
         (**self).abort().await
+    }
+    fn blocking(&self) -> bool {
+        (**self).blocking()
     }
 }

@@ -1,10 +1,11 @@
 //! The end of a run against the real embedded server: the two-phase commit (every `finish`
 //! before any `commit`, no `commit` unless all finished), `abort` after what does not commit,
-//! empty results and zero-row batches, and a dropped run leaving no worker behind.
+//! empty results and zero-row batches, a dropped run leaving no worker behind, and processors
+//! that block running on threads of their own.
 
 mod support;
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use arrow::datatypes::SchemaRef;
@@ -32,6 +33,12 @@ struct Ledger {
     hang: bool,
     /// Cancelled by the first `process`.
     cancel: Option<CancellationToken>,
+    /// Says its calls block: the executor gives it a thread of its own.
+    blocking: bool,
+    /// Each `process` blocks its thread until a message comes (or the sender is gone).
+    gate: Option<Mutex<mpsc::Receiver<()>>>,
+    /// Where each `process` ran: the thread's name, and whether a runtime was at hand.
+    threads: Arc<Mutex<Vec<(String, bool)>>>,
 }
 
 impl Ledger {
@@ -43,6 +50,9 @@ impl Ledger {
             fail_commit: false,
             hang: false,
             cancel: None,
+            blocking: false,
+            gate: None,
+            threads: Arc::default(),
         }
     }
 
@@ -89,6 +99,12 @@ impl BatchProcessor for Ledger {
         if let Some(cancel) = &self.cancel {
             cancel.cancel();
         }
+        let thread = std::thread::current().name().unwrap_or("unnamed").to_string();
+        let runtime = tokio::runtime::Handle::try_current().is_ok();
+        self.threads.lock().unwrap().push((thread, runtime));
+        if let Some(gate) = &self.gate {
+            let _ = gate.lock().unwrap().recv();
+        }
         if self.hang {
             std::future::pending::<()>().await;
         }
@@ -113,6 +129,10 @@ impl BatchProcessor for Ledger {
 
     async fn abort(&mut self) {
         self.note("abort");
+    }
+
+    fn blocking(&self) -> bool {
+        self.blocking
     }
 }
 
@@ -268,4 +288,66 @@ async fn dropping_the_run_drops_its_workers_and_their_processors() {
     // cancellation or the task's abort: best effort, never relied on.
     let stuck = calls(&journal, "stuck");
     assert!(stuck == ["open", "drop"] || stuck == ["open", "abort", "drop"], "{stuck:?}");
+}
+
+#[tokio::test]
+async fn a_blocking_processor_runs_on_its_own_thread_in_the_runtimes_context() {
+    let (_server, client) = start().await;
+    let journal = Journal::default();
+    let blocking = Ledger::new("blocking", &journal).with(|l| l.blocking = true);
+    let threads = blocking.threads.clone();
+    let other = Ledger::new("other", &journal);
+    let other_threads = other.threads.clone();
+    let outcome = run(&client, SQL, vec![blocking, other]).await.unwrap();
+    assert_eq!(outcome.stats.rows, 5_000);
+    // The contract holds across the thread: both finish before either commits.
+    let last_finish = position(&journal, "blocking:finish").max(position(&journal, "other:finish"));
+    let first_commit =
+        position(&journal, "blocking:commit").min(position(&journal, "other:commit"));
+    assert!(last_finish < first_commit, "{:?}", journal.lock().unwrap());
+    assert_eq!(calls(&journal, "blocking"), ["open", "finish", "commit", "drop"]);
+    let threads = threads.lock().unwrap().clone();
+    assert!(!threads.is_empty());
+    assert!(threads.iter().all(|t| *t == ("processor blocking".to_string(), true)), "{threads:?}");
+    let other_threads = other_threads.lock().unwrap().clone();
+    assert!(other_threads.iter().all(|(name, _)| name != "processor other"), "{other_threads:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_run_leaves_a_blocking_processor_stuck_in_a_call_to_its_thread() {
+    let (_server, client) = start().await;
+    let journal = Journal::default();
+    let (release, gate) = mpsc::channel();
+    let stuck = Ledger::new("stuck", &journal).with(|l| {
+        l.blocking = true;
+        l.gate = Some(Mutex::new(gate));
+    });
+    let cancel = CancellationToken::new();
+    let request = RunRequest::new(SQL).processors(vec![Box::new(stuck)]).cancel(cancel.clone());
+    let executor = QueryExecutor::new(client.clone());
+    let watcher = {
+        let journal = journal.clone();
+        tokio::spawn(async move {
+            while !journal.lock().unwrap().iter().any(|e| e == "stuck:process") {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            cancel.cancel();
+        })
+    };
+    let outcome = tokio::time::timeout(PATIENCE, executor.run(request))
+        .await
+        .expect("the cancelled run waited for the blocked call")
+        .unwrap();
+    watcher.await.unwrap();
+    assert!(outcome.stats.cancelled);
+    assert!(outcome.reports.is_empty());
+    // Still in its call: not aborted, not dropped, until the call returns.
+    assert_eq!(calls(&journal, "stuck"), ["open"]);
+    drop(release);
+    let released = Instant::now();
+    while calls(&journal, "stuck").last().map(String::as_str) != Some("drop") {
+        assert!(released.elapsed() < PATIENCE, "{:?}", journal.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(calls(&journal, "stuck"), ["open", "abort", "drop"]);
 }

@@ -1,4 +1,5 @@
-//! One processor on its own task, fed through a bounded queue.
+//! One processor on its own task (or thread, for processors that block), fed through a bounded
+//! queue.
 //!
 //! The queue is what keeps memory bounded: the executor waits when a processor's queue is
 //! full, so the slowest processor sets the pace and at most `depth + 1` batches wait per
@@ -6,14 +7,15 @@
 //! other processors stop promptly.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use futures::FutureExt;
-use tokio::sync::mpsc;
-use tokio::task::{JoinError, JoinHandle};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Chain, Error};
@@ -47,11 +49,29 @@ pub(crate) struct WorkerResult {
     pub prepared: Option<Box<dyn BatchProcessor>>,
 }
 
-/// The run's worker tasks. Dropping this (the run's future was dropped) cancels the run and
-/// aborts every task still running, so no worker outlives its run.
+/// The run's workers: tasks on the runtime, and threads of their own for processors whose
+/// calls block (see [`BatchProcessor::blocking`]). Dropping this (the run's future was dropped)
+/// cancels the run and aborts every task still running, so no worker task outlives its run; a
+/// thread ends by itself once the call it is in returns.
 pub(crate) struct Workers {
-    handles: Vec<JoinHandle<WorkerResult>>,
+    handles: Vec<Handle>,
     halt: CancellationToken,
+}
+
+enum Handle {
+    Task(JoinHandle<WorkerResult>),
+    Thread { name: String, done: oneshot::Receiver<WorkerResult> },
+}
+
+thread_local! {
+    /// Set on a blocking processor's own thread, where its blocking calls may run inline.
+    static OWN_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the caller runs on a blocking processor's own thread (see
+/// [`BatchProcessor::blocking`]): there, a blocking call needs no hop to the blocking pool.
+pub(crate) fn on_own_thread() -> bool {
+    OWN_THREAD.get()
 }
 
 impl Workers {
@@ -59,16 +79,46 @@ impl Workers {
         Self { handles: Vec::new(), halt }
     }
 
-    pub fn spawn(&mut self, worker: impl Future<Output = WorkerResult> + Send + 'static) {
-        self.handles.push(tokio::spawn(worker));
+    /// Starts `processor`'s worker, fed by `queue`. Needs a tokio runtime.
+    pub fn spawn(
+        &mut self,
+        processor: Box<dyn BatchProcessor>,
+        queue: mpsc::Receiver<Message>,
+        metrics: WorkerMetrics,
+    ) {
+        let halt = self.halt.clone();
+        let handle = if processor.blocking() {
+            own_thread(processor, queue, halt, metrics)
+        } else {
+            Handle::Task(tokio::spawn(run(processor, queue, halt, metrics)))
+        };
+        self.handles.push(handle);
     }
 
     /// Waits for every worker; a worker task that died (only a runtime shutdown can do that:
-    /// panics are caught inside) counts as a failure of its processor.
+    /// panics are caught inside) counts as a failure of its processor. A thread still in a
+    /// call [`ABORT_DEADLINE`] after the run was halted is given up on, as aborted.
     pub async fn join(&mut self) -> Vec<WorkerResult> {
         let mut results = Vec::with_capacity(self.handles.len());
+        let halt = &self.halt;
         for (index, handle) in self.handles.iter_mut().enumerate() {
-            results.push(handle.await.unwrap_or_else(|err| died(index, &err)));
+            results.push(match handle {
+                Handle::Task(task) => {
+                    task.await.unwrap_or_else(|err| died(index, format!("its task ended: {err}")))
+                }
+                Handle::Thread { name, done } => {
+                    let given_up = async {
+                        halt.cancelled().await;
+                        tokio::time::sleep(ABORT_DEADLINE).await;
+                    };
+                    tokio::select! {
+                        result = done => result.unwrap_or_else(|_| {
+                            died(index, "its thread ended without a result".into())
+                        }),
+                        () = given_up => abandoned(name),
+                    }
+                }
+            });
         }
         self.handles.clear();
         results
@@ -79,12 +129,46 @@ impl Drop for Workers {
     fn drop(&mut self) {
         self.halt.cancel();
         for handle in &self.handles {
-            handle.abort();
+            if let Handle::Task(task) = handle {
+                task.abort();
+            }
         }
     }
 }
 
-fn died(index: usize, err: &JoinError) -> WorkerResult {
+/// Runs `processor`'s worker on a new thread, inside the runtime's context and under the
+/// caller's tracing subscriber and span, so that its log lines land where a task's would.
+fn own_thread(
+    processor: Box<dyn BatchProcessor>,
+    queue: mpsc::Receiver<Message>,
+    halt: CancellationToken,
+    metrics: WorkerMetrics,
+) -> Handle {
+    let name = processor.name().to_string();
+    let (finished, done) = oneshot::channel();
+    let runtime = tokio::runtime::Handle::current();
+    let dispatch = tracing::dispatcher::get_default(Clone::clone);
+    let span = tracing::Span::current();
+    let stop = halt.clone();
+    let work = move || {
+        let _runtime = runtime.enter();
+        OWN_THREAD.set(true);
+        let worker = run(processor, queue, halt, metrics);
+        let result = tracing::dispatcher::with_default(&dispatch, || {
+            span.in_scope(|| futures::executor::block_on(worker))
+        });
+        let _ = finished.send(result);
+    };
+    // The closure, and the processor in it, is dropped when the thread cannot start: `join`
+    // then reports the processor failed, and the halt stops the rest of the run.
+    if let Err(err) = std::thread::Builder::new().name(format!("processor {name}")).spawn(work) {
+        tracing::error!(processor = %name, "could not start the processor's thread: {err}");
+        stop.cancel();
+    }
+    Handle::Thread { name, done }
+}
+
+fn died(index: usize, message: String) -> WorkerResult {
     let name = format!("processor #{index}");
     WorkerResult {
         name: name.clone(),
@@ -93,8 +177,25 @@ fn died(index: usize, err: &JoinError) -> WorkerResult {
             processor: name,
             stage: ProcessStage::Process,
             batch: None,
-            source: ProcessError::new(format!("its task ended: {err}")),
+            source: ProcessError::new(message),
         }),
+        prepared: None,
+    }
+}
+
+/// The result of a blocking processor whose thread is still in a call after the halted run's
+/// deadline: the thread is left to finish it, then aborts and drops the processor itself.
+fn abandoned(name: &str) -> WorkerResult {
+    tracing::error!(
+        processor = %name,
+        deadline = ?ABORT_DEADLINE,
+        "a call of the processor is still running after the run stopped: left to its thread; \
+         partial output may remain"
+    );
+    WorkerResult {
+        name: name.to_string(),
+        times: Vec::new(),
+        ending: Ending::Aborted,
         prepared: None,
     }
 }

@@ -1,10 +1,12 @@
 //! A plugin instance as an ordinary [`BatchProcessor`] or [`QueryValidator`], so the executor,
 //! the runner and validation pipelines cannot tell static from dynamic.
 //!
-//! Plugin calls are blocking C calls. On a tokio runtime they run on the blocking pool
-//! (`spawn_blocking`), never on a worker thread; the caller's tracing subscriber and span are
-//! carried to that thread, so the plugin's log lines land where the caller's would. Outside a
-//! runtime (e.g. `futures::executor::block_on`) they run inline. One call at a time per instance:
+//! Plugin calls are blocking C calls, never made on a runtime worker thread. A processor says
+//! so ([`BatchProcessor::blocking`]), and the executor gives it a thread of its own, where its
+//! calls run inline. Elsewhere on a tokio runtime they run on the blocking pool
+//! (`spawn_blocking`): the caller's tracing subscriber and span are carried to that thread, so
+//! the plugin's log lines land where the caller's would. Outside a runtime (e.g.
+//! `futures::executor::block_on`) they run inline. One call at a time per instance:
 //! the instance sits behind a mutex, which also holds if a cancelled call is still running.
 //! Only `abort` does not wait for ever on it: a call that never returns must not hold up a
 //! cancelled run (and a shutdown) with it.
@@ -73,11 +75,15 @@ fn lock_within(instance: &Mutex<Instance>, wait: Duration) -> Option<MutexGuard<
     }
 }
 
-/// Runs a blocking plugin call on the blocking pool when there is a runtime (inline without
-/// one), under the caller's tracing subscriber and span.
+/// Runs a blocking plugin call on the blocking pool when there is a runtime, under the
+/// caller's tracing subscriber and span; inline on a processor's own thread or without a
+/// runtime.
 async fn blocking<T: Send + 'static>(
     call: impl FnOnce() -> T + Send + 'static,
 ) -> std::result::Result<T, ProcessError> {
+    if crate::exec::on_own_thread() {
+        return Ok(call());
+    }
     let dispatch = tracing::dispatcher::get_default(|d| d.clone());
     let span = tracing::Span::current();
     let job = move || tracing::dispatcher::with_default(&dispatch, || span.in_scope(call));
@@ -157,6 +163,11 @@ impl DynamicProcessor {
 impl BatchProcessor for DynamicProcessor {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Yes: each call is a C call that holds its thread until it returns.
+    fn blocking(&self) -> bool {
+        true
     }
 
     async fn open(
