@@ -30,7 +30,7 @@ use prost::Message;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -619,7 +619,9 @@ pub async fn serve(service: TestService, tls: Option<(String, String)>) -> TestS
             .max_decoding_message_size(usize::MAX),
     );
     let task = tokio::spawn(async move {
-        router.serve_with_incoming(TcpListenerStream::new(listener)).await.unwrap();
+        // Nagle's algorithm off, as the real server has it: small frames go out at once.
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        router.serve_with_incoming(incoming).await.unwrap();
     });
     TestServer { addr, task }
 }

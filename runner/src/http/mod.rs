@@ -16,6 +16,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::{Listener, ListenerExt};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 pub use access::AccessToken;
@@ -37,7 +38,7 @@ pub(crate) fn spawn(
 ) -> std::io::Result<SocketAddr> {
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
-    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let listener = accepting(tokio::net::TcpListener::from_std(listener)?);
     let token = served.serving.token.clone();
     let guarded = Router::new()
         .route("/", get(page::page))
@@ -52,6 +53,19 @@ pub(crate) fn spawn(
         }
     });
     Ok(addr)
+}
+
+/// `listener`, with Nagle's algorithm off on every connection it accepts: axum leaves it on, and
+/// a response written in pieces (a long `/metrics` page) would wait for the scraper's delayed
+/// ACK before its last piece.
+fn accepting(
+    listener: tokio::net::TcpListener,
+) -> impl Listener<Io = tokio::net::TcpStream, Addr = SocketAddr> {
+    listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %err, "TCP_NODELAY not set on an HTTP connection");
+        }
+    })
 }
 
 async fn metrics(State(served): State<Served>) -> Response {
@@ -99,4 +113,19 @@ async fn readyz(State(served): State<Served>) -> Response {
     }
     (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}\n", missing.join("; ")))
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_connections_send_small_writes_at_once() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut accepted = accepting(listener);
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (server_side, _) = accepted.accept().await;
+        assert!(server_side.nodelay().unwrap(), "Nagle's algorithm is still on");
+    }
 }
