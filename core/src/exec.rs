@@ -160,10 +160,13 @@ impl QueryExecutor {
     /// Returns `Err(Error::Processor{..})` when a processor fails, the query's error when the
     /// query fails, and `Ok` with `stats.cancelled` set and no reports when the request's token
     /// was cancelled. On success every processor has been committed; in every other case each
-    /// processor's `abort` has been called (see [`BatchProcessor`] for the whole contract).
+    /// processor's `abort` has been called (see [`BatchProcessor`] for the whole contract), or
+    /// will be by its own thread, for a [blocking](BatchProcessor::blocking) processor whose
+    /// call outlived [`ABORT_DEADLINE`].
     ///
     /// Dropping the returned future cancels the run: its worker tasks are aborted with it and
-    /// the processors dropped, so no task outlives the run.
+    /// the processors dropped, so no task outlives the run; a blocking processor's thread ends,
+    /// and drops its processor, once the call it is in returns.
     pub async fn run(&self, request: RunRequest<'_>) -> Result<ExecOutcome> {
         let started = Instant::now();
         let progress = request.progress;

@@ -5,7 +5,8 @@
 //! A processor sees the result schema once ([`BatchProcessor::open`]), every batch in order
 //! ([`BatchProcessor::process`]), then either [`BatchProcessor::finish`] and
 //! [`BatchProcessor::commit`] when the whole run succeeded, or [`BatchProcessor::abort`]. The executor
-//! ([`crate::exec::QueryExecutor`]) runs each processor on its own task behind a bounded queue;
+//! ([`crate::exec::QueryExecutor`]) runs each processor on its own task (or thread, for one whose
+//! calls block: [`BatchProcessor::blocking`]) behind a bounded queue;
 //! the built-in processors (`count_by`, `aggregate`, sinks, gauges) live in `flightline-plugins`.
 //!
 //! A processor counting rows per `level`:

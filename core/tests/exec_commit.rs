@@ -35,8 +35,11 @@ struct Ledger {
     cancel: Option<CancellationToken>,
     /// Says its calls block: the executor gives it a thread of its own.
     blocking: bool,
-    /// Each `process` blocks its thread until a message comes (or the sender is gone).
-    gate: Option<Mutex<mpsc::Receiver<()>>>,
+    /// The call (`process` or `finish`) that blocks its thread until a message comes (or the
+    /// sender is gone), each time.
+    gate: Option<(&'static str, Mutex<mpsc::Receiver<()>>)>,
+    /// Each `process` also awaits a runtime timer.
+    nap: bool,
     /// Where each `process` ran: the thread's name, and whether a runtime was at hand.
     threads: Arc<Mutex<Vec<(String, bool)>>>,
 }
@@ -52,6 +55,7 @@ impl Ledger {
             cancel: None,
             blocking: false,
             gate: None,
+            nap: false,
             threads: Arc::default(),
         }
     }
@@ -63,6 +67,15 @@ impl Ledger {
 
     fn note(&self, call: &str) {
         self.journal.lock().unwrap().push(format!("{}:{call}", self.name));
+    }
+
+    /// Waits at the gate if `call` is the gated one.
+    fn pass(&self, call: &str) {
+        if let Some((gated, gate)) = &self.gate
+            && *gated == call
+        {
+            let _ = gate.lock().unwrap().recv();
+        }
     }
 }
 
@@ -102,8 +115,9 @@ impl BatchProcessor for Ledger {
         let thread = std::thread::current().name().unwrap_or("unnamed").to_string();
         let runtime = tokio::runtime::Handle::try_current().is_ok();
         self.threads.lock().unwrap().push((thread, runtime));
-        if let Some(gate) = &self.gate {
-            let _ = gate.lock().unwrap().recv();
+        self.pass("process");
+        if self.nap {
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
         if self.hang {
             std::future::pending::<()>().await;
@@ -113,6 +127,7 @@ impl BatchProcessor for Ledger {
 
     async fn finish(&mut self, _: &ProcessContext) -> Result<Report, ProcessError> {
         self.note("finish");
+        self.pass("finish");
         if self.fail_finish {
             return Err(ProcessError::new("finish refused on purpose"));
         }
@@ -294,7 +309,10 @@ async fn dropping_the_run_drops_its_workers_and_their_processors() {
 async fn a_blocking_processor_runs_on_its_own_thread_in_the_runtimes_context() {
     let (_server, client) = start().await;
     let journal = Journal::default();
-    let blocking = Ledger::new("blocking", &journal).with(|l| l.blocking = true);
+    let blocking = Ledger::new("blocking", &journal).with(|l| {
+        l.blocking = true;
+        l.nap = true; // a runtime timer, awaited on the thread, on a current-thread runtime
+    });
     let threads = blocking.threads.clone();
     let other = Ledger::new("other", &journal);
     let other_threads = other.threads.clone();
@@ -315,20 +333,37 @@ async fn a_blocking_processor_runs_on_its_own_thread_in_the_runtimes_context() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_run_leaves_a_blocking_processor_stuck_in_a_call_to_its_thread() {
+    let journal = cancel_while_stuck_in("process").await;
+    assert_eq!(calls(&journal, "stuck"), ["open", "abort", "drop"]);
+}
+
+/// A `finish` that returns after the run gave up on it must still be aborted: nothing will
+/// commit what it prepared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocking_processor_that_finishes_after_the_run_gave_up_on_it_is_aborted() {
+    let journal = cancel_while_stuck_in("finish").await;
+    assert_eq!(calls(&journal, "stuck"), ["open", "finish", "abort", "drop"]);
+}
+
+/// Runs a blocking processor whose `call` blocks its thread, cancels the run once the call is
+/// reached, checks that the run ends without it, then lets the call return and waits for the
+/// processor's drop. The journal it returns tells what the thread did after.
+async fn cancel_while_stuck_in(call: &'static str) -> Journal {
     let (_server, client) = start().await;
     let journal = Journal::default();
     let (release, gate) = mpsc::channel();
     let stuck = Ledger::new("stuck", &journal).with(|l| {
         l.blocking = true;
-        l.gate = Some(Mutex::new(gate));
+        l.gate = Some((call, Mutex::new(gate)));
     });
     let cancel = CancellationToken::new();
     let request = RunRequest::new(SQL).processors(vec![Box::new(stuck)]).cancel(cancel.clone());
     let executor = QueryExecutor::new(client.clone());
+    let reached = format!("stuck:{call}");
     let watcher = {
         let journal = journal.clone();
         tokio::spawn(async move {
-            while !journal.lock().unwrap().iter().any(|e| e == "stuck:process") {
+            while !journal.lock().unwrap().contains(&reached) {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             cancel.cancel();
@@ -342,12 +377,25 @@ async fn a_cancelled_run_leaves_a_blocking_processor_stuck_in_a_call_to_its_thre
     assert!(outcome.stats.cancelled);
     assert!(outcome.reports.is_empty());
     // Still in its call: not aborted, not dropped, until the call returns.
-    assert_eq!(calls(&journal, "stuck"), ["open"]);
+    let before = calls(&journal, "stuck");
+    assert!(!before.iter().any(|c| c == "abort" || c == "drop"), "{before:?}");
     drop(release);
     let released = Instant::now();
     while calls(&journal, "stuck").last().map(String::as_str) != Some("drop") {
         assert!(released.elapsed() < PATIENCE, "{:?}", journal.lock().unwrap());
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    assert_eq!(calls(&journal, "stuck"), ["open", "abort", "drop"]);
+    journal
+}
+
+#[tokio::test]
+async fn a_blocking_processor_with_a_nul_in_its_name_still_gets_its_thread() {
+    let (_server, client) = start().await;
+    let journal = Journal::default();
+    let odd = Ledger::new("odd\0name", &journal).with(|l| l.blocking = true);
+    let threads = odd.threads.clone();
+    let outcome = run(&client, SQL, vec![odd]).await.unwrap();
+    assert_eq!(outcome.stats.rows, 5_000);
+    let threads = threads.lock().unwrap().clone();
+    assert!(threads.iter().all(|(name, _)| name == "processor oddname"), "{threads:?}");
 }

@@ -202,6 +202,29 @@ mod through_the_executor {
             .expect("the run did not end in time")
     }
 
+    /// In a run, an instance's calls are made inline on the thread the executor gives it, not
+    /// through the blocking pool, and its log lines still reach the caller's subscriber (here a
+    /// thread-local one, on a current-thread runtime).
+    #[tokio::test]
+    async fn in_a_run_a_plugin_is_called_on_its_own_thread_and_logs_to_the_callers_subscriber() {
+        let logs = support::Captured::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_thread_names(true)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _default = tracing::subscriber::set_default(subscriber);
+        let (_server, client) = start().await;
+        let probe = flightline_core::plugin::load(support::probe(), None).unwrap();
+        let processor = probe.processor(&json!({})).unwrap();
+        run(&client, "threads", vec![Box::new(processor)]).await.unwrap();
+        let text = logs.text();
+        let opened = text.lines().find(|l| l.contains("probe opened for job threads"));
+        let opened = opened.unwrap_or_else(|| panic!("no probe line in:\n{text}"));
+        assert!(opened.contains("processor probe"), "{opened}");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_rust_plugins_commit_crosses_the_abi_and_its_failure_fails_the_run() {
         let (_server, client) = start().await;

@@ -7,24 +7,8 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use metrics_exporter_prometheus::PrometheusBuilder;
 use serde_json::json;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// A processor plugin whose every batch emits one good counter and three samples that would
 /// break the scrape: a host name, a name `probe` records as a counter (as a gauge here), and a
@@ -110,7 +94,7 @@ async fn plugin_log_lines_and_metrics_reach_the_host() {
     let recorder = PrometheusBuilder::new().build_recorder();
     let metrics = recorder.handle();
     metrics::set_global_recorder(recorder).unwrap();
-    let logs = Captured::default();
+    let logs = support::Captured::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_ansi(false)
@@ -126,7 +110,7 @@ async fn plugin_log_lines_and_metrics_reach_the_host() {
     let c = flightline_core::plugin::load(support::top_levels(dir.path()), None).unwrap();
     support::drive(&mut c.processor(&json!({})).unwrap(), "nightly", &batches).await.unwrap();
 
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     let opened = text.lines().find(|l| l.contains("probe opened for job nightly with 3 columns"));
     let opened = opened.unwrap_or_else(|| panic!("no probe line in:\n{text}"));
     assert!(opened.contains("WARN") && opened.contains("flightline::plugin"), "{opened}");
@@ -184,7 +168,7 @@ async fn plugin_log_lines_and_metrics_reach_the_host() {
         let count = dropped(metric);
         assert!(count.contains("plugin=\"colliding\"") && count.ends_with(" 3"), "{count}");
     }
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     let errors: Vec<&str> = text.lines().filter(|l| l.contains("metric samples dropped")).collect();
     assert_eq!(errors.len(), 3, "one error per name:\n{text}");
     let taken = errors.iter().find(|l| l.contains("probe_rows_total")).unwrap();

@@ -95,16 +95,18 @@ impl Workers {
         self.handles.push(handle);
     }
 
-    /// Waits for every worker; a worker task that died (only a runtime shutdown can do that:
-    /// panics are caught inside) counts as a failure of its processor. A thread still in a
-    /// call [`ABORT_DEADLINE`] after the run was halted is given up on, as aborted.
+    /// Waits for every worker, all at once; a worker task that died (only a runtime shutdown
+    /// can do that: panics are caught inside) counts as a failure of its processor. A thread
+    /// still in a call [`ABORT_DEADLINE`] after the run was halted is given up on, as aborted:
+    /// the deadlines of several such threads run side by side, not one after the other.
     pub async fn join(&mut self) -> Vec<WorkerResult> {
-        let mut results = Vec::with_capacity(self.handles.len());
         let halt = &self.halt;
-        for (index, handle) in self.handles.iter_mut().enumerate() {
-            results.push(match handle {
+        let waits = self.handles.iter_mut().enumerate().map(|(index, handle)| async move {
+            match handle {
                 Handle::Task(task) => {
-                    task.await.unwrap_or_else(|err| died(index, format!("its task ended: {err}")))
+                    let ended =
+                        |err| died(format!("processor #{index}"), format!("its task ended: {err}"));
+                    task.await.unwrap_or_else(ended)
                 }
                 Handle::Thread { name, done } => {
                     let given_up = async {
@@ -113,13 +115,14 @@ impl Workers {
                     };
                     tokio::select! {
                         result = done => result.unwrap_or_else(|_| {
-                            died(index, "its thread ended without a result".into())
+                            died(name.clone(), "its thread ended without a result".into())
                         }),
                         () = given_up => abandoned(name),
                     }
                 }
-            });
-        }
+            }
+        });
+        let results = futures::future::join_all(waits).await;
         self.handles.clear();
         results
     }
@@ -153,23 +156,40 @@ fn own_thread(
     let work = move || {
         let _runtime = runtime.enter();
         OWN_THREAD.set(true);
-        let worker = run(processor, queue, halt, metrics);
-        let result = tracing::dispatcher::with_default(&dispatch, || {
-            span.in_scope(|| futures::executor::block_on(worker))
+        tracing::dispatcher::with_default(&dispatch, || {
+            span.in_scope(|| {
+                futures::executor::block_on(work_alone(processor, queue, halt, metrics, finished))
+            })
         });
-        let _ = finished.send(result);
     };
     // The closure, and the processor in it, is dropped when the thread cannot start: `join`
     // then reports the processor failed, and the halt stops the rest of the run.
-    if let Err(err) = std::thread::Builder::new().name(format!("processor {name}")).spawn(work) {
+    // A thread's name may hold no NUL; a processor's name is anyone's choice.
+    let thread = format!("processor {}", name.replace('\0', ""));
+    if let Err(err) = std::thread::Builder::new().name(thread).spawn(work) {
         tracing::error!(processor = %name, "could not start the processor's thread: {err}");
         stop.cancel();
     }
     Handle::Thread { name, done }
 }
 
-fn died(index: usize, message: String) -> WorkerResult {
-    let name = format!("processor #{index}");
+/// The worker loop on a processor's own thread, its result sent to `join`. When `join` gave up
+/// on it (a call outlived the halted run's deadline) and the processor finished after all, it
+/// is aborted here: nothing will commit it.
+async fn work_alone(
+    processor: Box<dyn BatchProcessor>,
+    queue: mpsc::Receiver<Message>,
+    halt: CancellationToken,
+    metrics: WorkerMetrics,
+    finished: oneshot::Sender<WorkerResult>,
+) {
+    let result = run(processor, queue, halt, metrics).await;
+    if let Err(WorkerResult { name, prepared: Some(mut processor), .. }) = finished.send(result) {
+        abort(processor.as_mut(), &name).await;
+    }
+}
+
+fn died(name: String, message: String) -> WorkerResult {
     WorkerResult {
         name: name.clone(),
         times: Vec::new(),
@@ -184,7 +204,8 @@ fn died(index: usize, message: String) -> WorkerResult {
 }
 
 /// The result of a blocking processor whose thread is still in a call after the halted run's
-/// deadline: the thread is left to finish it, then aborts and drops the processor itself.
+/// deadline: the thread is left to finish it, then aborts and drops the processor itself
+/// (see `work_alone`).
 fn abandoned(name: &str) -> WorkerResult {
     tracing::error!(
         processor = %name,
@@ -286,10 +307,16 @@ pub(crate) async fn commit(processor: &mut dyn BatchProcessor) -> Result<(), Pro
 }
 
 /// Calls `abort`, bounded by [`ABORT_DEADLINE`]: an abort that panics or hangs (a plugin whose
-/// cancelled call never returns) is given up on, so the run still ends.
+/// cancelled call never returns) is given up on, so the run still ends. On a processor's own
+/// thread the bound is `join`'s: a blocking call cannot be timed out from the thread it blocks.
 pub(crate) async fn abort(processor: &mut dyn BatchProcessor, name: &str) {
     let aborted = AssertUnwindSafe(processor.abort()).catch_unwind();
-    match tokio::time::timeout(ABORT_DEADLINE, aborted).await {
+    let outcome = if on_own_thread() {
+        Ok(aborted.await)
+    } else {
+        tokio::time::timeout(ABORT_DEADLINE, aborted).await
+    };
+    match outcome {
         Ok(Ok(())) => {}
         // A panicking abort must not take the executor down with it.
         Ok(Err(_)) => {

@@ -9,7 +9,8 @@
 //! `futures::executor::block_on`) they run inline. One call at a time per instance:
 //! the instance sits behind a mutex, which also holds if a cancelled call is still running.
 //! Only `abort` does not wait for ever on it: a call that never returns must not hold up a
-//! cancelled run (and a shutdown) with it.
+//! cancelled run (and a shutdown) with it. (In the executor, `abort` comes from the instance's
+//! own thread once its call returned, and the executor bounds the wait for that thread.)
 
 use std::ffi::CString;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
