@@ -56,6 +56,7 @@ def main(argv) -> int:
         started = []
         for name, server_env, client_env in variants:
             binary = Path(server_env.pop("SERVER_BIN", b.flightline))
+            # A Bench of its own: its job files (lines 4a/4b) name this variant's server.
             client = bench.Bench(b.args)
             client.bench = Path(client_env.pop("BENCH_BIN", b.bench))
             client.plugin = Path(client_env.pop("PLUGIN", b.plugin))

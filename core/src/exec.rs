@@ -64,8 +64,8 @@ use crate::error::{Error, Result};
 use crate::metrics as names;
 use crate::process::{BatchProcessor, ProcessContext, Report, RowEstimate, WindowLease};
 use crate::time::TimeRange;
-pub(crate) use worker::on_own_thread;
 use worker::{Message, WorkerMetrics, Workers};
+pub(crate) use worker::{in_callers_trace, on_own_thread};
 
 /// Batches each processor's queue holds by default.
 pub const DEFAULT_QUEUE_DEPTH: usize = 2;

@@ -19,6 +19,10 @@ use flightline_server::RunningServer;
 
 const SQL: &str = "SELECT time, level, target FROM log_entries";
 const PATIENCE: Duration = Duration::from_secs(60);
+/// Rows, and the batch size in bytes, at which a processor's queue fills while it works: the
+/// blocking-thread tests need the feed to wait on it, as real results make it.
+const REAL_ROWS: u64 = 300_000;
+const SMALL_BATCH: usize = 64 * 1024;
 
 /// Every call of every ledger, in the order they happened: `"name:call"`.
 type Journal = Arc<Mutex<Vec<String>>>;
@@ -307,7 +311,7 @@ async fn dropping_the_run_drops_its_workers_and_their_processors() {
 
 #[tokio::test]
 async fn a_blocking_processor_runs_on_its_own_thread_in_the_runtimes_context() {
-    let (_server, client) = start().await;
+    let (_server, client) = support::demo_server(REAL_ROWS, 3).await;
     let journal = Journal::default();
     let blocking = Ledger::new("blocking", &journal).with(|l| {
         l.blocking = true;
@@ -316,8 +320,12 @@ async fn a_blocking_processor_runs_on_its_own_thread_in_the_runtimes_context() {
     let threads = blocking.threads.clone();
     let other = Ledger::new("other", &journal);
     let other_threads = other.threads.clone();
-    let outcome = run(&client, SQL, vec![blocking, other]).await.unwrap();
-    assert_eq!(outcome.stats.rows, 5_000);
+    let processors: Vec<Box<dyn BatchProcessor>> = vec![Box::new(blocking), Box::new(other)];
+    let request = RunRequest::new(SQL).processors(processors);
+    let executor = QueryExecutor::new(client.clone()).target_batch_bytes(Some(SMALL_BATCH));
+    let run = executor.run(request);
+    let outcome = tokio::time::timeout(PATIENCE, run).await.expect("the run did not end").unwrap();
+    assert_eq!(outcome.stats.rows, REAL_ROWS);
     // The contract holds across the thread: both finish before either commits.
     let last_finish = position(&journal, "blocking:finish").max(position(&journal, "other:finish"));
     let first_commit =
@@ -325,15 +333,18 @@ async fn a_blocking_processor_runs_on_its_own_thread_in_the_runtimes_context() {
     assert!(last_finish < first_commit, "{:?}", journal.lock().unwrap());
     assert_eq!(calls(&journal, "blocking"), ["open", "finish", "commit", "drop"]);
     let threads = threads.lock().unwrap().clone();
-    assert!(!threads.is_empty());
+    assert!(threads.len() > 10, "{} batches: too few to show a hand-off", threads.len());
     assert!(threads.iter().all(|t| *t == ("processor blocking".to_string(), true)), "{threads:?}");
     let other_threads = other_threads.lock().unwrap().clone();
+    assert_eq!(other_threads.len(), threads.len());
     assert!(other_threads.iter().all(|(name, _)| name != "processor other"), "{other_threads:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_run_leaves_a_blocking_processor_stuck_in_a_call_to_its_thread() {
-    let journal = cancel_while_stuck_in("process").await;
+    let (journal, rows) = cancel_while_stuck_in("process").await;
+    // Cancelled while the feed waited on the stuck processor's full queue.
+    assert!(rows < REAL_ROWS, "{rows}");
     assert_eq!(calls(&journal, "stuck"), ["open", "abort", "drop"]);
 }
 
@@ -341,15 +352,17 @@ async fn a_cancelled_run_leaves_a_blocking_processor_stuck_in_a_call_to_its_thre
 /// commit what it prepared.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blocking_processor_that_finishes_after_the_run_gave_up_on_it_is_aborted() {
-    let journal = cancel_while_stuck_in("finish").await;
+    let (journal, rows) = cancel_while_stuck_in("finish").await;
+    assert_eq!(rows, REAL_ROWS);
     assert_eq!(calls(&journal, "stuck"), ["open", "finish", "abort", "drop"]);
 }
 
 /// Runs a blocking processor whose `call` blocks its thread, cancels the run once the call is
 /// reached, checks that the run ends without it, then lets the call return and waits for the
-/// processor's drop. The journal it returns tells what the thread did after.
-async fn cancel_while_stuck_in(call: &'static str) -> Journal {
-    let (_server, client) = start().await;
+/// processor's drop. The journal it returns tells what the thread did after; the rows, how far
+/// the stream got.
+async fn cancel_while_stuck_in(call: &'static str) -> (Journal, u64) {
+    let (_server, client) = support::demo_server(REAL_ROWS, 3).await;
     let journal = Journal::default();
     let (release, gate) = mpsc::channel();
     let stuck = Ledger::new("stuck", &journal).with(|l| {
@@ -358,7 +371,7 @@ async fn cancel_while_stuck_in(call: &'static str) -> Journal {
     });
     let cancel = CancellationToken::new();
     let request = RunRequest::new(SQL).processors(vec![Box::new(stuck)]).cancel(cancel.clone());
-    let executor = QueryExecutor::new(client.clone());
+    let executor = QueryExecutor::new(client.clone()).target_batch_bytes(Some(SMALL_BATCH));
     let reached = format!("stuck:{call}");
     let watcher = {
         let journal = journal.clone();
@@ -385,7 +398,7 @@ async fn cancel_while_stuck_in(call: &'static str) -> Journal {
         assert!(released.elapsed() < PATIENCE, "{:?}", journal.lock().unwrap());
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    journal
+    (journal, outcome.stats.rows)
 }
 
 #[tokio::test]

@@ -74,6 +74,14 @@ pub(crate) fn on_own_thread() -> bool {
     OWN_THREAD.get()
 }
 
+/// `call`, to be run on another thread under the caller's tracing subscriber and span, so that
+/// its log lines land where the caller's would.
+pub(crate) fn in_callers_trace<T>(call: impl FnOnce() -> T) -> impl FnOnce() -> T {
+    let dispatch = tracing::dispatcher::get_default(Clone::clone);
+    let span = tracing::Span::current();
+    move || tracing::dispatcher::with_default(&dispatch, || span.in_scope(call))
+}
+
 impl Workers {
     pub fn new(halt: CancellationToken) -> Self {
         Self { handles: Vec::new(), halt }
@@ -150,17 +158,14 @@ fn own_thread(
     let name = processor.name().to_string();
     let (finished, done) = oneshot::channel();
     let runtime = tokio::runtime::Handle::current();
-    let dispatch = tracing::dispatcher::get_default(Clone::clone);
-    let span = tracing::Span::current();
     let stop = halt.clone();
+    let worker = in_callers_trace(move || {
+        futures::executor::block_on(work_alone(processor, queue, halt, metrics, finished))
+    });
     let work = move || {
         let _runtime = runtime.enter();
         OWN_THREAD.set(true);
-        tracing::dispatcher::with_default(&dispatch, || {
-            span.in_scope(|| {
-                futures::executor::block_on(work_alone(processor, queue, halt, metrics, finished))
-            })
-        });
+        worker();
     };
     // The closure, and the processor in it, is dropped when the thread cannot start: `join`
     // then reports the processor failed, and the halt stops the rest of the run.

@@ -85,9 +85,7 @@ async fn blocking<T: Send + 'static>(
     if crate::exec::on_own_thread() {
         return Ok(call());
     }
-    let dispatch = tracing::dispatcher::get_default(|d| d.clone());
-    let span = tracing::Span::current();
-    let job = move || tracing::dispatcher::with_default(&dispatch, || span.in_scope(call));
+    let job = crate::exec::in_callers_trace(call);
     match tokio::runtime::Handle::try_current() {
         Ok(handle) => handle
             .spawn_blocking(job)
