@@ -16,12 +16,18 @@ one built before a change, say): `before=SERVER_BIN~/tmp/flightline-before|-`. T
 keys BENCH_BIN and PLUGIN do the same for the client side: another `flightline-bench` binary and
 another `top_targets` library for line 5.
 
+Within a rep the lines run in a fresh random order, so that no line always follows another. With
+PAIR=A,B (two of the lines) it also prints, per variant, the median over reps of B's rows/s over
+A's measured in the same rep, with a bootstrap 95% interval: a paired figure for two lines whose
+single runs vary more than they differ (line 5 against 3b, say).
+
 Results of the runs behind the current settings: bench/results/2026-12-03-ab.md.
 """
 
 import argparse
 import contextlib
 import os
+import random
 import statistics
 import sys
 from pathlib import Path
@@ -67,7 +73,7 @@ def main(argv) -> int:
             started.append((name, server, runs, dict(os.environ, **client_env)))
         for _ in range(reps):
             for name, server, runs, env in started:
-                for key in lines:
+                for key in random.sample(lines, len(lines)):
                     measured = bench.measure(runs[key], server.pid, env=env)
                     results.setdefault((name, key), []).append(measured)
     print(f"{'line':8}" + "".join(f"{name:>34}" for name, _, _ in variants))
@@ -81,7 +87,20 @@ def main(argv) -> int:
             server = statistics.median(r.server_cpu for r in runs)
             cells.append(f"{rate:6.2f}M/s {seconds:6.3f}s c{cpu:5.3f} s{server:5.2f}")
         print(f"{key:8}" + "".join(f"{cell:>34}" for cell in cells))
+    if "PAIR" in os.environ:
+        first, second = os.environ["PAIR"].split(",")
+        for name, _, _ in variants:
+            print(f"{name}: {paired(results[(name, first)], results[(name, second)], first, second)}")
     return 0
+
+
+def paired(first: list, second: list, a: str, b: str) -> str:
+    """The median over reps of b's rows/s over a's in the same rep, with a bootstrap 95% interval."""
+    seconds = lambda r: r.out.get("seconds", r.wall)
+    ratios = [seconds(x) / seconds(y) for x, y in zip(first, second)]
+    boot = sorted(statistics.median(random.choices(ratios, k=len(ratios))) for _ in range(2000))
+    return (f"{b} / {a} rows/s, median of {len(ratios)} paired reps {statistics.median(ratios):.3f} "
+            f"(95% interval {boot[49]:.3f} to {boot[1950]:.3f})")
 
 
 if __name__ == "__main__":

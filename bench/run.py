@@ -476,6 +476,12 @@ class Report:
             if ours and theirs:
                 line11.append((f"line 11 {query}: flightline serve ({self.args.profile}) vs roapi, speed",
                                theirs.median("seconds") / ours.median("seconds"), ">=", 1.0))
+        # The README's build serves its GROUP BY within 2x of the production build's time.
+        dev = self.lines.get("11 flightline serve (dev, README) group by")
+        release = self.lines.get(f"11 flightline serve ({self.args.profile}) group by")
+        if dev and release:
+            line11.append((f"line 11 group by: flightline serve (dev, README) / ({self.args.profile}), time",
+                           dev.median("seconds") / release.median("seconds"), "<=", 2.0))
         return [
             ("line 2 / line 1 rows/s", r("2", "1"), ">=", 0.97),
             ("line 2 / line 1 CPU-s", r("2", "1", "cpu"), "<=", 1.05),
