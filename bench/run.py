@@ -3,7 +3,8 @@
 Started by bench/run.sh (which builds the binaries and the Python venv first). Every line reads
 the same query from the same server in a process of its own; the process's CPU seconds and peak
 RSS come from wait4(), the server's CPU seconds from /proc. Lines are interleaved across the
-repetitions and the median is reported. Writes a Markdown table, a JSON file and a PNG chart.
+repetitions and the median is reported; the server ceiling and the loopback copy run in the
+same repetitions as the lines they are compared with. Writes a Markdown table, a JSON file and a PNG chart.
 """
 
 import argparse
@@ -305,13 +306,6 @@ class Bench:
                 print(f"  rep {rep + 1}/{reps} line {key:>4}: {run.out.get('seconds', run.wall):7.2f} s, "
                       f"cpu {run.cpu:6.2f} s, rss {run.rss_mib:7.1f} MiB, server cpu {run.server_cpu:6.2f} s", flush=True)
 
-    def ceiling(self, server: Server, reps: int) -> Line:
-        line = self.line("ceiling", "server ceiling: scan + filter inside the server, nothing sent")
-        for _ in range(reps):
-            run = measure(self.rust("sdk", server.uri, CEILING_SQL), server.pid)
-            line.runs.append(run)
-        return line
-
     def check_rows(self, expected: int):
         for key, line in self.lines.items():
             if key in ("ceiling", "10") or key.startswith(("9", "11")):
@@ -359,8 +353,15 @@ def main(argv) -> int:
 
     print(f"\n== lines 1-8: {args.rows} rows, `{GUIDE_SQL}`, {args.reps} reps", flush=True)
     with flightline_server(b.flightline, table) as server:
-        ceiling = b.ceiling(server, args.reps)
-        b.repeat(b.main_lines(server), server, args.reps)
+        # The ceilings run in the same reps as the lines compared with them, so that a drift
+        # of the machine during the run moves both sides of those ratios alike.
+        copy = str(256 << 20 if args.quick else 4 << 30)
+        commands = {"ceiling": ("server ceiling: scan + filter inside the server, nothing sent",
+                                b.rust("sdk", server.uri, CEILING_SQL))}
+        commands.update(b.main_lines(server))
+        commands["10"] = ("loopback TCP copy (bytes/s ceiling)", [b.bench, "loopback", "--bytes", copy])
+        b.repeat(commands, server, args.reps)
+        ceiling = b.lines["ceiling"]
         expected = b.lines["1"].rows()
         b.check_rows(expected)
         ceiling_rows = expected / ceiling.median("seconds")
@@ -376,11 +377,6 @@ def main(argv) -> int:
             b.line("9b", "peak RSS of line 3 at 4x rows").runs.append(measure(b.rust("job", server.uri), server.pid))
             b.line("9d", "Micromegas query() at 4x rows").runs.append(
                 measure(b.python_line("micromegas-query", server.uri), server.pid))
-
-    print("== line 10: loopback TCP copy", flush=True)
-    copy = str(256 << 20 if args.quick else 4 << 30)
-    for _ in range(args.reps):
-        b.line("10", "loopback TCP copy (bytes/s ceiling)").runs.append(measure([b.bench, "loopback", "--bytes", copy]))
 
     print("== line 11: servers on the same Parquet file, drained by line 1's client", flush=True)
     servers = [("roapi", lambda: roapi_server(b.venv, table))]
