@@ -19,7 +19,8 @@ another `top_targets` library for line 5.
 Within a rep the lines run in a fresh random order, so that no line always follows another. With
 PAIR=A,B (two of the lines) it also prints, per variant, the median over reps of B's rows/s over
 A's measured in the same rep, with a bootstrap 95% interval: a paired figure for two lines whose
-single runs vary more than they differ (line 5 against 3b, say).
+single runs vary more than they differ (line 5 against 3b, say). Line `10` is the loopback TCP
+copy; a pair with it compares bytes/s (PAIR=10,F2: the full scan's share of the loopback).
 
 Results of the runs behind the current settings: bench/results/2026-12-03-ab.md.
 """
@@ -70,6 +71,7 @@ def main(argv) -> int:
             server = servers.enter_context(bench.flightline_server(binary, table, env=env))
             runs = {key: cmd for key, (_, cmd) in client.main_lines(server).items()}
             runs["ceiling"] = client.rust("sdk", server.uri, bench.CEILING_SQL)
+            runs["10"] = [client.bench, "loopback", "--bytes", str(4 << 30)]
             started.append((name, server, runs, dict(os.environ, **client_env)))
         for _ in range(reps):
             for name, server, runs, env in started:
@@ -95,11 +97,16 @@ def main(argv) -> int:
 
 
 def paired(first: list, second: list, a: str, b: str) -> str:
-    """The median over reps of b's rows/s over a's in the same rep, with a bootstrap 95% interval."""
+    """The median over reps of b's rows/s over a's in the same rep, with a bootstrap 95% interval;
+    bytes/s when either is line 10 (the loopback copy, which moves no rows)."""
     seconds = lambda r: r.out.get("seconds", r.wall)
-    ratios = [seconds(x) / seconds(y) for x, y in zip(first, second)]
+    if "10" in (a, b):
+        unit, rate = "bytes", lambda r: r.out["bytes"] / seconds(r)
+    else:  # the same rows (line 4 prints no count), so the inverse ratio of the times
+        unit, rate = "rows", lambda r: 1 / seconds(r)
+    ratios = [rate(y) / rate(x) for x, y in zip(first, second)]
     boot = sorted(statistics.median(random.choices(ratios, k=len(ratios))) for _ in range(2000))
-    return (f"{b} / {a} rows/s, median of {len(ratios)} paired reps {statistics.median(ratios):.3f} "
+    return (f"{b} / {a} {unit}/s, median of {len(ratios)} paired reps {statistics.median(ratios):.3f} "
             f"(95% interval {boot[49]:.3f} to {boot[1950]:.3f})")
 
 
