@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
-use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::{FlightEndpoint, Ticket};
@@ -129,8 +128,8 @@ impl Shared {
             })
             .await?;
         let flight_data = response.map_err(|status| FlightError::Tonic(Box::new(status)));
-        let batches = FlightRecordBatchStream::new_from_flight_data(flight_data)
-            .map_err(move |err| flight_error(err, &uri, index));
+        let batches =
+            super::decode::batches(flight_data).map_err(move |err| flight_error(err, &uri, index));
         Ok(batches.boxed())
     }
 }

@@ -32,6 +32,7 @@ mod auth;
 mod builder;
 mod cache;
 mod cookies;
+mod decode;
 mod endpoint;
 mod handshake;
 mod oidc;
