@@ -69,9 +69,8 @@ def main(argv) -> int:
             client.plugin = Path(client_env.pop("PLUGIN", b.plugin))
             env = dict(os.environ, **server_env)
             server = servers.enter_context(bench.flightline_server(binary, table, env=env))
-            runs = {key: cmd for key, (_, cmd) in client.main_lines(server).items()}
-            runs["ceiling"] = client.rust("sdk", server.uri, bench.CEILING_SQL)
-            runs["10"] = [client.bench, "loopback", "--bytes", str(4 << 30)]
+            lines_and_ceilings = {**client.main_lines(server), **client.ceiling_lines(server)}
+            runs = {key: cmd for key, (_, cmd) in lines_and_ceilings.items()}
             started.append((name, server, runs, dict(os.environ, **client_env)))
         for _ in range(reps):
             for name, server, runs, env in started:

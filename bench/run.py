@@ -260,6 +260,16 @@ class Bench:
         path.write_text(text)
         return path
 
+    def ceiling_lines(self, server: Server) -> dict:
+        """The ceilings lines are compared with: the server producing the guide query's batches
+        with nothing sent, and a plain loopback TCP copy (256 MiB in a quick run, else 4 GiB)."""
+        copy = str(256 << 20 if getattr(self.args, "quick", False) else 4 << 30)
+        return {
+            "ceiling": ("server ceiling: scan + filter inside the server, nothing sent",
+                        self.rust("sdk", server.uri, CEILING_SQL)),
+            "10": ("loopback TCP copy (bytes/s ceiling)", [self.bench, "loopback", "--bytes", copy]),
+        }
+
     def main_lines(self, server: Server) -> dict:
         """Lines 1-8 against one server, as commands keyed by line."""
         uri = server.uri
@@ -355,11 +365,8 @@ def main(argv) -> int:
     with flightline_server(b.flightline, table) as server:
         # The ceilings run in the same reps as the lines compared with them, so that a drift
         # of the machine during the run moves both sides of those ratios alike.
-        copy = str(256 << 20 if args.quick else 4 << 30)
-        commands = {"ceiling": ("server ceiling: scan + filter inside the server, nothing sent",
-                                b.rust("sdk", server.uri, CEILING_SQL))}
-        commands.update(b.main_lines(server))
-        commands["10"] = ("loopback TCP copy (bytes/s ceiling)", [b.bench, "loopback", "--bytes", copy])
+        ceilings = b.ceiling_lines(server)
+        commands = {"ceiling": ceilings["ceiling"], **b.main_lines(server), "10": ceilings["10"]}
         b.repeat(commands, server, args.reps)
         ceiling = b.lines["ceiling"]
         expected = b.lines["1"].rows()
